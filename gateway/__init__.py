@@ -1,0 +1,1 @@
+"""V2G virtual power plant: edge gateway, VPP core and simulator."""

@@ -1,0 +1,1 @@
+"""Central dispatch: planner, runner and delivery report (no websockets, no database)."""

@@ -1,0 +1,93 @@
+"""What the dispatch engine needs from the rest of the core: a fleet view and station commands.
+
+``gateway.core.fleet`` implements :class:`FleetView`; ``gateway.core.csms`` implements
+:class:`StationCommands`. Dispatch imports neither (nor websockets, nor the database).
+Sign convention: positive power into the EV, negative out of it. Discharge/charge *limits*
+reported by EVs are magnitudes (>= 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+__all__ = ["CommandResult", "FleetView", "SessionState", "StationCommands"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """One active charging session as the dispatcher sees it."""
+
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    site: str
+    region: str
+    started_at: datetime
+    connected: bool  # station online and EV plugged in
+    soc_pct: float | None
+    soc_at: datetime | None
+    max_discharge_w: float  # from V2X charging parameters, magnitude
+    min_discharge_w: float
+    max_charge_w: float
+    min_charge_w: float
+    target_soc_pct: float | None
+    departure: datetime | None
+    ev_min_v2x_energy_wh: float | None  # energy the EV must keep for its next trip
+    ev_target_energy_wh: float | None
+    battery_capacity_wh: float | None
+    present_power_w: float
+    energy_import_wh: float
+    energy_export_wh: float
+    last_seen: datetime
+
+
+class FleetView(Protocol):
+    """Read access to the live fleet (memory, authoritative for real time)."""
+
+    def sessions(self) -> Sequence[SessionState]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """A station's answer: ``status`` is the OCPP status string (``Accepted``, ``Rejected``…).
+
+    A CALLERROR or timeout is raised as an exception by the implementation, not returned.
+    """
+
+    status: str
+    reason: str | None = None
+
+
+class StationCommands(Protocol):
+    """Commands to stations. Profiles are OCPP ``ChargingProfileType`` dicts in snake_case
+    (the ``ocpp`` library's convention); the CSMS adapter puts them on the wire."""
+
+    async def set_charging_profile(
+        self, station_id: str, evse_id: int, profile: Mapping[str, Any]
+    ) -> CommandResult: ...
+
+    async def clear_charging_profile(
+        self,
+        station_id: str,
+        *,
+        profile_id: int | None = None,
+        evse_id: int | None = None,
+        purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> CommandResult: ...
+
+    async def update_dynamic_schedule(
+        self, station_id: str, profile_id: int, schedule_update: Mapping[str, Any]
+    ) -> CommandResult: ...
+
+    async def get_charging_profiles(
+        self,
+        station_id: str,
+        *,
+        evse_id: int | None = None,
+        purpose: str | None = None,
+        stack_level: int | None = None,
+    ) -> list[dict[str, Any]]: ...

@@ -1,0 +1,1 @@
+"""Edge control: the setpoint lease, ramp limit, SoC floor and fail-safes (no OCPP here)."""

@@ -1,0 +1,80 @@
+"""One-way doors: the control loop and the dispatch engine import no protocol, transport,
+database or web code, nor the adapters built on them (STYLE.md, rule 1)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2] / "gateway"
+
+FORBIDDEN_THIRD_PARTY = {
+    "ocpp",
+    "websockets",
+    "paho",
+    "pymodbus",
+    "serial",
+    "smbus2",
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "httpx",
+    "sunspec2",
+}
+DOMAINS = {
+    "edge/control": {
+        "gateway.edge.station",
+        "gateway.edge.uplink",
+        "gateway.edge.hw",
+        "gateway.edge.daemon",
+        "gateway.edge.supervisor",
+        "gateway.common.ocpp21",
+    },
+    "core/dispatch": {
+        "gateway.core.csms",
+        "gateway.core.api",
+        "gateway.core.fleet",
+        "gateway.core.ingest",
+        "gateway.core.app",
+        "gateway.common.ocpp21",
+    },
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def violations(domain: str) -> list[str]:
+    bad = []
+    for path in sorted((ROOT / domain).rglob("*.py")):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            inner = any(name == f or name.startswith(f + ".") for f in DOMAINS[domain])
+            if top in FORBIDDEN_THIRD_PARTY or inner:
+                bad.append(f"{path.relative_to(ROOT.parent)} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("domain", sorted(DOMAINS))
+def test_domain_imports_nothing_of_adapters(domain: str) -> None:
+    assert (ROOT / domain).is_dir()
+    assert violations(domain) == []
+
+
+def test_the_walker_sees_imports(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("import websockets\nfrom gateway.core.csms import x\nfrom . import y\n")
+    assert imported_modules(probe) == {"websockets", "gateway.core.csms"}
