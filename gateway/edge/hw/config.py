@@ -29,6 +29,9 @@ class PowerModuleSection(ConfigSection):
     retries: int = Field(default=2, ge=0, le=10)
     reconnect_delay_s: float = Field(default=1.0, gt=0)
     map_file: Path | None = None
+    #: Read each model's scale factors once per discovery (SunSpec devices keep them fixed);
+    #: false re-reads them with every value (longer requests).
+    cache_scale_factors: bool = True
     base_addresses: tuple[int, ...] = (40000, 0, 50000)
 
 

@@ -6,7 +6,7 @@ Registers are 16-bit big-endian words, multi-register values most significant wo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gateway.edge.hw.power_module.register_map import ModelSpec, PointSpec
 
@@ -94,7 +94,9 @@ def encode_point(value: int | str | None, point: PointSpec) -> list[int]:
     else:
         if not isinstance(value, int):
             raise TypeError(f"{point.name}: raw value must be int, got {value!r}")
-        low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if point.type in _SIGNED else (0, 1 << bits)
+        low, high = (
+            (-(1 << (bits - 1)), 1 << (bits - 1)) if point.type in _SIGNED else (0, 1 << bits)
+        )
         if not low <= value < high:
             raise ValueError(f"{point.name}: {value} does not fit {point.type}")
         unsigned = value & ((1 << bits) - 1)
@@ -102,8 +104,8 @@ def encode_point(value: int | str | None, point: PointSpec) -> list[int]:
 
 
 def scale(raw: int, sf: int) -> float:
-    """Engineering value of a raw point: ``raw × 10^sf``."""
-    return raw * 10.0**sf if sf < 0 else float(raw * 10**sf)
+    """Engineering value of a raw point: ``raw * 10**sf``."""
+    return round(raw * 10.0**sf, -sf) + 0.0 if sf < 0 else float(raw * 10**sf)
 
 
 def unscale(value: float, sf: int) -> int:
@@ -111,9 +113,16 @@ def unscale(value: float, sf: int) -> int:
     return round(value / 10.0**sf)
 
 
-def decode_model(words: Sequence[int], spec: ModelSpec, *, first_offset: int = 0) -> dict[str, float | int | str | None]:
+def decode_model(
+    words: Sequence[int],
+    spec: ModelSpec,
+    *,
+    first_offset: int = 0,
+    known_sf: Mapping[str, int] | None = None,
+) -> dict[str, float | int | str | None]:
     """Decode every mapped point found in ``words`` (which start at ``first_offset`` of the
-    model) and apply scale factors; a point whose scale factor is not implemented is ``None``."""
+    model) and apply scale factors, taken from ``words`` or else from ``known_sf``; a point
+    whose scale factor is unknown or not implemented is ``None``."""
     raw: dict[str, int | str | None] = {}
     for point in spec.points.values():
         start = point.offset - first_offset
@@ -125,7 +134,7 @@ def decode_model(words: Sequence[int], spec: ModelSpec, *, first_offset: int = 0
         if point.sf is None or value is None:
             values[name] = value
             continue
-        sf = raw.get(point.sf)
+        sf = raw[point.sf] if point.sf in raw else (known_sf or {}).get(point.sf)
         values[name] = scale(int(value), int(sf)) if isinstance(sf, int) else None
     return values
 
