@@ -35,13 +35,19 @@ class SessionState:
     min_charge_w: float
     target_soc_pct: float | None
     departure: datetime | None
-    ev_min_v2x_energy_wh: float | None  # energy the EV must keep for its next trip
+    # OCPP 2.1 V2XChargingParameters, relative to the SoC when reported (ISO 15118-20 sense):
+    # evMinV2XEnergyRequest: Wh to reach the V2X minimum SoC; negative = that much may be
+    # discharged. evTargetEnergyRequest: Wh still needed to reach the departure target.
+    ev_min_v2x_energy_wh: float | None
     ev_target_energy_wh: float | None
     battery_capacity_wh: float | None
     present_power_w: float
     energy_import_wh: float
     energy_export_wh: float
     last_seen: datetime
+    # Added by dispatch (optional, defaulted so existing constructors keep working):
+    ev_max_v2x_energy_wh: float | None = None  # evMaxV2XEnergyRequest: Wh of room to charge
+    min_soc_pct: float | None = None  # the EV's stated minimum SoC (e.g. Display.MinimumSOC)
 
 
 class FleetView(Protocol):

@@ -1,0 +1,392 @@
+"""Dispatch fan-out: API call -> every station's SetChargingProfile answered, and re-plan after
+a drop-out, for 1k and 10k stations (target < 2 s at 10k).
+
+Two forms:
+- ``--mode inprocess`` (default): the API (httpx ASGI transport), DispatchService, runner,
+  planner and fan-out are the production code; the stations are an in-process StationCommands
+  answering ``Accepted`` after a simulated round trip (``--rtt-ms``, default 20 ms).
+- ``--mode ocpp``: the same, but commands go through the real CSMS (``gateway.core.csms``,
+  websockets on loopback, security profile 1) to N light-weight OCPP 2.1 stations
+  (``tests/integration/core/dispatch/ocpp_station.py``) run by a child process on its own
+  event loop. Still in one host, and the CSMS shares the main process with the runner and the
+  API (vpp-core wiring of the API is pending: the lead runs the final form against vpp-core).
+
+Phases, per fleet size (JSON out):
+- ``first_dispatch_s``: POST /api/v1/dispatches until every SetChargingProfile is answered
+  (includes the GetChargingProfiles sweep before a station's first dispatch);
+- ``second_dispatch_s``: the same for a second dispatch (profiles already read);
+- ``replan_after_dropout_s``: one vehicle unplugs; from the control tick that sees it until the
+  re-planned setpoints are answered.
+
+    .venv/bin/python benchmarks/dispatch_fanout.py [--stations 1000 10000] [--rtt-ms 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from gateway.core.api import create_api
+from gateway.core.dispatch.config import DispatchConfig
+from gateway.core.dispatch.ports import CommandResult, SessionState
+from gateway.core.dispatch.runner import DispatchRunner
+from gateway.core.dispatch.service import DispatchService
+from tests.unit.core.dispatch.scripted_fleet import T0, VirtualClock, until
+
+TOKEN = "bench-token"
+
+
+class InProcessStations:
+    """FleetView + StationCommands for N single-EVSE stations; commands answer after an RTT."""
+
+    def __init__(self, n: int, rtt_s: float) -> None:
+        self.rtt_s = rtt_s
+        self.answered: dict[str, int] = {"set": 0, "get": 0, "clear": 0, "update": 0}
+        self._sessions = {
+            f"CS{i:05d}": SessionState(
+                station_id=f"CS{i:05d}",
+                evse_id=1,
+                transaction_id=f"tx{i}",
+                site=f"site-{i // 100}",
+                region="r",
+                started_at=T0,
+                connected=True,
+                soc_pct=70.0,
+                soc_at=T0,
+                max_discharge_w=11_000.0,
+                min_discharge_w=1_400.0,
+                max_charge_w=11_000.0,
+                min_charge_w=1_400.0,
+                target_soc_pct=None,
+                departure=None,
+                ev_min_v2x_energy_wh=-30_000.0,
+                ev_target_energy_wh=None,
+                battery_capacity_wh=60_000.0,
+                present_power_w=0.0,
+                energy_import_wh=0.0,
+                energy_export_wh=0.0,
+                last_seen=T0,
+            )
+            for i in range(n)
+        }
+
+    def sessions(self) -> list[SessionState]:
+        return list(self._sessions.values())
+
+    def unplug(self, station_id: str) -> None:
+        del self._sessions[station_id]
+
+    async def _answer(self, kind: str) -> CommandResult:
+        await asyncio.sleep(self.rtt_s)
+        self.answered[kind] += 1
+        return CommandResult("Accepted")
+
+    async def set_charging_profile(
+        self, station_id: str, evse_id: int, profile: Mapping[str, Any]
+    ) -> CommandResult:
+        return await self._answer("set")
+
+    async def clear_charging_profile(self, station_id: str, **_: Any) -> CommandResult:
+        return await self._answer("clear")
+
+    async def update_dynamic_schedule(
+        self, station_id: str, profile_id: int, schedule_update: Mapping[str, Any]
+    ) -> CommandResult:
+        return await self._answer("update")
+
+    async def get_charging_profiles(self, station_id: str, **_: Any) -> list[dict[str, Any]]:
+        await self._answer("get")
+        return []
+
+
+async def measure(n: int, rtt_s: float) -> dict[str, Any]:
+    clock = VirtualClock(auto=False)
+    stations = InProcessStations(n, rtt_s)
+    power_mw = n * 11_000 * 0.5 / 1e6
+    body = {"power_mw": power_mw, "direction": "discharge", "duration_s": 600}
+    async with DispatchRunner(stations, stations, clock, DispatchConfig()) as runner:
+        service = DispatchService(runner)
+        app = create_api(service, bearer_token=TOKEN)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://vpp", timeout=60
+        ) as client:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            t0 = time.perf_counter()
+            r = await client.post("/api/v1/dispatches", json=body, headers=headers)
+            first_id = r.json()["id"]
+            await until(lambda: stations.answered["set"] >= n, timeout_s=120)
+            first_s = time.perf_counter() - t0
+            progress = service.get(first_id)
+            stations.unplug("CS00000")
+            sent_before = stations.answered["set"]
+            t1 = time.perf_counter()
+            await clock.advance(DispatchConfig().control_period_s)
+            await until(
+                lambda: (
+                    len(progress.intervals) >= 1 and stations.answered["set"] >= sent_before + n - 1
+                ),
+                timeout_s=120,
+            )
+            replan_s = time.perf_counter() - t1
+            replanned = stations.answered["set"] - sent_before
+            await client.delete(f"/api/v1/dispatches/{first_id}", headers=headers)
+            second_start = (clock.now() + timedelta(seconds=0)).isoformat()
+            sets = stations.answered["set"]
+            t2 = time.perf_counter()
+            await client.post(
+                "/api/v1/dispatches", json={**body, "start": second_start}, headers=headers
+            )
+            await until(lambda: stations.answered["set"] >= sets + n - 1, timeout_s=120)
+            second_s = time.perf_counter() - t2
+            for p in service.list():
+                runner.cancel(p.dispatch_id)
+    return {
+        "stations": n,
+        "rtt_ms": rtt_s * 1e3,
+        "command_concurrency": DispatchConfig().command_concurrency,
+        "first_dispatch_s": round(first_s, 3),
+        "second_dispatch_s": round(second_s, 3),
+        "replan_after_dropout_s": round(replan_s, 3),
+        "replanned_setpoints": replanned,
+        "answered": stations.answered,
+    }
+
+
+# --- OCPP form --------------------------------------------------------------------------
+
+
+class CountingCommands:
+    """StationCommands proxy that notes when each station answered each kind of command."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.answers: list[tuple[float, str, str]] = []  # (perf_counter, kind, station)
+
+    def _note(self, kind: str, station_id: str) -> None:
+        self.answers.append((time.perf_counter(), kind, station_id))
+
+    def stations_answered(self, kind: str, since: float) -> int:
+        return len({st for t, k, st in self.answers if k == kind and t >= since})
+
+    async def set_charging_profile(
+        self, station_id: str, evse_id: int, profile: Mapping[str, Any]
+    ) -> CommandResult:
+        result: CommandResult = await self.inner.set_charging_profile(station_id, evse_id, profile)
+        self._note("set", station_id)
+        return result
+
+    async def clear_charging_profile(self, station_id: str, **kw: Any) -> CommandResult:
+        result: CommandResult = await self.inner.clear_charging_profile(station_id, **kw)
+        self._note("clear", station_id)
+        return result
+
+    async def update_dynamic_schedule(
+        self, station_id: str, profile_id: int, update: Mapping[str, Any]
+    ) -> CommandResult:
+        result: CommandResult = await self.inner.update_dynamic_schedule(
+            station_id, profile_id, update
+        )
+        self._note("update", station_id)
+        return result
+
+    async def get_charging_profiles(self, station_id: str, **kw: Any) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.inner.get_charging_profiles(station_id, **kw)
+        self._note("get", station_id)
+        return result
+
+
+def _raise_fd_limit() -> None:
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def station_process(url: str, n: int) -> None:
+    """Child process: N OCPP stations; stdin commands ``unplug <id>`` and ``stop``."""
+    from gateway.core.dispatch.clock import ScaledClock
+    from gateway.sim.ev import EvSpec
+    from tests.integration.core.dispatch.ocpp_station import OcppStation
+
+    _raise_fd_limit()
+    clock = ScaledClock(start=datetime.now(UTC), speed=1.0)
+    ev = EvSpec(
+        soc_pct=70.0, max_discharge_w=11_000.0, min_discharge_w=1_400.0, departure_in_s=None
+    )
+    stations = {
+        f"CS{i:05d}": OcppStation(
+            f"CS{i:05d}", ev, clock, tau_s=2.0, meter_every_s=1e9, step_s=3600.0
+        )
+        for i in range(n)
+    }
+    stop = asyncio.Event()
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    tasks: list[asyncio.Task[None]] = []
+    async with asyncio.TaskGroup() as tg:
+        batch: list[asyncio.Event] = []
+        for sid, st in stations.items():
+            ready = asyncio.Event()
+            batch.append(ready)
+            tasks.append(
+                tg.create_task(st.run(url, PASSWORD, ready=ready, stop=stop), name=f"station-{sid}")
+            )
+            if len(batch) == 200:
+                await asyncio.gather(*(e.wait() for e in batch))
+                batch = []
+        await asyncio.gather(*(e.wait() for e in batch))
+        print("READY", flush=True)
+        while line := (await reader.readline()).decode().split():
+            if line[0] == "unplug":
+                await stations[line[1]].unplug(clock.now())
+                print("UNPLUGGED", flush=True)
+            elif line[0] == "stop":
+                break
+        stop.set()
+        for task in tasks:  # stations sleep a whole step: do not wait for it
+            task.cancel()
+
+
+PASSWORD = "fanout-station-password"
+
+
+async def _start_stations(url: str, n: int) -> asyncio.subprocess.Process:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--station-process",
+        url,
+        str(n),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    async with asyncio.timeout(600):
+        line = await child.stdout.readline()
+    if line.strip() != b"READY":
+        raise RuntimeError(f"station process: {line!r}")
+    return child
+
+
+async def _quiet_after(
+    commands: CountingCommands, since: float, *, quiet_s: float = 1.0
+) -> tuple[float, int]:
+    """Wait until no command has been answered for ``quiet_s``; (last answer, answers since)."""
+    while True:
+        await asyncio.sleep(quiet_s / 4)
+        recent = [t for t, _, _ in commands.answers if t >= since]
+        if recent and time.perf_counter() - recent[-1] >= quiet_s:
+            return recent[-1], len(recent)
+
+
+async def measure_ocpp(n: int) -> dict[str, Any]:
+    from gateway.core.csms import CsmsConfig, CsmsServer
+    from gateway.core.dispatch.clock import SystemClock
+    from gateway.core.fleet import FleetState, StationEntry, hash_password
+
+    _raise_fd_limit()
+    fleet = FleetState()
+    pw = hash_password(PASSWORD, log2_n=4)
+    fleet.set_entries(
+        [StationEntry(f"CS{i:05d}", 1, True, f"site-{i // 100}", "r", pw) for i in range(n)]
+    )
+    config = CsmsConfig(
+        host="127.0.0.1",
+        port=0,
+        allow_security_profile_1=True,
+        ping_interval_s=0,
+        subprotocols=["ocpp2.1"],
+        auth_queue_max=50_000,
+    )
+    async with CsmsServer(config, fleet) as csms:
+        child = await _start_stations(f"ws://127.0.0.1:{csms.port}/ocpp", n)
+        assert child.stdin is not None
+        await until(lambda: len(fleet.sessions()) == n, timeout_s=120)
+        commands = CountingCommands(csms.commands)
+        dispatch_cfg = DispatchConfig(stale_after_s=3600.0)
+        body = {"power_mw": n * 11_000 * 0.5 / 1e6, "direction": "discharge", "duration_s": 600}
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with DispatchRunner(fleet, commands, SystemClock(), dispatch_cfg) as runner:
+            service = DispatchService(runner)
+            transport = httpx.ASGITransport(app=create_api(service, bearer_token=TOKEN))
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://vpp", timeout=120
+            ) as client:
+                t0 = time.perf_counter()
+                first_id = (
+                    await client.post("/api/v1/dispatches", json=body, headers=headers)
+                ).json()["id"]
+                await until(lambda: commands.stations_answered("set", t0) >= n, timeout_s=120)
+                first_s = time.perf_counter() - t0
+                progress = service.get(first_id)
+                child.stdin.write(b"unplug CS00000\n")
+                await until(
+                    lambda: any("drop-out CS00000" in e for e in progress.events), timeout_s=60
+                )
+                t_detect = time.perf_counter()
+                last, replanned = await _quiet_after(commands, t_detect)
+                t_del = time.perf_counter()
+                await client.delete(f"/api/v1/dispatches/{first_id}", headers=headers)
+                cancel_s = time.perf_counter() - t_del
+                t2 = time.perf_counter()
+                await client.post("/api/v1/dispatches", json=body, headers=headers)
+                await until(lambda: commands.stations_answered("set", t2) >= n - 1, timeout_s=120)
+                second_s = time.perf_counter() - t2
+                for p in service.list():
+                    runner.cancel(p.dispatch_id)
+        child.stdin.write(b"stop\n")
+        async with asyncio.timeout(60):
+            await child.wait()
+    return {
+        "stations": n,
+        "form": "ocpp (real CSMS over loopback websockets)",
+        "first_dispatch_s": round(first_s, 3),
+        "second_dispatch_s": round(second_s, 3),
+        "replan_after_dropout_s": round(last - t_detect, 3),
+        "replanned_commands": replanned,
+        "cancel_and_clear_all_s": round(cancel_s, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stations", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--rtt-ms", type=float, default=20.0)
+    parser.add_argument("--mode", choices=["inprocess", "ocpp"], default="inprocess")
+    parser.add_argument("--station-process", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.station_process:
+        asyncio.run(station_process(args.station_process[0], int(args.station_process[1])))
+        return
+    if args.mode == "ocpp":
+        results = [asyncio.run(measure_ocpp(n)) for n in args.stations]
+    else:
+        results = [asyncio.run(measure(n, args.rtt_ms / 1e3)) for n in args.stations]
+    print(
+        json.dumps(
+            {
+                "benchmark": "dispatch_fanout",
+                "mode": args.mode,
+                "target": "< 2 s at 10k stations",
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

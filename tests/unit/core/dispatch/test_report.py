@@ -1,0 +1,230 @@
+"""Report maths (attribution identity, tracking stats, energy source) and its renderings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+
+from gateway.core.dispatch.ledger import IntervalRecord, SessionRecord
+from gateway.core.dispatch.model import DispatchRequest, SessionKey
+from gateway.core.dispatch.render import report_csv, report_json, report_png
+from gateway.core.dispatch.report import build_report
+from tests.unit.core.dispatch.scripted_fleet import T0
+
+REQ = DispatchRequest(target_w=-100_000.0, start=T0, duration_s=40.0)
+
+
+def iv(
+    k: int,
+    *,
+    committed: float,
+    planned: float,
+    dropout: float,
+    delivered: float,
+    available: float = 200_000.0,
+) -> IntervalRecord:
+    return IntervalRecord(
+        t_start=T0 + timedelta(seconds=10 * k),
+        t_end=T0 + timedelta(seconds=10 * (k + 1)),
+        target_w=-100_000.0,
+        committed_w=committed,
+        planned_w=planned,
+        dropout_w=dropout,
+        delivered_w=delivered,
+        available_w=available,
+        deployable_w=0.9 * available,
+    )
+
+
+# Each interval isolates one cause (W, discharge negative; 10 s each = 1/360 h).
+INTERVALS = (
+    iv(0, committed=-100_000, planned=-100_000, dropout=0, delivered=-90_000),  # lag 10 kW
+    iv(
+        1, committed=-100_000, planned=-100_000, dropout=-20_000, delivered=-80_000
+    ),  # drop-out 20 kW
+    iv(
+        2, committed=-90_000, planned=-90_000, dropout=0, delivered=-90_000, available=100_000
+    ),  # headroom
+    iv(
+        3, committed=-110_000, planned=-105_000, dropout=0, delivered=-105_000
+    ),  # compensation + command
+)
+
+
+def test_attribution_assigns_each_cause_and_sums_to_the_total() -> None:
+    rep = build_report(
+        "d",
+        REQ,
+        status="completed",
+        intervals=INTERVALS,
+        sessions=(),
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    a = rep.attribution
+    h = 10 / 3600
+    assert a.lag_wh == pytest.approx(10_000 * h)
+    assert a.dropout_wh == pytest.approx(20_000 * h)
+    assert a.headroom_wh == pytest.approx(10_000 * h)
+    assert a.capacity_wh == 0
+    assert a.compensation_wh == pytest.approx(-10_000 * h)
+    assert a.command_wh == pytest.approx(5_000 * h)
+    parts = (
+        a.lag_wh + a.dropout_wh + a.headroom_wh + a.capacity_wh + a.compensation_wh + a.command_wh
+    )
+    assert a.total_wh == pytest.approx(parts)
+    assert a.total_wh == pytest.approx((10_000 + 20_000 + 10_000 - 5_000) * h)
+
+
+def test_capacity_lost_after_the_first_plan_counts_as_drop_out() -> None:
+    short = (
+        iv(0, committed=-60_000, planned=-60_000, dropout=0, delivered=-60_000, available=60_000),
+    )
+    rep = build_report(
+        "d",
+        REQ,
+        status="completed",
+        intervals=short,
+        sessions=(),
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    assert rep.attribution.dropout_wh == pytest.approx(40_000 * 10 / 3600)
+    assert rep.attribution.capacity_wh == 0
+
+
+def test_tracking_stats_and_within_5pct_after_ramp_in() -> None:
+    rep = build_report(
+        "d",
+        REQ,
+        status="completed",
+        intervals=INTERVALS,
+        sessions=(),
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=10,
+    )
+    t = rep.tracking
+    assert t.samples == 4
+    assert t.max_abs_error_w == pytest.approx(20_000)
+    assert t.within_5pct_share == pytest.approx(1 / 3)  # intervals 1..3: only -105 kW is within 5 %
+    assert t.mean_error_w == pytest.approx((10_000 + 20_000 + 10_000 - 5_000) / 4)
+
+
+def _session(i: int, exported_wh: float) -> SessionRecord:
+    r = SessionRecord(SessionKey(f"CS{i}", 1, f"tx{i}"), profile_sent=True, end_status="Accepted")
+    r.import_wh_start, r.export_wh_start, r.import_wh, r.export_wh = (
+        5.0,
+        100.0,
+        5.0,
+        100.0 + exported_wh,
+    )
+    return r
+
+
+def test_energy_comes_from_meter_registers_and_error_is_signed_by_direction() -> None:
+    sessions = (_session(1, 500.0), _session(2, 420.0))
+    rep = build_report(
+        "d",
+        REQ,
+        status="completed",
+        intervals=INTERVALS,
+        sessions=sessions,
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    assert rep.energy_source == "meter registers"
+    assert rep.delivered_energy_wh == pytest.approx(-920.0)
+    assert rep.target_energy_wh == pytest.approx(-100_000 * 40 / 3600)
+    assert rep.energy_error_pct == pytest.approx((920.0 - 1111.111) / 1111.111 * 100, rel=1e-4)
+    assert rep.uncleared == ()
+    assert [s.metered_energy_wh for s in rep.sessions] == [-500.0, -420.0]
+
+
+def test_without_registers_the_sampled_energy_is_used() -> None:
+    silent = SessionRecord(SessionKey("CS1", 1, "tx1"), profile_sent=True, end_status="Unknown")
+    rep = build_report(
+        "d",
+        REQ,
+        status="completed",
+        intervals=INTERVALS,
+        sessions=(silent,),
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    assert rep.energy_source == "sampled power"
+    assert rep.delivered_energy_wh == pytest.approx(rep.sampled_energy_wh)
+
+
+def test_renderings() -> None:
+    failed = SessionRecord(
+        SessionKey("CS9", 1, "tx9"), profile_sent=True, end_status="error: TimeoutError()"
+    )
+    rep = build_report(
+        "d7",
+        REQ,
+        status="completed",
+        intervals=INTERVALS,
+        sessions=(failed,),
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    data = json.loads(report_json(rep))
+    assert data["schema"] == "vpp.dispatch.report/1"
+    assert data["direction"] == "discharge"
+    assert data["intervals"][0]["t_start"] == "2026-01-15T12:00:00Z"
+    assert data["uncleared"] == [{"station_id": "CS9", "evse_id": 1, "transaction_id": "tx9"}]
+    rows = list(csv.reader(io.StringIO(report_csv(rep).decode())))
+    assert rows[0][:4] == ["t_start", "t_end", "target_w", "committed_w"]
+    assert rows[1][2] == "-100000.000"
+    assert len(rows) == 5
+    assert report_png(rep).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_an_empty_report_renders() -> None:
+    rep = build_report(
+        "d0",
+        REQ,
+        status="cancelled",
+        intervals=(),
+        sessions=(),
+        committed_w=0.0,
+        initial_available_w=0.0,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    assert json.loads(report_json(rep))["intervals"] == []
+    assert report_csv(rep).decode().count("\n") == 1
+    assert report_png(rep).startswith(b"\x89PNG")
+
+
+def test_backing_off_after_over_delivery_is_compensation_not_headroom() -> None:
+    ahead = (iv(0, committed=-95_000, planned=-95_000, dropout=0, delivered=-95_000),)
+    rep = build_report(
+        "d",
+        REQ,
+        status="completed",
+        intervals=ahead,
+        sessions=(),
+        committed_w=-100_000,
+        initial_available_w=200_000,
+        excluded=(),
+        ramp_in_s=0,
+    )
+    assert rep.attribution.headroom_wh == 0
+    assert rep.attribution.compensation_wh == pytest.approx(5_000 * 10 / 3600)
