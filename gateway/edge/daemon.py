@@ -1,0 +1,100 @@
+"""``v2g-gateway``: the edge gateway daemon.
+
+Starts the control process (fixed-rate loop owning the power module, the sensor and the
+contactor) and the asyncio supervisor (lease sources, systemd notification, signals).
+
+Signals: SIGTERM/SIGINT ramp to 0 W, open the contactor and exit 0; SIGHUP reloads limits
+and services from the same file; SIGUSR2 stalls the control loop for ``daemon.test_stall_s``
+when ``daemon.test_hooks = true`` (for watchdog tests only; never on a field unit).
+Exit status: 0 clean stop, 1 failure (systemd restarts), 2 configuration error (it does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from gateway.common.config import ConfigError, exit_on_config_error
+from gateway.edge.config import GatewayConfig, load_gateway_config
+from gateway.edge.control.channel import ControlChannel
+from gateway.edge.control_host import ControlProcess
+from gateway.edge.local_lease import LocalLeaseSource
+from gateway.edge.logs import setup_logging
+from gateway.edge.sdnotify import SystemdNotifier
+from gateway.edge.supervisor import StartupError, SupervisedService, Supervisor
+
+__all__ = ["build_parser", "build_services", "main", "run_daemon"]
+
+log = logging.getLogger("gateway.edge.daemon")
+
+DEFAULT_CONFIG = Path("/etc/v2g-gateway/gateway.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="v2g-gateway",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="See docs/installing-gateway.md for the systemd unit and on-site checks.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"gateway TOML file (default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the configuration and exit"
+    )
+    return parser
+
+
+def build_services(config: GatewayConfig) -> list[SupervisedService]:
+    """The supervisor's components, one line each."""
+    services: list[SupervisedService] = [LocalLeaseSource(config.local_lease)]
+    # services.append(ChargingStation(config.station))  # OCPP station (its own issue)
+    # services.append(Uplink(config.uplink))             # MQTT uplink (its own issue)
+    return services
+
+
+async def run_daemon(config: GatewayConfig, *, config_path: Path) -> int:
+    notifier = SystemdNotifier.from_environment()
+    notifier.status("starting the control process")
+    control = await ControlProcess.start(config.control_process())
+    async with ControlChannel(control.sock) as channel:
+        supervisor = Supervisor(
+            config=config,
+            channel=channel,
+            control=control,
+            services=build_services(config),
+            notifier=notifier,
+            load_config=lambda: load_gateway_config(config_path),
+        )
+        try:
+            return await supervisor.run()
+        except StartupError as exc:
+            log.error("start-up failed: %s", exc)
+            await control.stop(timeout_s=1.0)
+            return 1
+        except BaseException:
+            log.exception("supervisor failed: stopping the control loop")
+            await supervisor.stop_control()
+            return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_gateway_config(args.config)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    if args.check_config:
+        print(f"{args.config}: ok")
+        return 0
+    setup_logging(config.daemon.log_level)
+    return asyncio.run(run_daemon(config, config_path=args.config))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
