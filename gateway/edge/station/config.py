@@ -22,6 +22,8 @@ class EvseConfig(ConfigSection):
     nominal_voltage_v: float = Field(default=230.0, gt=0)
     #: Phases the EVSE can use; an ampere limit without ``numberPhases`` assumes this many.
     phases: int = Field(default=3, ge=1, le=3)
+    #: "DC" (ISO 15118-20 DC_BPT) or "AC" (AC_BPT): what NotifyEVChargingNeeds requests.
+    current_type: Literal["AC", "DC"] = "DC"
 
 
 class ReconnectConfig(ConfigSection):
@@ -69,6 +71,13 @@ class StationConfig(ConfigSection):
     default_charge_w: float | None = Field(default=None, ge=0)
     #: Power changes smaller than this do not raise a ChargingRateChanged event.
     rate_change_threshold_w: float = Field(default=100.0, ge=0)
+    #: A TransactionEvent the CSMS answers with a CALLERROR is tried this often, then dropped
+    #: (logged): a poison message must not block every later event.
+    transaction_message_attempts: int = Field(default=3, ge=1)
+    transaction_message_retry_interval_s: float = Field(default=5.0, ge=0)
+    #: Websocket keep-alive: a dead link is noticed within about ping_interval + ping_timeout.
+    ws_ping_interval_s: float = Field(default=20.0, gt=0)
+    ws_ping_timeout_s: float = Field(default=20.0, gt=0)
 
     @model_validator(mode="after")
     def _credentials_match_profile(self) -> StationConfig:

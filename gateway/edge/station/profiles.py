@@ -8,6 +8,7 @@ Values in a :class:`SchedulePeriod` stay in the schedule's own unit (W or A) exa
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -285,7 +286,7 @@ def _check_periods(profile: ChargingProfile) -> None:
     starts = [p.start_period_s for p in schedule.periods]
     if starts[0] != 0:
         raise ProfileRejected("InvalidSchedule", "first startPeriod must be 0")
-    if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(starts)):
         raise ProfileRejected("InvalidSchedule", "startPeriod values must increase")
     for period in schedule.periods:
         _check_period(period, profile.purpose)
@@ -310,8 +311,8 @@ def _check_period(period: SchedulePeriod, purpose: str) -> None:
             raise ProfileRejected("InvalidValue", f"{purpose} limit must be >= 0")
     if period.limit is not None and period.limit < 0 and mode != "ChargingOnly":
         raise ProfileRejected("InvalidValue", "negative limit only in legacy ChargingOnly form")
-    if period.setpoint is not None and period.discharge_limit is not None:
-        if period.setpoint < period.discharge_limit:
-            raise ProfileRejected("InvalidValue", "setpoint is beyond dischargeLimit")
+    setpoint, floor = period.setpoint, period.discharge_limit
+    if setpoint is not None and floor is not None and setpoint < floor:
+        raise ProfileRejected("InvalidValue", "setpoint is beyond dischargeLimit")
     if period.number_phases == 0:
         raise ProfileRejected("InvalidValue", "numberPhases must be 1..3")
