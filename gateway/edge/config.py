@@ -6,17 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway.common.config import ConfigSection, load_config
 from gateway.edge.contactor import ContactorSection, SimulatorSection
 from gateway.edge.control.config import ControlSection
 from gateway.edge.hw.config import PowerModuleSection, PowerSensorSection
 from gateway.edge.local_lease import LocalLeaseSection
+from gateway.edge.station.config import StationConfig
+from gateway.edge.uplink.config import UplinkConfig
 
 __all__ = [
     "ControlProcessConfig",
     "DaemonSection",
+    "EvLinkSection",
     "GatewayConfig",
     "PowerSensorConfig",
     "load_gateway_config",
@@ -42,6 +45,13 @@ class PowerSensorConfig(PowerSensorSection):
     kind: Literal["ina228", "simulated"] = "ina228"
 
 
+class EvLinkSection(ConfigSection):
+    """``[ev_link]``: where the EV's ISO 15118 charging needs come from. ``simulated`` asks the
+    v2g-sim control socket (``[simulator]``); ``none`` means no V2X data, so no discharge."""
+
+    kind: Literal["none", "simulated"] = "none"
+
+
 class ControlProcessConfig(ConfigSection):
     """What the control process is started with (no station/uplink secrets on its stdin)."""
 
@@ -55,8 +65,8 @@ class ControlProcessConfig(ConfigSection):
 
 
 class GatewayConfig(ConfigSection):
-    """The whole of ``etc/gateway.toml``. The station (``[station]``) and uplink
-    (``[uplink]``) sections join here when those services land."""
+    """The whole of ``etc/gateway.toml``. ``[station]`` (OCPP) and ``[uplink]`` (MQTT) are
+    optional: a bench unit may run on ``[local_lease]`` alone."""
 
     daemon: DaemonSection = DaemonSection()
     control: ControlSection = ControlSection()
@@ -65,6 +75,23 @@ class GatewayConfig(ConfigSection):
     contactor: ContactorSection = ContactorSection()
     simulator: SimulatorSection = SimulatorSection()
     local_lease: LocalLeaseSection = LocalLeaseSection()
+    ev_link: EvLinkSection = EvLinkSection()
+    station: StationConfig | None = None
+    uplink: UplinkConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_lease_source(self) -> GatewayConfig:
+        if self.station is not None and self.local_lease.enabled:
+            raise ValueError("[local_lease] enabled together with [station]: two lease sources")
+        if self.station is not None:
+            probe_s = self.station.contact_probe_interval_s
+            if probe_s >= self.control.comms_loss_timeout_s:
+                raise ValueError(
+                    f"station.contact_probe_interval_s ({probe_s}) must be below "
+                    f"control.comms_loss_timeout_s ({self.control.comms_loss_timeout_s}), "
+                    "or an idle link trips the fail-safe"
+                )
+        return self
 
     def control_process(self) -> ControlProcessConfig:
         return ControlProcessConfig(

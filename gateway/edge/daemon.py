@@ -20,10 +20,13 @@ from gateway.common.config import ConfigError, exit_on_config_error
 from gateway.edge.config import GatewayConfig, load_gateway_config
 from gateway.edge.control.channel import ControlChannel
 from gateway.edge.control_host import ControlProcess
+from gateway.edge.hardware import build_ev_link
 from gateway.edge.local_lease import LocalLeaseSource
 from gateway.edge.logs import setup_logging
 from gateway.edge.sdnotify import SystemdNotifier
+from gateway.edge.station.service import StationService
 from gateway.edge.supervisor import StartupError, SupervisedService, Supervisor
+from gateway.edge.uplink.service import ChargerLimits, UplinkService
 
 __all__ = ["build_parser", "build_services", "main", "run_daemon"]
 
@@ -52,10 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_services(config: GatewayConfig) -> list[SupervisedService]:
     """The supervisor's components, one line each."""
-    services: list[SupervisedService] = [LocalLeaseSource(config.local_lease)]
-    # services.append(ChargingStation(config.station))  # OCPP station (its own issue)
-    # services.append(Uplink(config.uplink))             # MQTT uplink (its own issue)
+    services: list[SupervisedService] = []
+    if config.local_lease.enabled:
+        services.append(LocalLeaseSource(config.local_lease))
+    station: StationService | None = None
+    if config.station is not None:
+        station = StationService(config.station, ev_link=build_ev_link(config))
+        services.append(station)
+    if config.uplink is not None:
+        services.append(UplinkService(config.uplink, limits=lambda: _charger_limits(station)))
     return services
+
+
+def _charger_limits(station: StationService | None) -> ChargerLimits | None:
+    """The uplink's view of what the EV allows, from the station's V2X data."""
+    limits = station.ev_limits() if station is not None else None
+    if limits is None:
+        return None
+    max_charge_w, max_discharge_w = limits
+    return ChargerLimits(
+        v2x_capable=max_discharge_w > 0, max_discharge_w=max_discharge_w, max_charge_w=max_charge_w
+    )
 
 
 async def run_daemon(config: GatewayConfig, *, config_path: Path) -> int:

@@ -8,13 +8,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from gateway.edge.config import ControlProcessConfig, PowerSensorConfig
+from gateway.edge.config import ControlProcessConfig, GatewayConfig, PowerSensorConfig
 from gateway.edge.contactor import SimulatedContactor, SimulatorSection, SysfsGpioContactor
-from gateway.edge.control.ports import Contactor, PowerSensor, PowerStage
+from gateway.edge.control.ports import Contactor, EvLink, PowerSensor, PowerStage
 from gateway.edge.hw.power_module.client import open_power_module
 from gateway.edge.hw.power_sensor.calibration import load_calibration
 from gateway.edge.hw.power_sensor.driver import I2cBus, Ina228
-from gateway.sim.control import RemoteI2cBus, SimControlClient
+from gateway.sim.control import RemoteEvLink, RemoteI2cBus, SimControlClient
 
 __all__ = ["Hardware", "open_hardware"]
 
@@ -70,3 +70,10 @@ def _open_contactor(cfg: ControlProcessConfig, stack: contextlib.ExitStack) -> C
     gpio = SysfsGpioContactor(section.gpio_value_path, active_low=section.active_low)
     stack.callback(gpio.release)
     return gpio
+
+
+def build_ev_link(config: GatewayConfig) -> EvLink | None:
+    """The EV communication controller named by ``[ev_link]`` (``None``: no V2X data)."""
+    if config.ev_link.kind == "simulated":
+        return RemoteEvLink(config.simulator.socket, device_id=config.simulator.device_id)
+    return None

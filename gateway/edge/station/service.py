@@ -32,13 +32,26 @@ class StationService:
         self._config = config
         self._ev_link = ev_link
         self._clock = clock or SystemClock()
+        self._station: ChargingStation | None = None
 
     async def run(self, channel: ControlPort) -> None:
         """Run the station on ``channel`` until cancelled."""
         async with ChargingStation(
             self._config, control=channel, ev_link=self._ev_link, clock=self._clock
-        ):
-            await asyncio.Event().wait()
+        ) as station:
+            self._station = station
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self._station = None
+
+    def ev_limits(self) -> tuple[float, float] | None:
+        """(max charge W, max discharge W) the first EVSE's EV allows now, as the control loop
+        gets them; ``None`` while the station is not running."""
+        station = self._station
+        if station is None:
+            return None
+        return station.ev_limits(self._config.evses[0].id)
 
     def reload(self, config: Any) -> None:
         """SIGHUP: the station's connection settings change only on restart."""

@@ -241,7 +241,7 @@ class ChargingStation:
         # Needs first: the charging power without a profile comes from them. No await
         # follows until the tick is done, so a Started event still precedes them on the wire.
         await self._refresh_needs(evse_id, view, now)
-        charge_w, discharge_w = self._ev_limits(evse_id)
+        charge_w, discharge_w = self.ev_limits(evse_id)
         control.set_ev_limits(max_charge_w=charge_w, max_discharge_w=discharge_w)
         tracker = self._trackers[evse_id]
         period = self.smart.composite(
@@ -298,7 +298,7 @@ class ChargingStation:
         )
         self.outgoing.nudge()
 
-    def _ev_limits(self, evse_id: int) -> tuple[float, float]:
+    def ev_limits(self, evse_id: int) -> tuple[float, float]:
         """(max charge, max discharge) magnitudes for the control loop: no discharge without
         the EV's declared limits, nor when the CSMS did not allow a bidirectional mode."""
         needs = self._needs.get(evse_id)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from daemon_harness import RunningDaemon, RunningSim, wait_for
+
+from tests.integration.edge.daemon.daemon_harness import RunningDaemon, RunningSim, wait_for
 
 
 @pytest.fixture

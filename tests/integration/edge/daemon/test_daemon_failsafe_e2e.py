@@ -11,7 +11,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from daemon_harness import RunningDaemon, RunningSim, gateway_config, wait_for
+
+from tests.integration.edge.daemon.daemon_harness import (
+    RunningDaemon,
+    RunningSim,
+    gateway_config,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 

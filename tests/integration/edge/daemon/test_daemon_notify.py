@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemon_harness import RunningDaemon, RunningSim, gateway_config
+
+from tests.integration.edge.daemon.daemon_harness import RunningDaemon, RunningSim, gateway_config
 
 pytestmark = pytest.mark.integration
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from control_harness import EV, Timeline, measurement
 
 from gateway.edge.control.config import ControlSection
 from gateway.edge.control.events import EventCode
 from gateway.edge.control.law import EvLimits
+from tests.unit.edge.control.control_harness import EV, Timeline, measurement
 
 PERIOD = 0.1
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from control_harness import measurement
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gateway.edge.control.config import ControlSection
 from gateway.edge.control.law import EvLimits, Lease, Observation, initial_state, step
 from gateway.edge.control.ports import StageRatings
+from tests.unit.edge.control.control_harness import measurement
 
 EPS_W = 1e-6
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
