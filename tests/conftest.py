@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.common.pki import PkiLayout, provision
+from gateway.common.pki import provision
 from tests.support.mosquitto import MosquittoBroker
 
 #: Client identities every test PKI has; more with ``TestPki.client(identity)``.
@@ -79,7 +79,7 @@ def pg_dsn() -> Iterator[str]:
     name = f"v2g_test_{uuid.uuid4().hex[:12]}"
     try:
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError) as exc:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN}: {exc}")

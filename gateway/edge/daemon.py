@@ -17,13 +17,13 @@ import logging
 from pathlib import Path
 
 from gateway.common.config import ConfigError, exit_on_config_error
+from gateway.common.sdnotify import SystemdNotifier
 from gateway.edge.config import GatewayConfig, load_gateway_config
 from gateway.edge.control.channel import ControlChannel
 from gateway.edge.control_host import ControlProcess
 from gateway.edge.hardware import build_ev_link
 from gateway.edge.local_lease import LocalLeaseSource
 from gateway.edge.logs import setup_logging
-from gateway.edge.sdnotify import SystemdNotifier
 from gateway.edge.station.service import StationService
 from gateway.edge.supervisor import StartupError, SupervisedService, Supervisor
 from gateway.edge.uplink.service import ChargerLimits, UplinkService

@@ -17,11 +17,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from gateway.common.config import ConfigError
+from gateway.common.sdnotify import SystemdNotifier
 from gateway.edge.config import GatewayConfig
 from gateway.edge.control.channel import ControlChannel, ControlEvent, ControlSnapshot
 from gateway.edge.control.events import EVENT_HELP, MODULE_FAULT_CODES, EventCode
 from gateway.edge.control_host import ControlProcess
-from gateway.edge.sdnotify import SystemdNotifier
 
 __all__ = ["StartupError", "SupervisedService", "Supervisor"]
 

@@ -67,6 +67,9 @@ def dispatch_profile(spec: ProfileSpec, setpoint_w: float) -> dict[str, Any]:
         "valid_from": _iso(spec.valid_from),
         "valid_to": _iso(spec.valid_to),
         "max_offline_duration": spec.max_offline_duration_s,
+        # a station offline longer than that drops the discharge for good: after a core
+        # crash and restart no stale profile may resume discharging without the core's say
+        "invalid_after_offline_duration": True,
         "charging_schedule": [schedule],
     }
 

@@ -10,9 +10,8 @@ magnitude) is turned into a negative power.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.core.fleet.errors import MeterValueError
 
@@ -23,9 +22,10 @@ _KILO_UNITS = {"kW": "W", "kWh": "Wh", "kvarh": "varh", "kvar": "var"}
 _TOTAL_PHASES = frozenset({"L1", "L2", "L3"})
 
 
-@dataclass(frozen=True, slots=True)
-class MeterReading:
-    """The fleet-relevant values of one ``MeterValueType`` (``None`` = not reported)."""
+class MeterReading(NamedTuple):
+    """The fleet-relevant values of one ``MeterValueType`` (``None`` = not reported).
+
+    A tuple rather than a frozen dataclass: one is built per message on the hot path."""
 
     timestamp: datetime
     power_w: float | None = None
@@ -45,61 +45,55 @@ def parse_timestamp(text: str) -> datetime:
     return value
 
 
-def _scaled(sample: Mapping[str, Any]) -> tuple[float, str | None]:
+_TRACKED = frozenset(
+    {
+        "Power.Active.Import",
+        "Power.Active.Export",
+        "Energy.Active.Import.Register",
+        "Energy.Active.Export.Register",
+        "SoC",
+    }
+)
+_LOCATIONS = frozenset({"Outlet", "EV"})
+
+
+def _scaled(sample: Mapping[str, Any]) -> float:
     value = float(sample["value"])
-    unit_info = sample.get("unit_of_measure") or {}
-    unit = unit_info.get("unit")
-    multiplier = int(unit_info.get("multiplier", 0))
-    if unit in _KILO_UNITS:
+    unit_info = sample.get("unit_of_measure")
+    if unit_info is None:  # the common case: W / Wh, no multiplier
+        return value
+    if unit_info.get("unit") in _KILO_UNITS:
         value *= 1000.0
-        unit = _KILO_UNITS[unit]
-    if multiplier:
-        value *= 10.0**multiplier
-    return value, unit
-
-
-class _Accumulator:
-    """Per-measurand totals: a phase-less value wins over a sum of phase values."""
-
-    __slots__ = ("phased", "total")
-
-    def __init__(self) -> None:
-        self.total: dict[str, float] = {}
-        self.phased: dict[str, float] = {}
-
-    def add(self, sample: Mapping[str, Any]) -> None:
-        measurand = sample.get("measurand") or _DEFAULT_MEASURAND
-        if measurand == "SoC":
-            self.total["SoC"] = float(sample["value"])
-            return
-        value, _unit = _scaled(sample)
-        phase = sample.get("phase")
-        if phase is None:
-            self.total[measurand] = value
-        elif phase in _TOTAL_PHASES:
-            self.phased[measurand] = self.phased.get(measurand, 0.0) + value
-
-    def get(self, measurand: str) -> float | None:
-        if measurand in self.total:
-            return self.total[measurand]
-        return self.phased.get(measurand)
+    multiplier = int(unit_info.get("multiplier", 0))
+    return value * 10.0**multiplier if multiplier else value
 
 
 def _reading(entry: Mapping[str, Any]) -> MeterReading:
-    acc = _Accumulator()
+    # Hot path (every TransactionEvent/MeterValues): one pass, no per-sample objects.
+    total: dict[str, float] = {}
+    phased: dict[str, float] = {}
     for sample in entry.get("sampled_value") or ():
-        if sample.get("location") in (None, "Outlet", "EV"):
-            acc.add(sample)
-    power = acc.get("Power.Active.Import")
-    if power is None:
-        export = acc.get("Power.Active.Export")
-        power = -abs(export) if export is not None else None
+        measurand = sample.get("measurand") or _DEFAULT_MEASURAND
+        location = sample.get("location")
+        if measurand not in _TRACKED or (location is not None and location not in _LOCATIONS):
+            continue
+        value = float(sample["value"]) if measurand == "SoC" else _scaled(sample)
+        phase = sample.get("phase")
+        if phase is None:
+            total[measurand] = value
+        elif phase in _TOTAL_PHASES:
+            phased[measurand] = phased.get(measurand, 0.0) + value
+    for measurand, value in phased.items():
+        total.setdefault(measurand, value)
+    power = total.get("Power.Active.Import")
+    if power is None and "Power.Active.Export" in total:
+        power = -abs(total["Power.Active.Export"])
     return MeterReading(
         timestamp=parse_timestamp(entry["timestamp"]),
         power_w=power,
-        energy_import_wh=acc.get("Energy.Active.Import.Register"),
-        energy_export_wh=acc.get("Energy.Active.Export.Register"),
-        soc_pct=acc.get("SoC"),
+        energy_import_wh=total.get("Energy.Active.Import.Register"),
+        energy_export_wh=total.get("Energy.Active.Export.Register"),
+        soc_pct=total.get("SoC"),
     )
 
 

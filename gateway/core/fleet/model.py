@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.core.dispatch.ports import SessionState
 
@@ -38,9 +38,11 @@ class StationEntry:
     password_hash: str | None  # scrypt$n$r$p$salt$hash, for profiles 1 and 2
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One point of a session's power/energy time series."""
+SampleTuple = tuple[datetime, float | None, float | None, float | None, float | None]
+
+
+class Sample(NamedTuple):
+    """One point of a session's power/energy time series (a tuple: built per message)."""
 
     at: datetime
     power_w: float | None
@@ -117,7 +119,14 @@ class SessionLive:
     energy_export_wh: float = 0.0
     meter_at: datetime | None = None
     last_seen: datetime | None = None
-    samples: deque[Sample] = field(default_factory=deque)
+    #: The recent series as plain tuples in :class:`Sample` order: an exact tuple of
+    #: untracked values is dropped from the garbage collector's lists, a NamedTuple is not
+    #: (at 15,000 sessions x 30 samples that difference is a 300 ms gen-1 pause).
+    samples: deque[SampleTuple] = field(default_factory=deque)
+
+    def series(self) -> list[Sample]:
+        """The in-memory power/energy series, oldest first."""
+        return [Sample(*values) for values in self.samples]
 
     def snapshot(self, *, site: str, region: str, station_connected: bool) -> SessionState:
         lim = self.limits

@@ -85,7 +85,7 @@ class TelemetryIngest:
         self.board.load(await self.store.site_records())
         cfg = self.config
         self._link = MqttLink(
-            self._endpoint(),
+            self.link_endpoint(),
             loop=asyncio.get_running_loop(),
             # a reconnect redelivers the whole unacknowledged window while the old copies may
             # still be queued here: room for two windows
@@ -114,7 +114,8 @@ class TelemetryIngest:
                 self._link.close()
             self.metrics.connected.set(0)
 
-    def _endpoint(self) -> BrokerEndpoint:
+    def link_endpoint(self) -> BrokerEndpoint:
+        """Broker address, certificate and session settings of the ingest's connection."""
         cfg = self.config
         return BrokerEndpoint(
             host=cfg.broker_host,

@@ -55,13 +55,18 @@ def test_tls_broker_refuses_client_without_certificate(
 ) -> None:
     client = _client(pki, None)
     with pytest.raises((ssl.SSLError, OSError, ConnectionError)):
-        client.connect("127.0.0.1", mosquitto_tls.port)
-        # TLS 1.3 reports the missing certificate on the first read, not in the handshake
-        for _ in range(50):
-            rc = client.loop(timeout=0.1)
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                raise ConnectionError(f"loop rc={rc}")
-        pytest.fail("broker accepted a client without a certificate")
+        _connect_and_pump(client, mosquitto_tls.port)
+
+
+def _connect_and_pump(client: mqtt.Client, port: int) -> None:
+    """Connect and run the network loop: TLS 1.3 reports a missing client certificate on
+    the first read, not in the handshake."""
+    client.connect("127.0.0.1", port)
+    for _ in range(50):
+        rc = client.loop(timeout=0.1)
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise ConnectionError(f"loop rc={rc}")
+    pytest.fail("broker accepted a client without a certificate")
 
 
 async def test_pg_database_is_usable(pg_dsn: str) -> None:

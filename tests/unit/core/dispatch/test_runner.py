@@ -55,7 +55,7 @@ async def test_sends_the_exact_vpp_profile_and_clears_it_at_the_end(
             "id": 700_000_001, "stack_level": 50, "charging_profile_purpose": "TxProfile",
             "charging_profile_kind": "Absolute", "transaction_id": f"tx-{station}-1",
             "valid_from": "2026-01-15T12:00:10Z", "valid_to": "2026-01-15T12:05:10Z",
-            "max_offline_duration": 30,
+            "max_offline_duration": 30, "invalid_after_offline_duration": True,
             "charging_schedule": [{
                 "id": 700_000_001, "charging_rate_unit": "W", "duration": 300,
                 "start_schedule": "2026-01-15T12:00:10Z",

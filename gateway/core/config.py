@@ -1,0 +1,49 @@
+"""``etc/core.toml`` as one model: each subsystem's section, composed.
+
+Sections: ``[csms]`` (gateway.core.csms.config), ``[fleet]`` (gateway.core.fleet.config),
+``[metrics]`` and ``[runtime]`` (here: they concern the process, not a subsystem).
+Other subsystems add their sections here as they join the core.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gateway.common.config import ConfigSection
+from gateway.core.api.config import ApiConfig
+from gateway.core.csms.config import CsmsConfig
+from gateway.core.dispatch.config import DispatchConfig
+from gateway.core.fleet.config import FleetConfig
+from gateway.core.ingest.config import IngestConfig
+
+__all__ = ["CoreConfig", "MetricsConfig", "RuntimeConfig"]
+
+
+class MetricsConfig(ConfigSection):
+    """Prometheus exposition (``/metrics``); ``port = 0`` disables it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class RuntimeConfig(ConfigSection):
+    """Garbage-collector tuning: with ~10k connections a full collection walks every object
+    the process holds. Freezing the start-up heap and raising the young-generation threshold
+    keeps collections short and rare (benchmarks/csms_load.py measures the effect)."""
+
+    gc_freeze_after_start: bool = True
+    gc_gen0_threshold: int = Field(default=50_000, ge=100)
+    gc_gen1_threshold: int = Field(default=20, ge=1)
+    gc_gen2_threshold: int = Field(default=100, ge=1)
+
+
+class CoreConfig(ConfigSection):
+    csms: CsmsConfig = CsmsConfig()
+    fleet: FleetConfig = FleetConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+    dispatch: DispatchConfig = DispatchConfig()
+    #: The grid operator's HTTP API; absent = no API (an OCPP-only core).
+    api: ApiConfig | None = None
+    #: MQTT-TLS telemetry ingest and dispatch-report publishing; absent = no broker.
+    ingest: IngestConfig | None = None

@@ -1,0 +1,17 @@
+"""Errors of the CSMS package (the adapter's OCPP errors pass through unchanged)."""
+
+from __future__ import annotations
+
+__all__ = ["CsmsError", "StationOffline"]
+
+
+class CsmsError(Exception):
+    """Base of the CSMS's own errors."""
+
+
+class StationOffline(CsmsError):
+    """A command for a station that has no open connection (nothing was sent)."""
+
+    def __init__(self, station_id: str) -> None:
+        self.station_id = station_id
+        super().__init__(f"station {station_id!r} is not connected")

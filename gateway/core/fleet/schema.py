@@ -1,0 +1,203 @@
+"""The fleet database: one SQLAlchemy Core schema for SQLite and PostgreSQL, and migrations.
+
+Migrations are numbered; ``schema_version`` records which ran. Migration 1 creates the
+tables below. A later change adds migration N with its ``ALTER`` statements (and pins the
+table shapes migration 1 created, if they differ from the current metadata).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both back ends (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_AutoId = BigInteger().with_variant(Integer, "sqlite")
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("security_profile", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("site", String(64), nullable=False),
+    Column("region", String(64), nullable=False),
+    Column("password_hash", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Raised on every change (time.time_ns()): a running core re-reads only newer rows.
+    Column("revision", BigInteger, nullable=False, index=True),
+)
+
+station_state = Table(
+    "station_state",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("connected", Boolean, nullable=False),
+    Column("last_seen", UtcDateTime),
+    Column("subprotocol", String(16)),
+    Column("vendor", String(64)),
+    Column("model", String(64)),
+    Column("firmware", String(64)),
+    Column("boot_reason", String(32)),
+    Column("booted_at", UtcDateTime),
+)
+
+evse_state = Table(
+    "evse_state",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("evse_id", Integer, primary_key=True, autoincrement=False),
+    Column("connector_status", String(16)),
+    Column("plugged", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime),
+    Column("limit_source", String(32)),
+    Column("limit_grid_critical", Boolean),
+    Column("limit_schedule", JSON),
+    Column("limit_at", UtcDateTime),
+    Column("pending_needs", JSON),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("transaction_id", String(36), primary_key=True),
+    Column("evse_id", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("plugged", Boolean, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("stopped_reason", String(32)),
+    Column("charging_state", String(16)),
+    Column("seq_no", BigInteger),
+    Column("soc_pct", Float),
+    Column("soc_at", UtcDateTime),
+    Column("max_charge_w", Float, nullable=False),
+    Column("min_charge_w", Float, nullable=False),
+    Column("max_discharge_w", Float, nullable=False),
+    Column("min_discharge_w", Float, nullable=False),
+    Column("target_soc_pct", Float),
+    Column("departure", UtcDateTime),
+    Column("ev_min_v2x_energy_wh", Float),
+    Column("ev_max_v2x_energy_wh", Float),
+    Column("ev_target_energy_wh", Float),
+    Column("ev_min_energy_wh", Float),
+    Column("ev_max_energy_wh", Float),
+    Column("battery_capacity_wh", Float),
+    Column("control_mode", String(32)),
+    Column("needs_at", UtcDateTime),
+    Column("present_power_w", Float, nullable=False),
+    Column("energy_import_wh", Float, nullable=False),
+    Column("energy_export_wh", Float, nullable=False),
+    Column("meter_at", UtcDateTime),
+    Column("last_seen", UtcDateTime),
+)
+Index("ix_sessions_active", sessions.c.active)
+
+session_samples = Table(
+    "session_samples",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("transaction_id", String(36), primary_key=True),
+    Column("sampled_at", UtcDateTime, primary_key=True),
+    Column("power_w", Float),
+    Column("energy_import_wh", Float),
+    Column("energy_export_wh", Float),
+    Column("soc_pct", Float),
+)
+
+reported_profiles = Table(
+    "reported_profiles",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("evse_id", Integer, primary_key=True, autoincrement=False),
+    Column("profile_id", Integer, primary_key=True, autoincrement=False),
+    Column("source", String(32), nullable=False),
+    Column("purpose", String(40)),
+    Column("stack_level", Integer),
+    Column("profile", JSON, nullable=False),
+    Column("reported_at", UtcDateTime, nullable=False),
+)
+
+command_log = Table(
+    "command_log",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("action", String(48), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("status", String(32)),
+    Column("reason", Text),
+    Column("error", Text),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("latency_s", Float),
+)
+
+security_events = Table(
+    "security_events",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("event_type", String(50), nullable=False),
+    Column("tech_info", Text),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+
+def _v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+
+
+#: (version, what it does, the change) in order; never edit a released entry.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,83 @@
+"""The wired core (``run_core``) in-process: registry changes made while it runs take effect."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from gateway.core.app import run_core
+from gateway.core.config import CoreConfig
+from gateway.core.csms import CsmsServer
+from gateway.core.fleet import FleetStore, StationRegistry
+from tests.integration.core.csms.conftest import PASSWORD, CsmsUnderTest
+
+pytestmark = pytest.mark.integration
+
+
+async def test_cli_registry_changes_reach_the_running_core(tmp_path: Path, pki: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    store = await FleetStore.open(url)
+    registry = StationRegistry(store)
+    now = datetime.now(UTC)
+    await registry.add(
+        "CS-0001", security_profile=2, site="s", region="r", password=PASSWORD, now=now, log2_n=10
+    )
+    cert, key = pki.server("csms")
+    config = CoreConfig.model_validate(
+        {
+            "csms": {
+                "host": "127.0.0.1",
+                "port": 0,
+                "tls_cert_file": cert,
+                "tls_key_file": key,
+                "tls_client_ca_file": pki.ca,
+                "ping_interval_s": 0,
+            },
+            "fleet": {"database_url": url, "registry_refresh_s": 0.05, "write_interval_s": 0.05},
+            "metrics": {"port": 0},
+            "runtime": {"gc_freeze_after_start": False},
+        }
+    )
+    stop = asyncio.Event()
+    thresholds = gc.get_threshold()  # run_core tunes the collector of its process
+    ready: asyncio.Future[CsmsServer] = asyncio.get_running_loop().create_future()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(run_core(config, stop=stop, on_ready=ready.set_result))
+        try:
+            csms = CsmsUnderTest(await asyncio.wait_for(ready, 10), pki)
+            with pytest.raises(InvalidStatus):
+                async with csms.station("CS-0002", cert_identity="CS-0002"):
+                    pass
+            await registry.add(
+                "CS-0002", security_profile=3, site="s", region="r", password=None, now=now
+            )
+            async with csms.station("CS-0001", password=PASSWORD) as first:
+                assert (await first.call("Heartbeat", {}))[0] == 3
+                await registry.set_enabled("CS-0001", False)
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(first.ws.recv(), 5)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1008
+            async with asyncio.timeout(5):
+                while True:  # the new station is admitted once the core re-read the registry
+                    try:
+                        async with csms.station("CS-0002", cert_identity="CS-0002") as second:
+                            assert (await second.call("Heartbeat", {}))[0] == 3
+                            break
+                    except InvalidStatus:
+                        await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+    gc.set_threshold(*thresholds)
+    state = await store.load(samples_in_memory=1)
+    assert {s.station_id: s.connected for s in state.stations} == {
+        "CS-0001": False,
+        "CS-0002": False,
+    }
+    await store.close()

@@ -1,0 +1,226 @@
+"""The fleet store and write-behind, the same suite on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gateway.core.fleet import (
+    FleetState,
+    FleetStore,
+    StationRegistry,
+    StoreError,
+    UnknownStationError,
+    WriteBehind,
+    verify_password,
+)
+from gateway.core.fleet.store import WriteBatch
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+NEEDS = {
+    "departure_time": "2026-03-01T18:00:00Z",
+    "v2x_charging_parameters": {
+        "max_charge_power": 11000,
+        "max_discharge_power": 9000,
+        "min_discharge_power": 400,
+        "ev_min_v2x_energy_request": 15000,
+        "target_soc": 85,
+    },
+}
+
+
+def _tx(fleet: FleetState, event: str, s: float, *, tx: str, import_wh: float, soc: float) -> None:
+    at = T0 + timedelta(seconds=s)
+    meter = [
+        {
+            "timestamp": at.isoformat(),
+            "sampled_value": [
+                {"value": -6000, "measurand": "Power.Active.Import"},
+                {"value": import_wh, "measurand": "Energy.Active.Import.Register"},
+                {"value": 2 * import_wh, "measurand": "Energy.Active.Export.Register"},
+                {"value": soc, "measurand": "SoC"},
+            ],
+        }
+    ]
+    fleet.record_transaction_event(
+        "CS-1",
+        event_type=event,
+        timestamp=at,
+        trigger_reason="MeterValuePeriodic",
+        seq_no=int(s),
+        transaction_info={"transaction_id": tx, "charging_state": "Charging"},
+        evse_id=1,
+        meter_value=meter,
+        now=at,
+    )
+
+
+async def test_migrations_are_recorded_and_idempotent(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        assert await store.schema_versions() == [1]
+        assert await store.migrate() == 1
+        assert await store.schema_versions() == [1]
+    finally:
+        await store.close()
+
+
+async def test_registry_add_list_disable(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        registry = StationRegistry(store)
+        await registry.add(
+            "CS-1",
+            security_profile=2,
+            site="s1",
+            region="r1",
+            password="0123456789abcdef",
+            now=T0,
+            log2_n=10,
+        )
+        await registry.add(
+            "CS-2", security_profile=3, site="s1", region="r1", password=None, now=T0
+        )
+        with pytest.raises(StoreError):
+            await registry.add(
+                "CS-2", security_profile=3, site="s", region="r", password=None, now=T0
+            )
+        await registry.set_enabled("CS-1", False)
+        with pytest.raises(UnknownStationError):
+            await registry.set_enabled("nope", False)
+        entries = {e.station_id: e for e in await registry.list()}
+        assert not entries["CS-1"].enabled
+        assert entries["CS-2"].enabled
+        assert entries["CS-1"].password_hash
+        assert verify_password("0123456789abcdef", entries["CS-1"].password_hash)
+        assert entries["CS-2"].password_hash is None
+        assert entries["CS-2"].security_profile == 3
+    finally:
+        await store.close()
+
+
+async def test_write_behind_then_restore_gives_same_fleet(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    fleet = FleetState()
+    writer = WriteBehind(fleet, store, interval_s=0.05)
+    fleet.station_connected("CS-1", subprotocol="ocpp2.1", now=T0)
+    fleet.record_boot("CS-1", vendor="V", model="M", firmware="1.0", reason="PowerUp", now=T0)
+    _tx(fleet, "Started", 0, tx="tx-1", import_wh=100, soc=40)
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=NEEDS, timestamp=T0, now=T0)
+    fleet.record_status("CS-1", evse_id=1, connector_status="Occupied", timestamp=T0, now=T0)
+    for i in range(1, 6):
+        _tx(fleet, "Updated", 10 * i, tx="tx-1", import_wh=100 + i, soc=40 - i)
+    _tx(fleet, "Started", 0, tx="tx-old", import_wh=1, soc=1)  # superseded -> then ended
+    _tx(fleet, "Started", 60, tx="tx-2", import_wh=5, soc=70)
+    assert await writer.flush()
+    assert writer.unwritten_age_s() == 0.0
+    await store.close()
+
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        restored = FleetState()
+        restored.restore(await store.load(samples_in_memory=30))
+        assert {(s.transaction_id) for s in restored.sessions()} == {"tx-2"}
+        # tx-1 was superseded by tx-old (same EVSE) and evicted from memory once written
+        assert fleet.session("CS-1", "tx-1") is None
+        row = await store.session_row("CS-1", "tx-1")
+        assert row is not None
+        assert not row["active"]
+        assert row["stopped_reason"] == "Superseded"
+        assert row["energy_import_wh"] == 105
+        assert row["energy_export_wh"] == 210
+        assert row["soc_pct"] == 35
+        assert row["max_discharge_w"] == 9000
+        assert row["target_soc_pct"] == 85
+        assert row["departure"] == datetime(2026, 3, 1, 18, tzinfo=UTC)
+        samples = await store.samples("CS-1", "tx-1")
+        assert [s["energy_import_wh"] for s in samples] == [100, 101, 102, 103, 104, 105]
+        assert samples[0]["sampled_at"] == T0
+        station = restored.stations["CS-1"]
+        assert station.vendor == "V"
+        assert station.connected is False
+        assert restored.evses[("CS-1", 1)].connector_status == "Occupied"
+    finally:
+        await store.close()
+
+
+async def test_restored_active_session_keeps_limits_and_energy(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    fleet = FleetState()
+    writer = WriteBehind(fleet, store)
+    _tx(fleet, "Started", 0, tx="tx-9", import_wh=10, soc=50)
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=NEEDS, timestamp=T0, now=T0)
+    _tx(fleet, "Updated", 10, tx="tx-9", import_wh=20, soc=49)
+    await writer.flush()
+    restored = FleetState()
+    restored.restore(await store.load(samples_in_memory=30))
+    [before] = fleet.sessions()
+    [after] = restored.sessions()
+    assert after == before
+    # the next report reconciles; an older replayed reading does not move values back
+    _tx(restored, "Updated", 5, tx="tx-9", import_wh=15, soc=49.5)
+    assert restored.sessions()[0].energy_import_wh == 20
+    _tx(restored, "Updated", 20, tx="tx-9", import_wh=30, soc=48)
+    assert restored.sessions()[0].energy_import_wh == 30
+    assert restored.sessions()[0].soc_pct == 48
+    await WriteBehind(restored, store).flush()
+    samples = await store.samples("CS-1", "tx-9")
+    assert [s["energy_import_wh"] for s in samples] == [10, 15, 20, 30]
+    await store.close()
+
+
+class _FlakyStore:
+    """A store whose first write fails (the database went away for a moment)."""
+
+    def __init__(self, store: FleetStore) -> None:
+        self.store = store
+        self.failures = 1
+
+    async def write(self, batch: WriteBatch) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("connection refused")
+        await self.store.write(batch)
+
+
+async def test_failed_write_is_retried_without_loss(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        fleet = FleetState()
+        flaky: Any = _FlakyStore(store)
+        writer = WriteBehind(fleet, flaky, interval_s=0.01)
+        _tx(fleet, "Started", 0, tx="tx-r", import_wh=1, soc=10)
+        assert not await writer.flush()
+        _tx(fleet, "Updated", 10, tx="tx-r", import_wh=2, soc=11)
+        assert writer.unwritten_age_s() > 0
+        assert await writer.flush()
+        assert [s["energy_import_wh"] for s in await store.samples("CS-1", "tx-r")] == [1, 2]
+        row = await store.session_row("CS-1", "tx-r")
+        assert row is not None
+        assert row["energy_import_wh"] == 2
+    finally:
+        await store.close()
+
+
+async def test_writer_task_flushes_on_urgent_change_and_drains_on_stop(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        fleet = FleetState()
+        writer = WriteBehind(fleet, store, interval_s=30.0)  # only urgency can trigger
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(writer.run(), name="write-behind")
+            _tx(fleet, "Started", 0, tx="tx-u", import_wh=1, soc=10)
+            async with asyncio.timeout(5):
+                while await store.session_row("CS-1", "tx-u") is None:  # noqa: ASYNC110 (DB poll)
+                    await asyncio.sleep(0.01)
+            _tx(fleet, "Updated", 10, tx="tx-u", import_wh=2, soc=11)  # not urgent
+            writer.stop()
+        row = await store.session_row("CS-1", "tx-u")
+        assert row is not None
+        assert row["energy_import_wh"] == 2
+    finally:
+        await store.close()
