@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.edge.sdnotify import SystemdNotifier
+from gateway.common.sdnotify import SystemdNotifier
 
 
 @pytest.fixture
