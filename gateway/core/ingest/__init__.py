@@ -1,7 +1,7 @@
 """The core's MQTT-TLS ingest of regional telemetry: validation, de-duplication, the
 regional-state store (own tables), ``GET /api/v1/regions`` and Prometheus metrics."""
 
-from gateway.core.ingest.api import RegionOut, RegionsOut, regions_router
+from gateway.core.ingest.api import RegionsOut, regions_router
 from gateway.core.ingest.board import SiteBoard, SiteRecordSource
 from gateway.core.ingest.config import IngestConfig
 from gateway.core.ingest.errors import IngestError, TelemetryStoreError
@@ -16,7 +16,6 @@ __all__ = [
     "IngestError",
     "IngestMetrics",
     "RegionCollector",
-    "RegionOut",
     "RegionState",
     "RegionsOut",
     "SiteBoard",

@@ -10,36 +10,17 @@ from pydantic import BaseModel
 
 from gateway.core.ingest.board import SiteRecordSource
 from gateway.core.ingest.errors import TelemetryStoreError
-from gateway.core.ingest.regions import aggregate_regions
+from gateway.core.ingest.regions import RegionState, aggregate_regions
 
-__all__ = ["RegionOut", "RegionsOut", "regions_router"]
-
-
-class RegionOut(BaseModel):
-    """One region; power/energy/session/SoC figures cover fresh sites only. Powers in W,
-    ``power_w`` positive into the EVs; ``available_*_w`` are magnitudes."""
-
-    region: str
-    sites: int
-    sites_fresh: int
-    sites_fail_safe: int
-    sessions_connected: int
-    v2x_sessions: int
-    available_discharge_w: float
-    available_charge_w: float
-    power_w: float
-    energy_import_wh: float
-    energy_export_wh: float
-    soc_min_pct: float | None
-    soc_mean_pct: float | None
-    soc_max_pct: float | None
-    last_summary_at: dt.datetime | None
+__all__ = ["RegionsOut", "regions_router"]
 
 
 class RegionsOut(BaseModel):
     at: dt.datetime
     stale_after_s: float
-    regions: list[RegionOut]
+    #: per region; figures cover fresh sites only. Powers in W, ``power_w`` positive into
+    #: the EVs, ``available_*_w`` magnitudes.
+    regions: list[RegionState]
 
 
 def _utc_now() -> dt.datetime:
@@ -69,7 +50,7 @@ def regions_router(
         return RegionsOut(
             at=now,
             stale_after_s=stale_after_s,
-            regions=[RegionOut.model_validate(r, from_attributes=True) for r in regions],
+            regions=list(regions),
         )
 
     return router

@@ -147,21 +147,22 @@ def _number(wire: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
+#: The active-power values a schedule period carries (snake_case wire keys).
+PERIOD_POWER_KEYS = (
+    "limit",
+    "limit_l2",
+    "limit_l3",
+    "discharge_limit",
+    "discharge_limit_l2",
+    "discharge_limit_l3",
+    "setpoint",
+    "setpoint_l2",
+    "setpoint_l3",
+)
+
+
 def _period(wire: Mapping[str, Any]) -> SchedulePeriod:
-    numbers = {
-        key: _number(wire, key)
-        for key in (
-            "limit",
-            "limit_l2",
-            "limit_l3",
-            "discharge_limit",
-            "discharge_limit_l2",
-            "discharge_limit_l3",
-            "setpoint",
-            "setpoint_l2",
-            "setpoint_l3",
-        )
-    }
+    numbers = {key: _number(wire, key) for key in PERIOD_POWER_KEYS}
     return SchedulePeriod(
         start_period_s=int(wire["start_period"]),
         number_phases=wire.get("number_phases"),

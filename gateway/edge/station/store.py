@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from gateway.edge.station.errors import ProfileRejected, StationStateError
-from gateway.edge.station.profiles import ChargingProfile, parse_datetime, parse_profile
+from gateway.edge.station.profiles import (
+    PERIOD_POWER_KEYS,
+    ChargingProfile,
+    parse_datetime,
+    parse_profile,
+)
 
 __all__ = ["ProfileStore", "StoredProfile", "open_state_db"]
 
@@ -33,16 +38,9 @@ CREATE TABLE IF NOT EXISTS transactions (
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# UpdateDynamicSchedule may set every power value of a period, reactive ones included.
 _UPDATE_KEYS = (
-    "limit",
-    "limit_l2",
-    "limit_l3",
-    "discharge_limit",
-    "discharge_limit_l2",
-    "discharge_limit_l3",
-    "setpoint",
-    "setpoint_l2",
-    "setpoint_l3",
+    *PERIOD_POWER_KEYS,
     "setpoint_reactive",
     "setpoint_reactive_l2",
     "setpoint_reactive_l3",
