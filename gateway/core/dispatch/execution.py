@@ -160,11 +160,28 @@ class DispatchExecution:
         remaining_s = (req.end - now).total_seconds()
         horizon_s = min(max(remaining_s, self.cfg.control_period_s), self.cfg.catch_up_horizon_s)
         sampled_wh = self.delivered_wh
-        delivered_wh, _ = delivered_energy_wh(list(self.p.sessions.values()), sampled_wh)
+        delivered_wh, source = delivered_energy_wh(list(self.p.sessions.values()), sampled_wh)
+        if source == "meter registers":
+            delivered_wh += self._unmetered_wh(now)
         behind_wh = self.sign * (self.target_wh - delivered_wh)
         limit_w = self.cfg.max_correction_frac * abs(req.target_w)
         correction_w = max(-limit_w, min(limit_w, behind_wh * 3600.0 / horizon_s))
         return max(0.0, abs(req.target_at(now)) + correction_w)
+
+    def _unmetered_wh(self, now: datetime) -> float:
+        """Energy that flowed since each session's last meter sample, at its present power.
+
+        ``target_wh`` runs up to ``now`` while the registers stop at the last sample (up to a
+        sampling interval old); comparing the two as they are reads as a steady shortfall and
+        the closed loop over-commits by about lag x power / horizon."""
+        total_wh = 0.0
+        for key, rec in self.p.sessions.items():
+            state = self.states.get(key)
+            if rec.drop_reason or state is None or state.meter_at is None:
+                continue
+            age_s = min(max((now - state.meter_at).total_seconds(), 0.0), self.cfg.stale_after_s)
+            total_wh += state.present_power_w * age_s / 3600.0
+        return total_wh
 
     def _plan(self, now: datetime) -> DispatchPlan:
         req = self.p.request
@@ -374,13 +391,17 @@ class DispatchExecution:
 
     # --- end -----------------------------------------------------------------------------
     async def _finish(self) -> None:
-        if self.p.status is not DispatchStatus.FAILED:
+        # The final status is set only once the clears are answered and the report is built:
+        # a client that sees "completed" may read the report and trust its cleared sessions.
+        final = self.p.status
+        if final is not DispatchStatus.FAILED:
             cancelled = self.p.cancel_requested.is_set()
-            self.p.status = DispatchStatus.CANCELLED if cancelled else DispatchStatus.COMPLETED
+            final = DispatchStatus.CANCELLED if cancelled else DispatchStatus.COMPLETED
         try:
             await self._end_profiles()
-            self.p.report = self.p.current_report(ramp_in_s=self.cfg.ramp_in_s)
+            self.p.report = self.p.current_report(ramp_in_s=self.cfg.ramp_in_s, status=final)
         finally:
+            self.p.status = final
             for key in self.p.sessions:
                 if self.ctx.busy.get(key) == self.p.dispatch_id:
                     del self.ctx.busy[key]

@@ -48,6 +48,9 @@ class SessionState:
     # Added by dispatch (optional, defaulted so existing constructors keep working):
     ev_max_v2x_energy_wh: float | None = None  # evMaxV2XEnergyRequest: Wh of room to charge
     min_soc_pct: float | None = None  # the EV's stated minimum SoC (e.g. Display.MinimumSOC)
+    #: When the energy registers and present power were sampled (the meter value's own
+    #: timestamp): registers lag real time by up to one sampling interval.
+    meter_at: datetime | None = None
 
 
 class FleetView(Protocol):

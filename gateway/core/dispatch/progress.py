@@ -43,15 +43,18 @@ class DispatchProgress:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def current_report(self, *, ramp_in_s: float) -> DispatchReport:
-        """The final report once done, else a provisional one from what is recorded so far."""
+    def current_report(
+        self, *, ramp_in_s: float, status: DispatchStatus | None = None
+    ) -> DispatchReport:
+        """The final report once done, else a provisional one from what is recorded so far
+        (``status``: the one to state, default the present one)."""
         if self.report is not None:
             return self.report
         plan = self.initial_plan
         return build_report(
             self.dispatch_id,
             self.request,
-            status=self.status.value,
+            status=(status or self.status).value,
             intervals=tuple(self.intervals),
             sessions=tuple(self.sessions.values()),
             committed_w=plan.committed_w if plan else 0.0,

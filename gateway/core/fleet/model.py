@@ -153,4 +153,6 @@ class SessionLive:
             energy_import_wh=self.energy_import_wh,
             energy_export_wh=self.energy_export_wh,
             last_seen=self.last_seen or self.started_at,
+            ev_max_v2x_energy_wh=lim.ev_max_v2x_energy_wh,
+            meter_at=self.meter_at,
         )

@@ -94,8 +94,19 @@ class Station:
 class ScriptedFleet:
     """FleetView and StationCommands for a set of simulated stations with one EV per EVSE."""
 
-    def __init__(self, clock: VirtualClock, *, module: ModuleSpec | None = None) -> None:
+    def __init__(
+        self,
+        clock: VirtualClock,
+        *,
+        module: ModuleSpec | None = None,
+        meter_interval_s: float | None = None,
+    ) -> None:
+        """``meter_interval_s``: report power and energy registers as sampled every so often
+        (stamped ``meter_at``), as stations do, instead of exact values at every read."""
         self.clock = clock
+        self.meter_interval_s = meter_interval_s
+        self._meters: dict[SessionKey, tuple[float, float, float, datetime]] = {}
+        self._metered_at: datetime | None = None
         self.module_spec = module or ModuleSpec(
             lag_tau_s=2.0, ramp_w_per_s=3_000.0, deadband_w=50.0
         )
@@ -167,6 +178,18 @@ class ScriptedFleet:
             t = max(t, when)
             action()
         self._physics(t, end)
+        self._sample_meters(end)
+
+    def _sample_meters(self, now: datetime) -> None:
+        interval = self.meter_interval_s
+        if interval is None:
+            return
+        if self._metered_at is not None and (now - self._metered_at).total_seconds() < interval:
+            return
+        self._metered_at = now
+        for key, v in self.vehicles.items():
+            m = v.module
+            self._meters[key] = (m.power_w, m.energy_absorbed_wh, m.energy_injected_wh, now)
 
     def _physics(self, t0: datetime, t1: datetime) -> None:
         dt_s = (t1 - t0).total_seconds()
@@ -205,6 +228,9 @@ class ScriptedFleet:
 
     def _state(self, v: Vehicle, now: datetime) -> SessionState:
         n, m = v.needs, v.module
+        power_w, import_wh, export_wh, meter_at = self._meters.get(
+            v.key, (m.power_w, m.energy_absorbed_wh, m.energy_injected_wh, now)
+        )
         return SessionState(
             station_id=v.key.station_id,
             evse_id=v.key.evse_id,
@@ -224,12 +250,13 @@ class ScriptedFleet:
             ev_min_v2x_energy_wh=n.ev_min_v2x_energy_wh,
             ev_target_energy_wh=n.ev_target_energy_wh,
             battery_capacity_wh=n.battery_capacity_wh,
-            present_power_w=m.power_w,
-            energy_import_wh=m.energy_absorbed_wh,
-            energy_export_wh=m.energy_injected_wh,
+            present_power_w=power_w,
+            energy_import_wh=import_wh,
+            energy_export_wh=export_wh,
             last_seen=now,
             ev_max_v2x_energy_wh=n.ev_max_v2x_energy_wh,
             min_soc_pct=n.min_soc_pct,
+            meter_at=meter_at,
         )
 
     # --- StationCommands --------------------------------------------------------------------
