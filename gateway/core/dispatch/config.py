@@ -35,6 +35,8 @@ class DispatchConfig(ConfigSection):
     command_concurrency: int = Field(default=1000, ge=1)
     command_timeout_s: float = Field(default=10.0, gt=0)
     clear_attempts: int = Field(default=3, ge=1)
+    # After the window, wait this long at most for meter samples taken at or after its end.
+    final_meter_wait_s: float = Field(default=15.0, ge=0)
     setpoint_deadband_w: float = Field(default=200.0, ge=0)
     # ... unless the setpoints' summed drift exceeds this share of the requested power.
     fleet_deadband_frac: float = Field(default=0.01, ge=0)

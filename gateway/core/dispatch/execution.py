@@ -399,12 +399,40 @@ class DispatchExecution:
             final = DispatchStatus.CANCELLED if cancelled else DispatchStatus.COMPLETED
         try:
             await self._end_profiles()
+            await self._final_meter_readings()
             self.p.report = self.p.current_report(ramp_in_s=self.cfg.ramp_in_s, status=final)
         finally:
             self.p.status = final
             for key in self.p.sessions:
                 if self.ctx.busy.get(key) == self.p.dispatch_id:
                     del self.ctx.busy[key]
+
+    async def _final_meter_readings(self) -> None:
+        """Wait (at most ``final_meter_wait_s``) for each delivering session's first meter
+        sample taken at or after the window's end, and read its registers from it: the last
+        sample inside the window lags the end by up to a sampling interval, which would
+        under-report the tail of the delivery. The stations send one promptly, since the
+        clear changes their charging rate."""
+        end = min(self.p.request.end, self.ctx.clock.now())
+        deadline = self.ctx.clock.now() + timedelta(seconds=self.cfg.final_meter_wait_s)
+        waiting = {k for k, r in self.p.sessions.items() if r.profile_sent and not r.drop_reason}
+        while waiting:
+            try:
+                fresh = {session_key(s): s for s in self.ctx.fleet.sessions()}
+            except Exception:  # the report is still built from the readings we have
+                log.exception("dispatch %s: final meter readings failed", self.p.dispatch_id)
+                return
+            for key in list(waiting):
+                state = fresh.get(key)
+                if state is None:  # ended meanwhile: its last registers are what we have
+                    waiting.discard(key)
+                elif state.meter_at is not None and state.meter_at >= end:
+                    self._read_registers(self.p.sessions[key], state)
+                    waiting.discard(key)
+            now = self.ctx.clock.now()
+            if not waiting or now >= deadline:
+                break
+            await self.ctx.clock.sleep_until(min(deadline, now + timedelta(seconds=0.5)))
 
     def _ender(self, rec: SessionRecord, now: datetime, *, force_clear: bool) -> Command:
         key, commands, state = rec.key, self.ctx.commands, self.states.get(rec.key)
