@@ -10,6 +10,11 @@ Two forms:
   (``tests/integration/core/dispatch/ocpp_station.py``) run by a child process on its own
   event loop. Still in one host, and the CSMS shares the main process with the runner and the
   API (vpp-core wiring of the API is pending: the lead runs the final form against vpp-core).
+  As in vpp-core, the fleet is written behind to SQLite (the command log of every command)
+  and the GC is tuned (``[runtime]`` defaults). Once the stations are connected, this process
+  is pinned to CPU 0 and the station process to CPU 1 (``--no-pin``): in the field the
+  stations are remote, so their CPU must not be charged to the core. Each phase reports the
+  CPU seconds of both processes next to the wall time (``cpu_s``).
 
 Phases, per fleet size (JSON out):
 - ``first_dispatch_s``: POST /api/v1/dispatches until every SetChargingProfile is answered
@@ -19,16 +24,19 @@ Phases, per fleet size (JSON out):
   re-planned setpoints are answered.
 
     .venv/bin/python benchmarks/dispatch_fanout.py [--stations 1000 10000] [--rtt-ms 20]
+    .venv/bin/python benchmarks/dispatch_fanout.py --mode ocpp --stations 1000 10000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,7 +123,8 @@ async def measure(n: int, rtt_s: float) -> dict[str, Any]:
     stations = InProcessStations(n, rtt_s)
     power_mw = n * 11_000 * 0.5 / 1e6
     body = {"power_mw": power_mw, "direction": "discharge", "duration_s": 600}
-    async with DispatchRunner(stations, stations, clock, DispatchConfig()) as runner:
+    config = DispatchConfig(final_meter_wait_s=0.0)  # no meter values in this benchmark
+    async with DispatchRunner(stations, stations, clock, config) as runner:
         service = DispatchService(runner)
         app = create_api(service, bearer_token=TOKEN)
         transport = httpx.ASGITransport(app=app)
@@ -173,12 +182,21 @@ class CountingCommands:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.answers: list[tuple[float, str, str]] = []  # (perf_counter, kind, station)
+        # Stations answered per kind since the last ``mark``: polled every millisecond, so
+        # counted as they come (a scan of all answers per poll cost the CSMS's core ~1 s).
+        self._since_mark: dict[str, set[str]] = {}
 
     def _note(self, kind: str, station_id: str) -> None:
         self.answers.append((time.perf_counter(), kind, station_id))
+        self._since_mark.setdefault(kind, set()).add(station_id)
 
-    def stations_answered(self, kind: str, since: float) -> int:
-        return len({st for t, k, st in self.answers if k == kind and t >= since})
+    def mark(self) -> float:
+        """Start counting answers afresh; returns the time of the mark."""
+        self._since_mark = {}
+        return time.perf_counter()
+
+    def stations_answered(self, kind: str) -> int:
+        return len(self._since_mark.get(kind, ()))
 
     async def set_charging_profile(
         self, station_id: str, evse_id: int, profile: Mapping[str, Any]
@@ -281,6 +299,52 @@ async def _start_stations(url: str, n: int) -> asyncio.subprocess.Process:
     return child
 
 
+class _CpuMeter:
+    """CPU seconds since creation of this process (the CSMS, runner and API: the core) and of
+    the station child process (stands in for remote stations; not the core's cost)."""
+
+    def __init__(self, child_pid: int | None) -> None:
+        import psutil  # type: ignore[import-untyped]
+
+        self._child = psutil.Process(child_pid) if child_pid else None
+        self._core0 = time.process_time()
+        self._child0 = self._child_s()
+        self._wall0 = time.perf_counter()
+
+    def _child_s(self) -> float:
+        if self._child is None:
+            return 0.0
+        t = self._child.cpu_times()
+        return float(t.user + t.system)
+
+    def spent(self, *, quiet_s: float = 0.0) -> dict[str, float]:
+        """``quiet_s``: trailing idle wall time not to count in the wall figure."""
+        wall = time.perf_counter() - self._wall0 - quiet_s
+        return {
+            "core_process_cpu_s": round(time.process_time() - self._core0, 3),
+            "station_process_cpu_s": round(self._child_s() - self._child0, 3),
+            "wall_s": round(wall, 3),
+        }
+
+
+_PINNED: dict[str, list[int]] = {}
+PIN = True  # --no-pin turns it off
+WRITE_BEHIND = True  # --no-write-behind turns it off
+
+
+def _pin(pid: int, role: str, cpu: int) -> None:
+    """Core on CPU 0, stations on CPU 1 (2-core machines): stations' CPU is not the core's."""
+    import os
+
+    if len(os.sched_getaffinity(0)) < 2 and role != "core":
+        return
+    try:
+        os.sched_setaffinity(pid, {cpu})
+        _PINNED[role] = [cpu]
+    except (OSError, AttributeError):
+        pass
+
+
 async def _quiet_after(
     commands: CountingCommands, since: float, *, quiet_s: float = 1.0
 ) -> tuple[float, int]:
@@ -292,17 +356,54 @@ async def _quiet_after(
             return recent[-1], len(recent)
 
 
+@contextlib.asynccontextmanager
+async def _written_behind(
+    fleet: Any, entries: list[Any], *, enabled: bool
+) -> AsyncIterator[str | None]:
+    """The fleet written behind to SQLite as in vpp-core (the command log of every command
+    included): its thread's CPU is the core's too. Yields the database used, or None."""
+    if not enabled:
+        yield None
+        return
+    from gateway.core.fleet import FleetStore, WriteBehind
+    from gateway.core.fleet.writer_thread import StoreThread
+
+    with tempfile.TemporaryDirectory(prefix="dispatch-fanout-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'fleet.db'}"
+        store = await FleetStore.open(url)
+        await store.add_stations(entries, now=datetime.now(UTC))
+        await store.close()
+        writes = StoreThread(url)
+        await writes.start()
+        writer = WriteBehind(fleet, writes)
+        task = asyncio.create_task(writer.run(), name="fleet-write-behind")
+        try:
+            yield "sqlite"
+        finally:
+            writer.stop()
+            await task
+            await writes.close()
+
+
 async def measure_ocpp(n: int) -> dict[str, Any]:
-    from gateway.core.csms import CsmsConfig, CsmsServer
-    from gateway.core.dispatch.clock import SystemClock
     from gateway.core.fleet import FleetState, StationEntry, hash_password
 
     _raise_fd_limit()
     fleet = FleetState()
     pw = hash_password(PASSWORD, log2_n=4)
-    fleet.set_entries(
-        [StationEntry(f"CS{i:05d}", 1, True, f"site-{i // 100}", "r", pw) for i in range(n)]
-    )
+    entries = [StationEntry(f"CS{i:05d}", 1, True, f"site-{i // 100}", "r", pw) for i in range(n)]
+    fleet.set_entries(entries)
+    async with _written_behind(fleet, entries, enabled=WRITE_BEHIND) as database:
+        result = await _measure_ocpp(n, fleet)
+    return {**result, "write_behind": database}
+
+
+async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
+    from gateway.core.app import tune_gc
+    from gateway.core.config import RuntimeConfig
+    from gateway.core.csms import CsmsConfig, CsmsServer
+    from gateway.core.dispatch.clock import SystemClock
+
     config = CsmsConfig(
         host="127.0.0.1",
         port=0,
@@ -312,11 +413,16 @@ async def measure_ocpp(n: int) -> dict[str, Any]:
         auth_queue_max=50_000,
     )
     async with CsmsServer(config, fleet) as csms:
+        tune_gc(RuntimeConfig())  # as vpp-core does once the CSMS listens
         child = await _start_stations(f"ws://127.0.0.1:{csms.port}/ocpp", n)
+        if PIN:
+            _pin(child.pid, "stations", 1)
+            _pin(0, "core", 0)
         assert child.stdin is not None
         await until(lambda: len(fleet.sessions()) == n, timeout_s=120)
         commands = CountingCommands(csms.commands)
-        dispatch_cfg = DispatchConfig(stale_after_s=3600.0)
+        # these stations send no meter values: nothing to wait for after the window
+        dispatch_cfg = DispatchConfig(stale_after_s=3600.0, final_meter_wait_s=0.0)
         body = {"power_mw": n * 11_000 * 0.5 / 1e6, "direction": "discharge", "duration_s": 600}
         headers = {"Authorization": f"Bearer {TOKEN}"}
         async with DispatchRunner(fleet, commands, SystemClock(), dispatch_cfg) as runner:
@@ -325,26 +431,32 @@ async def measure_ocpp(n: int) -> dict[str, Any]:
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://vpp", timeout=120
             ) as client:
-                t0 = time.perf_counter()
+                t0 = commands.mark()
+                cpu = _CpuMeter(child.pid)
                 first_id = (
                     await client.post("/api/v1/dispatches", json=body, headers=headers)
                 ).json()["id"]
-                await until(lambda: commands.stations_answered("set", t0) >= n, timeout_s=120)
+                await until(lambda: commands.stations_answered("set") >= n, timeout_s=120)
                 first_s = time.perf_counter() - t0
+                first_cpu = cpu.spent()
                 progress = service.get(first_id)
                 child.stdin.write(b"unplug CS00000\n")
                 await until(
                     lambda: any("drop-out CS00000" in e for e in progress.events), timeout_s=60
                 )
                 t_detect = time.perf_counter()
+                cpu = _CpuMeter(child.pid)
                 last, replanned = await _quiet_after(commands, t_detect)
+                replan_cpu = cpu.spent(quiet_s=time.perf_counter() - last)
                 t_del = time.perf_counter()
                 await client.delete(f"/api/v1/dispatches/{first_id}", headers=headers)
                 cancel_s = time.perf_counter() - t_del
-                t2 = time.perf_counter()
+                t2 = commands.mark()
+                cpu = _CpuMeter(child.pid)
                 await client.post("/api/v1/dispatches", json=body, headers=headers)
-                await until(lambda: commands.stations_answered("set", t2) >= n - 1, timeout_s=120)
+                await until(lambda: commands.stations_answered("set") >= n - 1, timeout_s=120)
                 second_s = time.perf_counter() - t2
+                second_cpu = cpu.spent()
                 for p in service.list():
                     runner.cancel(p.dispatch_id)
         child.stdin.write(b"stop\n")
@@ -358,6 +470,8 @@ async def measure_ocpp(n: int) -> dict[str, Any]:
         "replan_after_dropout_s": round(last - t_detect, 3),
         "replanned_commands": replanned,
         "cancel_and_clear_all_s": round(cancel_s, 3),
+        "cpu_s": {"first_dispatch": first_cpu, "second_dispatch": second_cpu, "replan": replan_cpu},
+        "pinned": _PINNED,
     }
 
 
@@ -366,8 +480,22 @@ def main() -> None:
     parser.add_argument("--stations", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--rtt-ms", type=float, default=20.0)
     parser.add_argument("--mode", choices=["inprocess", "ocpp"], default="inprocess")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="ocpp mode: do not pin the core to CPU 0 and the stations to CPU 1 once connected",
+    )
     parser.add_argument("--station-process", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-write-behind",
+        dest="write_behind",
+        action="store_false",
+        help="ocpp mode: no fleet write-behind to SQLite (vpp-core always has one)",
+    )
     args = parser.parse_args()
+    global PIN, WRITE_BEHIND
+    PIN, WRITE_BEHIND = args.pin, args.write_behind
     if args.station_process:
         asyncio.run(station_process(args.station_process[0], int(args.station_process[1])))
         return

@@ -44,7 +44,7 @@ from gateway.core.fleet.registry import new_password
 from gateway.core.fleet.writer_thread import StoreThread
 from gateway.core.grid_services import GridServices, open_grid_services
 
-__all__ = ["main", "run_core"]
+__all__ = ["main", "run_core", "tune_gc"]
 
 log = logging.getLogger("vpp-core")
 DEFAULT_CONFIG = Path("/etc/vpp-core/core.toml")
@@ -135,7 +135,7 @@ class _Core:
             ):
                 self.grid = grid
                 refresh = tasks.create_task(self._refresh_registry(csms), name="registry-refresh")
-                _tune_gc(self.config.runtime)
+                tune_gc(self.config.runtime)
                 gc_watch = self.metrics.watch_gc()
                 api = f", API on port {grid.api_port}" if grid.api_port else ""
                 notifier.notify("READY=1", f"STATUS=serving OCPP on port {csms.port}{api}")
@@ -166,7 +166,9 @@ class _Core:
                 failing = False
 
 
-def _tune_gc(runtime: RuntimeConfig) -> None:
+def tune_gc(runtime: RuntimeConfig) -> None:
+    """Apply ``[runtime]``: GC thresholds, and freeze the heap built so far (call once the
+    server listens; benchmarks call it to measure the core as it runs)."""
     gc.set_threshold(
         runtime.gc_gen0_threshold, runtime.gc_gen1_threshold, runtime.gc_gen2_threshold
     )

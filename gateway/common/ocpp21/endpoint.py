@@ -7,6 +7,14 @@ decodes every frame, hands answers (CALLRESULT / CALLERROR / CALLRESULTERROR) to
 ``@after`` hook) may itself ``await self.call(...)`` without dead-locking, and a peer that
 floods CALLs is back-pressured by a small bounded queue instead of growing memory.
 
+Fast path: a CALL or SEND whose ``@on`` handler (and ``@after`` hook, if any) is a plain
+function is handled in the receive loop itself when the handler task is idle and nothing
+is queued (so arrival order holds). Such a handler cannot await a call, so reading can
+wait for it, and the queue hand-off and task switch (≈ 4 µs of ≈ 100 µs per CSMS message,
+``benchmarks/csms_load.py --closed-loop 50``) are saved. Should a plain function still
+return an awaitable, the rest of that message moves to the handler task. Sending the answer
+may wait for the socket (write back-pressure) either way.
+
 What a peer gets (OCPP-J 2.0.1 / 2.1 part 4):
 
 * a CALL whose action has no ``@on`` handler, or is no action at all: CALLERROR
@@ -25,11 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, ClassVar
 
 from websockets.exceptions import ConnectionClosed
 
@@ -57,71 +65,16 @@ from gateway.common.ocpp21.frames import (
     encode_frame,
 )
 from gateway.common.ocpp21.payloads import PayloadCodec, codec_for
+from gateway.common.ocpp21.routes import Route, after, collect_routes, on
 
 __all__ = ["ChargingStationEndpoint", "CsmsEndpoint", "OcppEndpoint", "after", "on"]
 
 LOGGER = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 _CLOSED = (ConnectionClosed, EOFError)
 _ANSWER_TYPES = (CallResult.message_type_id, CallError.message_type_id, 5)
-
-
-def on(action: str) -> Callable[[F], F]:
-    """Mark a method of an endpoint subclass as the handler of incoming CALL/SEND ``action``.
-
-    The handler gets the payload as snake_case keyword arguments (nested objects as snake
-    dicts), plus ``call_unique_id`` if it declares that parameter, and returns the
-    ``call_result.<Action>`` dataclass (ignored for a SEND). Without ``**kwargs`` it gets
-    only the parameters it declares.
-    """
-
-    def mark(func: F) -> F:
-        func._ocpp_on = action  # type: ignore[attr-defined]
-        return func
-
-    return mark
-
-
-def after(action: str) -> Callable[[F], F]:
-    """Mark a method to run after the answer to ``action`` was sent (same kwargs as ``on``)."""
-
-    def mark(func: F) -> F:
-        func._ocpp_after = action  # type: ignore[attr-defined]
-        return func
-
-    return mark
-
-
-@dataclass(frozen=True)
-class _Route:
-    func: Callable[..., Any]
-    is_async: bool
-    wants_unique_id: bool
-    accepted: frozenset[str] | None  # None: the handler takes **kwargs
-
-    @classmethod
-    def of(cls, func: Callable[..., Any]) -> _Route:
-        parameters = inspect.signature(func).parameters
-        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-        return cls(
-            func=func,
-            is_async=inspect.iscoroutinefunction(func),
-            wants_unique_id="call_unique_id" in parameters,
-            accepted=None if var_kw else frozenset(parameters) - {"self", "call_unique_id"},
-        )
-
-
-def _collect_routes(cls: type) -> tuple[dict[str, _Route], dict[str, _Route]]:
-    on_routes: dict[str, _Route] = {}
-    after_routes: dict[str, _Route] = {}
-    for klass in reversed(cls.__mro__):
-        for value in vars(klass).values():
-            if action := getattr(value, "_ocpp_on", None):
-                on_routes[action] = _Route.of(value)
-            if action := getattr(value, "_ocpp_after", None):
-                after_routes[action] = _Route.of(value)
-    return on_routes, after_routes
+#: What the handler task runs: a received frame, or the rest of one started in the receive loop.
+_Work = Call | Send | Coroutine[Any, Any, None] | None
 
 
 class OcppEndpoint:
@@ -135,12 +88,19 @@ class OcppEndpoint:
 
     #: CALLs and SENDs received but not yet handled; a full queue stops reading the socket.
     incoming_queue_size: ClassVar[int] = 16
-    _on_routes: ClassVar[dict[str, _Route]] = {}
-    _after_routes: ClassVar[dict[str, _Route]] = {}
+    _on_routes: ClassVar[dict[str, Route]] = {}
+    _after_routes: ClassVar[dict[str, Route]] = {}
+    #: Actions whose handler and ``@after`` hook are plain functions (the fast path).
+    _plain_actions: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._on_routes, cls._after_routes = _collect_routes(cls)
+        cls._on_routes, cls._after_routes = collect_routes(cls)
+        cls._plain_actions = frozenset(
+            action
+            for action, route in cls._on_routes.items()
+            if not route.is_async and not getattr(cls._after_routes.get(action), "is_async", False)
+        )
 
     def __init__(self, identity: str, connection: Any, *, response_timeout_s: float = 30.0):
         self.identity = identity
@@ -151,10 +111,11 @@ class OcppEndpoint:
         self._speaks_21 = self.subprotocol == "ocpp2.1"
         self._pending: dict[str, tuple[str, asyncio.Future[Frame]]] = {}
         self._call_lock = asyncio.Lock()
-        self._incoming: asyncio.Queue[Call | Send | None] = asyncio.Queue(self.incoming_queue_size)
+        self._incoming: asyncio.Queue[_Work] = asyncio.Queue(self.incoming_queue_size)
+        self._handler_busy = False
         self._logged: set[tuple[str, ...]] = set()
         self._closed = False
-        self.new_message_id: Callable[[], str] = lambda: str(uuid.uuid4())
+        self.new_message_id: Callable[[], str] = _message_ids()
 
     @classmethod
     def warm_up(cls, subprotocol: str, *, calls: Iterable[str] = ()) -> None:
@@ -204,6 +165,8 @@ class OcppEndpoint:
         elif isinstance(frame, Call | Send):
             if inline:
                 await self._handle_incoming(frame)
+            elif self._may_handle_here(frame.action):
+                await self._handle_here(frame)
             else:
                 await self._incoming.put(frame)
         else:
@@ -231,14 +194,56 @@ class OcppEndpoint:
         pending[1].set_result(frame)
 
     async def _serve_incoming(self) -> None:
-        while (frame := await self._incoming.get()) is not None:
-            await self._handle_incoming(frame)
+        while (work := await self._incoming.get()) is not None:
+            self._handler_busy = True
+            try:
+                if isinstance(work, Call | Send):
+                    await self._handle_incoming(work)
+                else:
+                    await work
+            finally:
+                self._handler_busy = False
 
     async def _handle_incoming(self, frame: Call | Send) -> None:
         if isinstance(frame, Call):
             await self._answer_call(frame)
         else:
             await self._take_send(frame)
+
+    def _may_handle_here(self, action: str) -> bool:
+        """A plain handler, the handler task idle and nothing queued before this frame."""
+        return action in self._plain_actions and not (self._handler_busy or self._incoming.qsize())
+
+    async def _handle_here(self, frame: Call | Send) -> None:
+        """The fast path (module docstring): a plain-function handler run in the receive loop."""
+        route = self._on_routes[frame.action]
+        try:
+            kwargs = self._codec.decode_request(frame.action, frame.payload)
+            result = self._call_route(route, kwargs, frame.message_id)
+        except Exception as exc:
+            if isinstance(frame, Call):
+                await self._answer_failure(frame, exc)
+            else:
+                self._log_send_failure(frame, exc)
+            return
+        if inspect.isawaitable(result):  # a plain function returned a coroutine after all
+            await self._incoming.put(self._finish_here(frame, kwargs, result))
+        elif isinstance(frame, Call):
+            await self._answer_with(frame, kwargs, result, here=True)
+
+    async def _finish_here(
+        self, frame: Call | Send, kwargs: dict[str, Any], pending: Awaitable[Any]
+    ) -> None:
+        try:
+            result = await pending
+        except Exception as exc:
+            if isinstance(frame, Call):
+                await self._answer_failure(frame, exc)
+            else:
+                self._log_send_failure(frame, exc)
+            return
+        if isinstance(frame, Call):
+            await self._answer_with(frame, kwargs, result)
 
     async def _answer_call(self, frame: Call) -> None:
         route = self._on_routes.get(frame.action)
@@ -249,25 +254,52 @@ class OcppEndpoint:
         try:
             kwargs = self._codec.decode_request(frame.action, frame.payload)
             result = await self._invoke(route, kwargs, frame.message_id)
-            payload = self._codec.encode_response(frame.action, result)
-        except OcppError as error:
-            kind = "internal" if isinstance(error, InternalError) else "refused"
-            self._log_limited((kind, frame.action), "%s: %s answered %s", frame.action, error)
-            await self._send_frame(call_error_for(error, frame.message_id))
-            return
         except Exception as exc:
-            self._log_handler_failure(frame.action, exc)
-            await self._send_frame(call_error_for(InternalError(), frame.message_id))
+            await self._answer_failure(frame, exc)
+            return
+        await self._answer_with(frame, kwargs, result)
+
+    async def _answer_with(
+        self, frame: Call, kwargs: dict[str, Any], result: Any, *, here: bool = False
+    ) -> None:
+        """Encode and send the handler's result, then run the ``@after`` hook.
+
+        ``here``: in the receive loop, where an awaitable from the hook must not be awaited.
+        """
+        try:
+            payload = self._codec.encode_response(frame.action, result)
+        except Exception as exc:
+            await self._answer_failure(frame, exc)
             return
         await self._send_frame(CallResult(frame.message_id, payload))
-        await self._run_after(frame, kwargs)
+        await self._run_after(frame, kwargs, here=here)
 
-    async def _run_after(self, frame: Call, kwargs: dict[str, Any]) -> None:
+    async def _answer_failure(self, frame: Call, exc: Exception) -> None:
+        if isinstance(exc, OcppError):
+            kind = "internal" if isinstance(exc, InternalError) else "refused"
+            self._log_limited((kind, frame.action), "%s: %s answered %s", frame.action, exc)
+            await self._send_frame(call_error_for(exc, frame.message_id))
+        else:
+            self._log_handler_failure(frame.action, exc)
+            await self._send_frame(call_error_for(InternalError(), frame.message_id))
+
+    async def _run_after(self, frame: Call, kwargs: dict[str, Any], *, here: bool = False) -> None:
         route = self._after_routes.get(frame.action)
         if route is None:
             return
         try:
-            await self._invoke(route, kwargs, frame.message_id)
+            result = self._call_route(route, kwargs, frame.message_id)
+            if inspect.isawaitable(result):
+                if here:
+                    await self._incoming.put(self._await_after(frame, result))
+                    return
+                await result
+        except Exception as exc:
+            self._log_handler_failure(frame.action + " (after)", exc)
+
+    async def _await_after(self, frame: Call, pending: Awaitable[Any]) -> None:
+        try:
+            await pending
         except Exception as exc:
             self._log_handler_failure(frame.action + " (after)", exc)
 
@@ -280,20 +312,27 @@ class OcppEndpoint:
         try:
             kwargs = self._codec.decode_request(frame.action, frame.payload)
             await self._invoke(route, kwargs, frame.message_id)
-        except OcppError as error:
-            self._log_limited(("send", frame.action), "%s: SEND %s: %s", frame.action, error)
         except Exception as exc:
+            self._log_send_failure(frame, exc)
+
+    def _log_send_failure(self, frame: Send, exc: Exception) -> None:
+        if isinstance(exc, OcppError):
+            self._log_limited(("send", frame.action), "%s: SEND %s: %s", frame.action, exc)
+        else:
             self._log_handler_failure(frame.action, exc)
 
-    async def _invoke(self, route: _Route, kwargs: dict[str, Any], message_id: str) -> Any:
-        if route.accepted is not None:
-            kwargs = {k: v for k, v in kwargs.items() if k in route.accepted}
-        if route.wants_unique_id:
-            kwargs = {**kwargs, "call_unique_id": message_id}
-        result = route.func(self, **kwargs)
+    async def _invoke(self, route: Route, kwargs: dict[str, Any], message_id: str) -> Any:
+        result = self._call_route(route, kwargs, message_id)
         if route.is_async or inspect.isawaitable(result):
             result = await result
         return result
+
+    def _call_route(self, route: Route, kwargs: dict[str, Any], message_id: str) -> Any:
+        if route.accepted is not None and not kwargs.keys() <= route.accepted:
+            kwargs = {k: v for k, v in kwargs.items() if k in route.accepted}
+        if route.wants_unique_id:
+            kwargs = {**kwargs, "call_unique_id": message_id}
+        return route.func(self, **kwargs)
 
     def _shut_down(self) -> None:
         self._closed = True
@@ -302,7 +341,9 @@ class OcppEndpoint:
                 future.set_exception(OcppConnectionClosed(f"{self.identity}: closed ({action})"))
         dropped = 0
         while not self._incoming.empty():
-            self._incoming.get_nowait()
+            work = self._incoming.get_nowait()
+            if inspect.iscoroutine(work):
+                work.close()  # the rest of a message begun in the receive loop
             dropped += 1
         if dropped:
             LOGGER.info("%s: closed with %d unanswered CALL(s) dropped", self.identity, dropped)
@@ -401,6 +442,15 @@ class OcppEndpoint:
         level = logging.DEBUG if key in self._logged else logging.WARNING
         self._logged.add(key)
         LOGGER.log(level, message, self.identity, *args)
+
+
+def _message_ids() -> Callable[[], str]:
+    """Message ids unique across this station's connections: a random 64-bit prefix per
+    connection and a counter (OCPP-J wants ids never reused by the same sender; a ``uuid4``
+    per CALL costs ≈ 3.5 µs, this ≈ 0.1 µs)."""
+    prefix = uuid.uuid4().hex[:16] + "-"
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter)}"
 
 
 def _not_in_201(frame: Frame) -> MalformedFrame:

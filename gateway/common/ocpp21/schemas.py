@@ -8,10 +8,11 @@ Before compiling, each schema's ``$ref`` are inlined (fastjsonschema calls one f
 referenced definition and formats the path string of every array item eagerly; inlined, a
 MeterValues validation drops from ≈ 23 to ≈ 14 µs; the shipped schemas have no recursive
 definitions). fastjsonschema checks a string ``enum`` with a chain of ``==`` (56 comparisons
-for a late ``MeasurandEnumType`` value); before compiling, each
-string-only ``enum`` becomes the equivalent anchored ``pattern`` (one C-level regex match)
-and keeps its list under ``x-enum`` for the error message. Same accepted values, same
-wire error code (``PropertyConstraintViolation``).
+for a late ``MeasurandEnumType`` value); before compiling, each string-only ``enum`` becomes
+a custom ``format`` whose check is one ``frozenset`` lookup (an anchored regex of the
+alternatives, used before, cost ≈ 0.4 µs per value: a third of a TransactionEvent's
+validation) and keeps its list under ``x-enum`` for the error message. Same accepted
+values, same wire error code (``PropertyConstraintViolation``).
 
 Two validators exist per schema: *outgoing* checks ``date-time`` strictly (RFC 3339 with an
 offset, what we must send); *incoming* accepts a timestamp without an offset, as some deployed
@@ -22,7 +23,6 @@ schema as shipped.
 from __future__ import annotations
 
 import json
-import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -145,28 +145,41 @@ def inline_refs(node: Any, definitions: Mapping[str, Any], depth: int = 0) -> An
     return {k: inline_refs(v, definitions, depth) for k, v in node.items() if k != "definitions"}
 
 
-def prepare_for_compiling(schema: Mapping[str, Any]) -> Any:
-    """The schema as compiled: references inlined, string enums as patterns."""
-    return enums_as_patterns(inline_refs(schema, schema.get("definitions", {})))
+EnumChecks = dict[str, Callable[[str], bool]]
 
 
-def enums_as_patterns(node: Any) -> Any:
-    """A copy of a schema with every string-only ``enum`` turned into an anchored pattern."""
+def prepare_for_compiling(schema: Mapping[str, Any]) -> tuple[Any, EnumChecks]:
+    """The schema as compiled (references inlined, string enums as formats) and the
+    ``formats`` checks its enums need."""
+    checks: EnumChecks = {}
+    inlined = inline_refs(schema, schema.get("definitions", {}))
+    return enums_as_formats(inlined, checks), checks
+
+
+def enums_as_formats(node: Any, checks: EnumChecks) -> Any:
+    """A copy of a schema with every string-only ``enum`` turned into a custom ``format``.
+
+    ``checks`` receives each format's check (``frozenset.__contains__``: exact match, one
+    hash lookup) under a name unique within the schema.
+    """
     if isinstance(node, list):
-        return [enums_as_patterns(item) for item in node]
+        return [enums_as_formats(item, checks) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: enums_as_patterns(value) for key, value in node.items()}
+    out = {key: enums_as_formats(value, checks) for key, value in node.items()}
     values = node.get("enum")
     if (
         isinstance(values, list)
         and values
         and all(isinstance(v, str) for v in values)
         and "pattern" not in node
+        and "format" not in node
     ):
+        name = f"x-enum-{len(checks)}"
+        checks[name] = frozenset(values).__contains__
         del out["enum"]
         out["type"] = "string"
-        out["pattern"] = "^(?:" + "|".join(re.escape(v) for v in values) + ")$"
+        out["format"] = name
         out["x-enum"] = values
     return out
 
@@ -176,7 +189,7 @@ def schema_error(exc: fastjsonschema.JsonSchemaValueException) -> OcppError:
     rule = exc.rule or ""
     path = (exc.name or "data").replace("data", "payload", 1)
     definition = exc.definition if isinstance(exc.definition, dict) else {}
-    if rule == "pattern" and "x-enum" in definition:
+    if rule in ("format", "pattern") and "x-enum" in definition:
         rule = "enum"
         cause = f"{path}: {exc.value!r} is not one of {definition['x-enum']}"
     else:
@@ -218,12 +231,11 @@ class SchemaCatalogue:
         key = (schema_name, outgoing)
         validator = self._validators.get(key)
         if validator is None:
-            formats = {} if outgoing else {"date-time": _LENIENT_DATE_TIME}
-            validator = fastjsonschema.compile(
-                prepare_for_compiling(self.schemas[schema_name]),
-                use_default=False,
-                formats=formats,
-            )
+            schema, enum_checks = prepare_for_compiling(self.schemas[schema_name])
+            formats: dict[str, Any] = dict(enum_checks)
+            if not outgoing:
+                formats["date-time"] = _LENIENT_DATE_TIME
+            validator = fastjsonschema.compile(schema, use_default=False, formats=formats)
             self._validators[key] = validator
         return validator
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.protocol import State
@@ -25,7 +25,7 @@ __all__ = ["ThrottledConnection"]
 class ThrottledConnection:
     """Wraps a websockets ``ServerConnection`` (``recv``/``send``/``subprotocol``)."""
 
-    __slots__ = ("_burst", "_clock", "_last_s", "_on_frame", "_rate", "_tokens", "ws")
+    __slots__ = ("_burst", "_clock", "_last_s", "_on_frame", "_rate", "_tokens", "send", "ws")
 
     def __init__(
         self,
@@ -43,6 +43,8 @@ class ThrottledConnection:
         self._clock = clock
         self._last_s = clock()
         self._on_frame = on_frame
+        #: Sending is not budgeted: the connection's own ``send``, without a wrapper to await.
+        self.send: Callable[[str], Awaitable[None]] = ws.send
 
     @property
     def subprotocol(self) -> str | None:
@@ -64,6 +66,3 @@ class ThrottledConnection:
             self._last_s = self._clock()
         self._tokens -= 1.0
         return data
-
-    async def send(self, message: str) -> None:
-        await self.ws.send(message)

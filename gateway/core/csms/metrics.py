@@ -60,6 +60,7 @@ class CsmsMetrics:
             registry=r,
         )
         self._message_children: dict[str, tuple[Any, Any]] = {}
+        self._command_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._gc_started_s = 0.0
 
     def watch_gc(self) -> Callable[[str, dict[str, int]], None]:
@@ -86,8 +87,12 @@ class CsmsMetrics:
         children[1].observe(seconds)
 
     def observe_command(self, action: str, outcome: str, seconds: float) -> None:
-        self.commands.labels(action, outcome).inc()
-        self.command_seconds.labels(action).observe(seconds)
+        children = self._command_children.get((action, outcome))
+        if children is None:  # labels() costs a lock and a tuple per call: once per key
+            children = (self.commands.labels(action, outcome), self.command_seconds.labels(action))
+            self._command_children[(action, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_fleet(
         self,

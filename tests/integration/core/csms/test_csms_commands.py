@@ -97,6 +97,7 @@ async def test_set_charging_profile_goes_out_with_exact_keys(csms: CsmsUnderTest
     assert logged["action"] == "SetChargingProfile"
     assert logged["status"] == "Accepted"
     assert logged["latency_s"] >= 0
+    assert logged["request"] == {"evse_id": 1, "charging_profile": PROFILE, "custom_data": None}
 
 
 async def test_rejected_profile_triggers_get_charging_profiles_resync(csms: CsmsUnderTest) -> None:

@@ -362,3 +362,98 @@ async def test_handler_result_forms(connection: Any, run_endpoint: Any) -> None:
         assert await connection.next_sent() == [3, "h-1", {"currentTime": NOW}]
         connection.feed([2, "s-1", "StatusNotification", status(1)])
         assert (await connection.next_sent())[:3] == [4, "s-1", "InternalError"]
+
+
+class FastPath(CsmsEndpoint):
+    """Plain-function handlers (the receive loop's fast path) next to an async one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = asyncio.Event()
+        self.heartbeat_tasks: list[str] = []
+        self.hook_answer: Any = None
+
+    @on("BootNotification")
+    async def on_boot(self, **kw: Any) -> Any:
+        await self.release.wait()
+        return call_result.BootNotification(current_time=NOW, interval=300, status="Accepted")
+
+    @on("Heartbeat")
+    def on_heartbeat(self) -> Any:
+        task = asyncio.current_task()
+        self.heartbeat_tasks.append(task.get_name() if task else "")
+        return call_result.Heartbeat(current_time=NOW)
+
+    @on("StatusNotification")
+    def on_status(self, **kw: Any) -> Any:  # plain, but hands back a coroutine that calls
+        return self._status_after_asking()
+
+    async def _status_after_asking(self) -> Any:
+        await self.call(call.Heartbeat())
+        return call_result.StatusNotification()
+
+    @on("NotifyEVChargingNeeds")
+    def on_needs(self, **kw: Any) -> Any:
+        return call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @after("NotifyEVChargingNeeds")
+    def needs_recorded(self, **kw: Any) -> Any:  # plain hook returning a calling coroutine
+        return self._ask_after_needs()
+
+    async def _ask_after_needs(self) -> None:
+        self.hook_answer = await self.call(call.Heartbeat())
+
+
+NEEDS = {"evseId": 1, "chargingNeeds": {"requestedEnergyTransfer": "DC"}}
+
+
+async def test_plain_handler_runs_in_the_receive_loop_when_idle(
+    connection: Any, run_endpoint: Any
+) -> None:
+    csms = FastPath("CS-1", connection)
+    async with run_endpoint(csms):
+        connection.feed([2, "h-1", "Heartbeat", {}])
+        assert await connection.next_sent() == [3, "h-1", {"currentTime": NOW}]
+    assert csms.heartbeat_tasks == ["endpoint-under-test"], "no hand-off to the handler task"
+
+
+async def test_plain_handler_waits_its_turn_behind_a_busy_handler(
+    connection: Any, run_endpoint: Any
+) -> None:
+    csms = FastPath("CS-1", connection)
+    async with run_endpoint(csms):
+        connection.feed([2, "b-1", "BootNotification", BOOT])
+        connection.feed([2, "h-1", "Heartbeat", {}])
+        for _ in range(20):
+            await asyncio.sleep(0)  # both frames read (no timing involved)
+        assert connection.unread() == [], "the heartbeat must not overtake the boot"
+        csms.release.set()
+        assert (await connection.next_sent())[:2] == [3, "b-1"]
+        assert await connection.next_sent() == [3, "h-1", {"currentTime": NOW}]
+    assert csms.heartbeat_tasks == ["ocpp-handlers[CS-1]"]
+
+
+async def test_plain_handler_returning_a_coroutine_may_call_the_peer(
+    connection: Any, run_endpoint: Any
+) -> None:
+    async with run_endpoint(FastPath("CS-1", connection)):
+        connection.feed([2, "s-1", "StatusNotification", status(1)])
+        asked = await connection.next_sent()
+        assert asked[2] == "Heartbeat"
+        connection.feed([3, asked[1], {"currentTime": NOW}])
+        assert await connection.next_sent() == [3, "s-1", {}]
+
+
+async def test_plain_after_hook_returning_a_coroutine_may_call_the_peer(
+    connection: Any, run_endpoint: Any
+) -> None:
+    csms = FastPath("CS-1", connection)
+    async with run_endpoint(csms):
+        connection.feed([2, "n-1", "NotifyEVChargingNeeds", NEEDS])
+        assert await connection.next_sent() == [3, "n-1", {"status": "Accepted"}]
+        asked = await connection.next_sent()
+        assert asked[2] == "Heartbeat"
+        connection.feed([3, asked[1], {"currentTime": NOW}])
+        connection.feed([2, "h-1", "Heartbeat", {}])  # served after the hook finished
+        assert await connection.next_sent() == [3, "h-1", {"currentTime": NOW}]
+    assert csms.hook_answer == call_result.Heartbeat(current_time=NOW)
