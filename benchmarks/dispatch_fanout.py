@@ -17,8 +17,12 @@ Two forms:
   CPU seconds of both processes next to the wall time (``cpu_s``).
 
 Phases, per fleet size (JSON out):
-- ``first_dispatch_s``: POST /api/v1/dispatches until every SetChargingProfile is answered
-  (includes the GetChargingProfiles sweep before a station's first dispatch);
+- ``profile_survey_s`` (ocpp mode): the runner's background profile survey reading every
+  connected station's installed profiles (GetChargingProfiles), before any dispatch;
+- ``first_dispatch_s``: POST /api/v1/dispatches until every SetChargingProfile is answered.
+  By default the survey has finished first (a core that has been running: the dispatch sends
+  no GetChargingProfiles); ``--first right-after-connect`` posts it as soon as the runner
+  starts, so the dispatch reads inline what the survey has not (joining reads in flight);
 - ``second_dispatch_s``: the same for a second dispatch (profiles already read);
 - ``replan_after_dropout_s``: one vehicle unplugs; from the control tick that sees it until the
   re-planned setpoints are answered.
@@ -132,6 +136,8 @@ async def measure(n: int, rtt_s: float) -> dict[str, Any]:
             transport=transport, base_url="http://vpp", timeout=60
         ) as client:
             headers = {"Authorization": f"Bearer {TOKEN}"}
+            if FIRST == "after-survey":  # a core that has been running: profiles already read
+                await until(lambda: runner.survey.passes >= 1, timeout_s=120)
             t0 = time.perf_counter()
             r = await client.post("/api/v1/dispatches", json=body, headers=headers)
             first_id = r.json()["id"]
@@ -165,6 +171,7 @@ async def measure(n: int, rtt_s: float) -> dict[str, Any]:
         "stations": n,
         "rtt_ms": rtt_s * 1e3,
         "command_concurrency": DispatchConfig().command_concurrency,
+        "first_dispatch": FIRST,
         "first_dispatch_s": round(first_s, 3),
         "second_dispatch_s": round(second_s, 3),
         "replan_after_dropout_s": round(replan_s, 3),
@@ -329,6 +336,7 @@ class _CpuMeter:
 
 _PINNED: dict[str, list[int]] = {}
 PIN = True  # --no-pin turns it off
+FIRST = "after-survey"  # --first right-after-connect: do not wait for the profile survey
 WRITE_BEHIND = True  # --no-write-behind turns it off
 
 
@@ -354,6 +362,14 @@ async def _quiet_after(
         recent = [t for t, _, _ in commands.answers if t >= since]
         if recent and time.perf_counter() - recent[-1] >= quiet_s:
             return recent[-1], len(recent)
+
+
+def _kinds_since(commands: CountingCommands, since: float) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for t, kind, _ in commands.answers:
+        if t >= since:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
 
 
 @contextlib.asynccontextmanager
@@ -383,6 +399,24 @@ async def _written_behind(
             writer.stop()
             await task
             await writes.close()
+
+
+async def _survey(
+    runner: DispatchRunner, commands: CountingCommands, child_pid: int, n: int
+) -> dict[str, Any]:
+    """Let the background profile survey read every station (unless ``FIRST`` says not to)."""
+    if FIRST != "after-survey":
+        return {}
+    commands.mark()
+    cpu = _CpuMeter(child_pid)
+    await until(lambda: runner.survey.passes >= 1, timeout_s=300)
+    spent = cpu.spent()
+    return {
+        "profile_survey_s": spent["wall_s"],
+        "profile_survey_stations_read": len(runner.installed.stations()),
+        "profile_survey_concurrency": runner.config.profile_survey_concurrency,
+        "cpu_s_profile_survey": spent,
+    }
 
 
 async def measure_ocpp(n: int) -> dict[str, Any]:
@@ -431,6 +465,7 @@ async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://vpp", timeout=120
             ) as client:
+                survey = await _survey(runner, commands, child.pid, n)
                 t0 = commands.mark()
                 cpu = _CpuMeter(child.pid)
                 first_id = (
@@ -439,6 +474,7 @@ async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
                 await until(lambda: commands.stations_answered("set") >= n, timeout_s=120)
                 first_s = time.perf_counter() - t0
                 first_cpu = cpu.spent()
+                first_gets = commands.stations_answered("get")
                 progress = service.get(first_id)
                 child.stdin.write(b"unplug CS00000\n")
                 await until(
@@ -447,6 +483,7 @@ async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
                 t_detect = time.perf_counter()
                 cpu = _CpuMeter(child.pid)
                 last, replanned = await _quiet_after(commands, t_detect)
+                replanned_kinds = _kinds_since(commands, t_detect)
                 replan_cpu = cpu.spent(quiet_s=time.perf_counter() - last)
                 t_del = time.perf_counter()
                 await client.delete(f"/api/v1/dispatches/{first_id}", headers=headers)
@@ -465,10 +502,14 @@ async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
     return {
         "stations": n,
         "form": "ocpp (real CSMS over loopback websockets)",
+        "first_dispatch": FIRST,
+        **survey,
         "first_dispatch_s": round(first_s, 3),
+        "first_dispatch_get_charging_profiles": first_gets,
         "second_dispatch_s": round(second_s, 3),
         "replan_after_dropout_s": round(last - t_detect, 3),
         "replanned_commands": replanned,
+        "replanned_commands_by_kind": replanned_kinds,
         "cancel_and_clear_all_s": round(cancel_s, 3),
         "cpu_s": {"first_dispatch": first_cpu, "second_dispatch": second_cpu, "replan": replan_cpu},
         "pinned": _PINNED,
@@ -486,6 +527,13 @@ def main() -> None:
         action="store_false",
         help="ocpp mode: do not pin the core to CPU 0 and the stations to CPU 1 once connected",
     )
+    parser.add_argument(
+        "--first",
+        choices=["after-survey", "right-after-connect"],
+        default="after-survey",
+        help="time the first dispatch after the profile survey read every station "
+        "(default) or as soon as the runner starts",
+    )
     parser.add_argument("--station-process", nargs=2, metavar=("URL", "N"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-write-behind",
@@ -494,8 +542,8 @@ def main() -> None:
         help="ocpp mode: no fleet write-behind to SQLite (vpp-core always has one)",
     )
     args = parser.parse_args()
-    global PIN, WRITE_BEHIND
-    PIN, WRITE_BEHIND = args.pin, args.write_behind
+    global PIN, WRITE_BEHIND, FIRST
+    PIN, WRITE_BEHIND, FIRST = args.pin, args.write_behind, args.first
     if args.station_process:
         asyncio.run(station_process(args.station_process[0], int(args.station_process[1])))
         return

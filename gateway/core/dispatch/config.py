@@ -34,6 +34,11 @@ class DispatchConfig(ConfigSection):
     resume_charging: bool = False  # end with a positive schedule instead of clearing
     command_concurrency: int = Field(default=1000, ge=1)
     command_timeout_s: float = Field(default=10.0, gt=0)
+    # Background survey of connected stations' installed profiles (GetChargingProfiles), so a
+    # station's first dispatch need not read them; well below command_concurrency so it never
+    # crowds out a running dispatch's commands.
+    profile_survey_interval_s: float = Field(default=5.0, gt=0)
+    profile_survey_concurrency: int = Field(default=200, ge=1)
     clear_attempts: int = Field(default=3, ge=1)
     # After the window, wait this long at most for meter samples taken at or after its end.
     final_meter_wait_s: float = Field(default=15.0, ge=0)

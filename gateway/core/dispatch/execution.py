@@ -34,6 +34,7 @@ from gateway.core.dispatch.profiles import (
 )
 from gateway.core.dispatch.progress import DispatchProgress, DispatchStatus
 from gateway.core.dispatch.report import delivered_energy_wh
+from gateway.core.dispatch.survey import InstalledProfiles
 
 __all__ = ["DispatchExecution", "ExecutionContext"]
 
@@ -51,7 +52,7 @@ class ExecutionContext:
     commands: StationCommands
     clock: DispatchClock
     config: DispatchConfig
-    installed: dict[str, list[dict[str, Any]]]  # station -> TxProfiles read (GetChargingProfiles)
+    installed: InstalledProfiles  # station -> TxProfiles read (GetChargingProfiles)
     busy: dict[SessionKey, str]  # session -> dispatch id holding it
 
 
@@ -117,22 +118,26 @@ class DispatchExecution:
         await self._plan_and_apply(now)
 
     async def _check_conflicts(self, now: datetime) -> None:
+        """Exclude masked sessions. Stations the profile survey has not read yet (or forgot
+        after a Rejected or a reconnect) are read here, joining a survey read in flight."""
         stations = sorted({k.station_id for k, s in self.states.items() if s.connected})
-        unread = [st for st in stations if st not in self.ctx.installed]
+        unread = [st for st in stations if not self.ctx.installed.known(st)]
         results = await fan_out(
             [self._reader(st) for st in unread],
             concurrency=self.cfg.command_concurrency,
             timeout_s=self.cfg.command_timeout_s,
         )
+        read: dict[str, list[dict[str, Any]]] = {}
         failed: dict[str, str] = {}
         for station, res in zip(unread, results, strict=True):
             if isinstance(res, Exception):
                 failed[station] = f"could not read installed profiles: {res!r}"
             else:
-                self.ctx.installed[station] = res
+                read[station] = res  # used even if forgotten meanwhile (not recorded then)
         for key in self.states:
+            installed = read.get(key.station_id) or self.ctx.installed.get(key.station_id)
             reason = failed.get(key.station_id) or masking_reason(
-                self.ctx.installed.get(key.station_id, []),
+                installed or [],
                 key,
                 stack_level=self.cfg.stack_level,
                 own_profile_id=self._spec(key).profile_id,
@@ -142,7 +147,7 @@ class DispatchExecution:
                 self.blocked[key] = reason
 
     def _reader(self, station: str) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
-        return lambda: self.ctx.commands.get_charging_profiles(station, purpose=PURPOSE)
+        return lambda: self.ctx.installed.known_or_read(station)
 
     # --- planning and commands -----------------------------------------------------------
     async def _plan_and_apply(self, now: datetime) -> None:
@@ -244,7 +249,7 @@ class DispatchExecution:
                 rec.setpoint_w, rec.needs_resend = new, False
                 self.changed_at[rec.key] = now
             else:
-                self.ctx.installed.pop(rec.key.station_id, None)  # re-read before next use
+                self.ctx.installed.forget(rec.key.station_id)  # re-read before next use
                 self._drop(
                     rec, now, f"profile rejected ({res.status}: {res.reason or 'no reason'})"
                 )

@@ -1,4 +1,6 @@
-"""DispatchRunner: runs dispatches as tasks of its own TaskGroup (``async with``).
+"""DispatchRunner: runs dispatches as tasks of its own TaskGroup (``async with``), next to the
+background profile survey (``profile-survey`` task) that reads stations' installed profiles
+before their first dispatch.
 
 Leaving the ``async with`` cancels every dispatch still scheduled or running; each still clears
 its profiles and writes its report before the runner exits.
@@ -23,6 +25,7 @@ from gateway.core.dispatch.model import DispatchRequest, SessionKey
 from gateway.core.dispatch.ports import FleetView, SessionState, StationCommands
 from gateway.core.dispatch.progress import DispatchProgress
 from gateway.core.dispatch.render import report_json
+from gateway.core.dispatch.survey import InstalledProfiles, ProfileSurvey
 
 __all__ = ["DispatchRunner", "PublishReport", "report_topic"]
 
@@ -49,16 +52,25 @@ class DispatchRunner:
         self.config = config
         self.clock = clock
         self.fleet = fleet
+        self.installed = InstalledProfiles(commands)
+        self.survey = ProfileSurvey(fleet, self.installed, config)
         self._ctx = ExecutionContext(
-            fleet=fleet, commands=commands, clock=clock, config=config, installed={}, busy={}
+            fleet=fleet,
+            commands=commands,
+            clock=clock,
+            config=config,
+            installed=self.installed,
+            busy={},
         )
         self._publish = publish_report
         self._runs: dict[str, DispatchProgress] = {}
         self._tg: asyncio.TaskGroup | None = None
+        self._survey_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
+        self._survey_task = self._tg.create_task(self.survey.run(), name="profile-survey")
         return self
 
     async def __aexit__(
@@ -69,6 +81,9 @@ class DispatchRunner:
     ) -> None:
         for progress in self._runs.values():
             progress.cancel_requested.set()
+        if self._survey_task is not None:
+            self._survey_task.cancel()  # runs until cancelled; dispatches finish on their own
+            self._survey_task = None
         assert self._tg is not None
         try:
             await self._tg.__aexit__(exc_type, exc, tb)
@@ -87,7 +102,7 @@ class DispatchRunner:
         stations not read yet are checked when the dispatch starts."""
         out = {}
         for s in sessions:
-            installed = self._ctx.installed.get(s.station_id)
+            installed = self.installed.get(s.station_id)
             key = session_key(s)
             reason = installed and masking_reason(
                 installed,
