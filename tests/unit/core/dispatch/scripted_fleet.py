@@ -91,6 +91,18 @@ class Station:
     set_calls: int = 0
 
 
+@dataclass(eq=False)
+class HeldCommand:
+    """A fleet command that waits inside the call until :meth:`release`: ``entered`` is set
+    once a caller is waiting in it (so a test waits on that, not on scheduler yields)."""
+
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class ScriptedFleet:
     """FleetView and StationCommands for a set of simulated stations with one EV per EVSE."""
 
@@ -158,6 +170,20 @@ class ScriptedFleet:
     def applied_setpoint_w(self, key: SessionKey) -> float:
         """What the station would apply to this EVSE now (its composite, simplified)."""
         return self._setpoint(self.vehicles[key], self.clock.now())
+
+    def hold(self, method: str) -> HeldCommand:
+        """Make ``method`` (e.g. ``"clear_charging_profile"``) wait for the returned
+        :class:`HeldCommand` to be released before it answers."""
+        held = HeldCommand()
+        answer = getattr(self, method)
+
+        async def held_call(*args: Any, **kw: Any) -> Any:
+            held.entered.set()
+            await held.released.wait()
+            return await answer(*args, **kw)
+
+        setattr(self, method, held_call)
+        return held
 
     def calls(self, command: str) -> list[tuple[str, dict[str, Any]]]:
         return [(s, a) for c, s, a in self.log if c == command]

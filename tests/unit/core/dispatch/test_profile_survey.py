@@ -157,19 +157,12 @@ async def test_a_dispatch_joins_a_survey_read_in_flight_instead_of_sending_anoth
     fleet: ScriptedFleet, clock: VirtualClock
 ) -> None:
     fleet.add("CS1", ev())
-    answer = asyncio.Event()
-    real_get = fleet.get_charging_profiles
-
-    async def slow_get(station_id: str, **kw: Any) -> list[dict[str, Any]]:
-        await answer.wait()
-        return await real_get(station_id, **kw)
-
-    fleet.get_charging_profiles = slow_get  # type: ignore[method-assign]
+    held = fleet.hold("get_charging_profiles")
     profiles = InstalledProfiles(fleet)
     first = asyncio.create_task(profiles.read("CS1"))
+    await held.entered.wait()
     second = asyncio.create_task(profiles.read("CS1"))
-    await asyncio.sleep(0)
-    answer.set()
+    held.release()
     assert await first == await second == []
     assert gets(fleet) == ["CS1"]
 
@@ -178,19 +171,12 @@ async def test_a_read_that_started_before_a_forget_is_not_recorded(
     fleet: ScriptedFleet, clock: VirtualClock
 ) -> None:
     fleet.add("CS1", ev())
-    answer = asyncio.Event()
-    real_get = fleet.get_charging_profiles
-
-    async def slow_get(station_id: str, **kw: Any) -> list[dict[str, Any]]:
-        await answer.wait()
-        return await real_get(station_id, **kw)
-
-    fleet.get_charging_profiles = slow_get  # type: ignore[method-assign]
+    held = fleet.hold("get_charging_profiles")
     profiles = InstalledProfiles(fleet)
     read = asyncio.create_task(profiles.read("CS1"))
-    await asyncio.sleep(0)
+    await held.entered.wait()
     profiles.forget("CS1")  # e.g. a Rejected arrived while the read was in flight
-    answer.set()
+    held.release()
     assert await read == []
     assert not profiles.known("CS1"), "a stale answer must not stand for the station"
 

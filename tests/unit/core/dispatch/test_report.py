@@ -12,7 +12,7 @@ import pytest
 from gateway.core.dispatch.ledger import IntervalRecord, SessionRecord
 from gateway.core.dispatch.model import DispatchRequest, SessionKey
 from gateway.core.dispatch.render import report_csv, report_json, report_png
-from gateway.core.dispatch.report import build_report
+from gateway.core.dispatch.report import DispatchReport, build_report
 from tests.unit.core.dispatch.scripted_fleet import T0
 
 REQ = DispatchRequest(target_w=-100_000.0, start=T0, duration_s=40.0)
@@ -55,18 +55,29 @@ INTERVALS = (
 )
 
 
-def test_attribution_assigns_each_cause_and_sums_to_the_total() -> None:
-    rep = build_report(
-        "d",
+def report(
+    intervals: tuple[IntervalRecord, ...] = INTERVALS,
+    *,
+    sessions: tuple[SessionRecord, ...] = (),
+    ramp_in_s: float = 0,
+    dispatch_id: str = "d",
+) -> DispatchReport:
+    """A completed dispatch's report: committed 100 kW discharge of 200 kW available."""
+    return build_report(
+        dispatch_id,
         REQ,
         status="completed",
-        intervals=INTERVALS,
-        sessions=(),
+        intervals=intervals,
+        sessions=sessions,
         committed_w=-100_000,
         initial_available_w=200_000,
         excluded=(),
-        ramp_in_s=0,
+        ramp_in_s=ramp_in_s,
     )
+
+
+def test_attribution_assigns_each_cause_and_sums_to_the_total() -> None:
+    rep = report()
     a = rep.attribution
     h = 10 / 3600
     assert a.lag_wh == pytest.approx(10_000 * h)
@@ -86,33 +97,13 @@ def test_capacity_lost_after_the_first_plan_counts_as_drop_out() -> None:
     short = (
         iv(0, committed=-60_000, planned=-60_000, dropout=0, delivered=-60_000, available=60_000),
     )
-    rep = build_report(
-        "d",
-        REQ,
-        status="completed",
-        intervals=short,
-        sessions=(),
-        committed_w=-100_000,
-        initial_available_w=200_000,
-        excluded=(),
-        ramp_in_s=0,
-    )
+    rep = report(short)
     assert rep.attribution.dropout_wh == pytest.approx(40_000 * 10 / 3600)
     assert rep.attribution.capacity_wh == 0
 
 
 def test_tracking_stats_and_within_5pct_after_ramp_in() -> None:
-    rep = build_report(
-        "d",
-        REQ,
-        status="completed",
-        intervals=INTERVALS,
-        sessions=(),
-        committed_w=-100_000,
-        initial_available_w=200_000,
-        excluded=(),
-        ramp_in_s=10,
-    )
+    rep = report(ramp_in_s=10)
     t = rep.tracking
     assert t.samples == 4
     assert t.max_abs_error_w == pytest.approx(20_000)
@@ -133,17 +124,7 @@ def _session(i: int, exported_wh: float) -> SessionRecord:
 
 def test_energy_comes_from_meter_registers_and_error_is_signed_by_direction() -> None:
     sessions = (_session(1, 500.0), _session(2, 420.0))
-    rep = build_report(
-        "d",
-        REQ,
-        status="completed",
-        intervals=INTERVALS,
-        sessions=sessions,
-        committed_w=-100_000,
-        initial_available_w=200_000,
-        excluded=(),
-        ramp_in_s=0,
-    )
+    rep = report(sessions=sessions)
     assert rep.energy_source == "meter registers"
     assert rep.delivered_energy_wh == pytest.approx(-920.0)
     assert rep.target_energy_wh == pytest.approx(-100_000 * 40 / 3600)
@@ -154,17 +135,7 @@ def test_energy_comes_from_meter_registers_and_error_is_signed_by_direction() ->
 
 def test_without_registers_the_sampled_energy_is_used() -> None:
     silent = SessionRecord(SessionKey("CS1", 1, "tx1"), profile_sent=True, end_status="Unknown")
-    rep = build_report(
-        "d",
-        REQ,
-        status="completed",
-        intervals=INTERVALS,
-        sessions=(silent,),
-        committed_w=-100_000,
-        initial_available_w=200_000,
-        excluded=(),
-        ramp_in_s=0,
-    )
+    rep = report(sessions=(silent,))
     assert rep.energy_source == "sampled power"
     assert rep.delivered_energy_wh == pytest.approx(rep.sampled_energy_wh)
 
@@ -173,17 +144,7 @@ def test_renderings() -> None:
     failed = SessionRecord(
         SessionKey("CS9", 1, "tx9"), profile_sent=True, end_status="error: TimeoutError()"
     )
-    rep = build_report(
-        "d7",
-        REQ,
-        status="completed",
-        intervals=INTERVALS,
-        sessions=(failed,),
-        committed_w=-100_000,
-        initial_available_w=200_000,
-        excluded=(),
-        ramp_in_s=0,
-    )
+    rep = report(sessions=(failed,), dispatch_id="d7")
     data = json.loads(report_json(rep))
     assert data["schema"] == "vpp.dispatch.report/1"
     assert data["direction"] == "discharge"
@@ -215,16 +176,6 @@ def test_an_empty_report_renders() -> None:
 
 def test_backing_off_after_over_delivery_is_compensation_not_headroom() -> None:
     ahead = (iv(0, committed=-95_000, planned=-95_000, dropout=0, delivered=-95_000),)
-    rep = build_report(
-        "d",
-        REQ,
-        status="completed",
-        intervals=ahead,
-        sessions=(),
-        committed_w=-100_000,
-        initial_available_w=200_000,
-        excluded=(),
-        ramp_in_s=0,
-    )
+    rep = report(ahead)
     assert rep.attribution.headroom_wh == 0
     assert rep.attribution.compensation_wh == pytest.approx(5_000 * 10 / 3600)

@@ -367,22 +367,13 @@ async def test_status_turns_final_only_after_the_clears_are_answered(
     fleet: ScriptedFleet, clock: VirtualClock
 ) -> None:
     fleet.add("CS1", ev())
-    gate = asyncio.Event()
-    answer_clear = fleet.clear_charging_profile
-
-    async def slow_clear(station_id: str, **kw: Any) -> Any:
-        await gate.wait()
-        return await answer_clear(station_id, **kw)
-
-    fleet.clear_charging_profile = slow_clear  # type: ignore[method-assign]
+    held = fleet.hold("clear_charging_profile")
     async with DispatchRunner(fleet, fleet, clock, DispatchConfig()) as runner:
         runner.start("d1", request(duration_s=60))
-        await until(lambda: fleet.calls("set") and clock.now() >= START + timedelta(seconds=60))
-        progress = runner.progress("d1")
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert progress.status is DispatchStatus.RUNNING  # clearing: not yet "completed"
-        gate.set()
+        await asyncio.wait_for(held.entered.wait(), timeout=5)
+        # the window is over and the clear is in flight: not yet "completed"
+        assert runner.progress("d1").status is DispatchStatus.RUNNING
+        held.release()
         done = await runner.wait("d1")
     assert done.status is DispatchStatus.COMPLETED
     assert done.report is not None
