@@ -9,12 +9,11 @@ Two forms:
   websockets on loopback, security profile 1) to N light-weight OCPP 2.1 stations
   (``tests/integration/core/dispatch/ocpp_station.py``) run by a child process on its own
   event loop. Still in one host, and the CSMS shares the main process with the runner and the
-  API (vpp-core wiring of the API is pending: the lead runs the final form against vpp-core).
-  As in vpp-core, the fleet is written behind to SQLite (the command log of every command)
-  and the GC is tuned (``[runtime]`` defaults). Once the stations are connected, this process
-  is pinned to CPU 0 and the station process to CPU 1 (``--no-pin``): in the field the
-  stations are remote, so their CPU must not be charged to the core. Each phase reports the
-  CPU seconds of both processes next to the wall time (``cpu_s``).
+  API, as in vpp-core. As in vpp-core, the fleet is written behind to SQLite (the command log
+  of every command). Once the stations are connected, this process is pinned to CPU 0 and the
+  station process to CPU 1 (``--no-pin``): in the field the stations are remote, so their CPU
+  must not be charged to the core. Each phase reports the CPU seconds of both processes next
+  to the wall time (``cpu_s``).
 
 Phases, per fleet size (JSON out):
 - ``profile_survey_s`` (ocpp mode): the runner's background profile survey reading every
@@ -23,9 +22,17 @@ Phases, per fleet size (JSON out):
   By default the survey has finished first (a core that has been running: the dispatch sends
   no GetChargingProfiles); ``--first right-after-connect`` posts it as soon as the runner
   starts, so the dispatch reads inline what the survey has not (joining reads in flight);
-- ``second_dispatch_s``: the same for a second dispatch (profiles already read);
 - ``replan_after_dropout_s``: one vehicle unplugs; from the control tick that sees it until the
-  re-planned setpoints are answered.
+  re-planned setpoints are answered (these stations send no meter values, so the closed loop
+  sees the whole fleet short and every setpoint changes: the worst case, all re-sent);
+- ``cancel_and_clear_all_s``: DELETE until every ClearChargingProfile is answered;
+- ``later_dispatches_s`` (ocpp mode, ``--repeat`` of them, default 3): the same as the first,
+  each after the previous one was cancelled and cleared; median and max.
+In ocpp mode each phase also reports the core's CPU, the station process's CPU and the
+core's garbage-collector pauses (``gc``: collections, total and longest pause). The core runs
+its ``[runtime]`` GC policy (``gateway.core.heap``) as vpp-core does. The station process
+runs without the cyclic collector: its 10k stations stand for 10k machines, whose pauses
+are not the core's.
 
     .venv/bin/python benchmarks/dispatch_fanout.py [--stations 1000 10000] [--rtt-ms 20]
     .venv/bin/python benchmarks/dispatch_fanout.py --mode ocpp --stations 1000 10000
@@ -36,7 +43,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -127,7 +136,8 @@ async def measure(n: int, rtt_s: float) -> dict[str, Any]:
     stations = InProcessStations(n, rtt_s)
     power_mw = n * 11_000 * 0.5 / 1e6
     body = {"power_mw": power_mw, "direction": "discharge", "duration_s": 600}
-    config = DispatchConfig(final_meter_wait_s=0.0)  # no meter values in this benchmark
+    # no meter values in this benchmark
+    config = DispatchConfig(final_meter_wait_s=0.0, command_concurrency=CONCURRENCY)
     async with DispatchRunner(stations, stations, clock, config) as runner:
         service = DispatchService(runner)
         app = create_api(service, bearer_token=TOKEN)
@@ -170,7 +180,7 @@ async def measure(n: int, rtt_s: float) -> dict[str, Any]:
     return {
         "stations": n,
         "rtt_ms": rtt_s * 1e3,
-        "command_concurrency": DispatchConfig().command_concurrency,
+        "command_concurrency": CONCURRENCY,
         "first_dispatch": FIRST,
         "first_dispatch_s": round(first_s, 3),
         "second_dispatch_s": round(second_s, 3),
@@ -246,6 +256,10 @@ async def station_process(url: str, n: int) -> None:
     from tests.integration.core.dispatch.ocpp_station import OcppStation
 
     _raise_fd_limit()
+    # These 10k stations stand for 10k separate machines: one process's full collections
+    # (0.3-0.7 s with default thresholds) would stall them all at once and be charged to the
+    # core's fan-out. The run is short and the stations make little cyclic garbage.
+    gc.disable()
     clock = ScaledClock(start=datetime.now(UTC), speed=1.0)
     ev = EvSpec(
         soc_pct=70.0, max_discharge_w=11_000.0, min_discharge_w=1_400.0, departure_in_s=None
@@ -334,10 +348,42 @@ class _CpuMeter:
         }
 
 
+class GcPauses:
+    """The core's collector pauses (``gc.callbacks``), per generation, since ``mark``."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+        self.pauses: list[tuple[int, float]] = []
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def mark(self) -> None:
+        self.pauses = []
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "collections": len(self.pauses),
+            "total_ms": round(sum(d for _, d in self.pauses) * 1e3, 1),
+            "max_ms": round(max((d for _, d in self.pauses), default=0.0) * 1e3, 1),
+            "by_generation": [sum(1 for g, _ in self.pauses if g == gen) for gen in range(3)],
+        }
+
+    def close(self) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+
 _PINNED: dict[str, list[int]] = {}
 PIN = True  # --no-pin turns it off
 FIRST = "after-survey"  # --first right-after-connect: do not wait for the profile survey
 WRITE_BEHIND = True  # --no-write-behind turns it off
+CONCURRENCY = 1000  # --command-concurrency ([dispatch] command_concurrency)
+REPEAT = 3  # --repeat: dispatches after the first (each cancelled and cleared before the next)
+RUNTIME: Any = None  # the core's [runtime] (GC policy); --gc-freeze-interval-s overrides
 
 
 def _pin(pid: int, role: str, cpu: int) -> None:
@@ -433,10 +479,9 @@ async def measure_ocpp(n: int) -> dict[str, Any]:
 
 
 async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
-    from gateway.core.app import tune_gc
-    from gateway.core.config import RuntimeConfig
     from gateway.core.csms import CsmsConfig, CsmsServer
     from gateway.core.dispatch.clock import SystemClock
+    from gateway.core.heap import HeapPolicy
 
     config = CsmsConfig(
         host="127.0.0.1",
@@ -446,8 +491,8 @@ async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
         subprotocols=["ocpp2.1"],
         auth_queue_max=50_000,
     )
-    async with CsmsServer(config, fleet) as csms:
-        tune_gc(RuntimeConfig())  # as vpp-core does once the CSMS listens
+    pauses = GcPauses()
+    async with CsmsServer(config, fleet) as csms, asyncio.TaskGroup() as tasks:
         child = await _start_stations(f"ws://127.0.0.1:{csms.port}/ocpp", n)
         if PIN:
             _pin(child.pid, "stations", 1)
@@ -456,64 +501,126 @@ async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
         await until(lambda: len(fleet.sessions()) == n, timeout_s=120)
         commands = CountingCommands(csms.commands)
         # these stations send no meter values: nothing to wait for after the window
-        dispatch_cfg = DispatchConfig(stale_after_s=3600.0, final_meter_wait_s=0.0)
-        body = {"power_mw": n * 11_000 * 0.5 / 1e6, "direction": "discharge", "duration_s": 600}
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        dispatch_cfg = DispatchConfig(
+            stale_after_s=3600.0, final_meter_wait_s=0.0, command_concurrency=CONCURRENCY
+        )
         async with DispatchRunner(fleet, commands, SystemClock(), dispatch_cfg) as runner:
+            # as vpp-core does once the CSMS listens (the fleet is connected by now)
+            heap = HeapPolicy(RUNTIME, busy=runner.has_running_dispatch)
+            heap.start()
+            heap_task = tasks.create_task(heap.run(), name="heap-policy")
             service = DispatchService(runner)
             transport = httpx.ASGITransport(app=create_api(service, bearer_token=TOKEN))
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://vpp", timeout=120
             ) as client:
+                bench = _OcppPhases(n, client, service, commands, child, pauses)
                 survey = await _survey(runner, commands, child.pid, n)
-                t0 = commands.mark()
-                cpu = _CpuMeter(child.pid)
-                first_id = (
-                    await client.post("/api/v1/dispatches", json=body, headers=headers)
-                ).json()["id"]
-                await until(lambda: commands.stations_answered("set") >= n, timeout_s=120)
-                first_s = time.perf_counter() - t0
-                first_cpu = cpu.spent()
-                first_gets = commands.stations_answered("get")
-                progress = service.get(first_id)
-                child.stdin.write(b"unplug CS00000\n")
-                await until(
-                    lambda: any("drop-out CS00000" in e for e in progress.events), timeout_s=60
-                )
-                t_detect = time.perf_counter()
-                cpu = _CpuMeter(child.pid)
-                last, replanned = await _quiet_after(commands, t_detect)
-                replanned_kinds = _kinds_since(commands, t_detect)
-                replan_cpu = cpu.spent(quiet_s=time.perf_counter() - last)
-                t_del = time.perf_counter()
-                await client.delete(f"/api/v1/dispatches/{first_id}", headers=headers)
-                cancel_s = time.perf_counter() - t_del
-                t2 = commands.mark()
-                cpu = _CpuMeter(child.pid)
-                await client.post("/api/v1/dispatches", json=body, headers=headers)
-                await until(lambda: commands.stations_answered("set") >= n - 1, timeout_s=120)
-                second_s = time.perf_counter() - t2
-                second_cpu = cpu.spent()
+                result = await bench.run_phases()
                 for p in service.list():
                     runner.cancel(p.dispatch_id)
+            heap_task.cancel()
         child.stdin.write(b"stop\n")
         async with asyncio.timeout(60):
             await child.wait()
+    pauses.close()
     return {
         "stations": n,
+        "command_concurrency": CONCURRENCY,
         "form": "ocpp (real CSMS over loopback websockets)",
         "first_dispatch": FIRST,
         **survey,
-        "first_dispatch_s": round(first_s, 3),
-        "first_dispatch_get_charging_profiles": first_gets,
-        "second_dispatch_s": round(second_s, 3),
-        "replan_after_dropout_s": round(last - t_detect, 3),
-        "replanned_commands": replanned,
-        "replanned_commands_by_kind": replanned_kinds,
-        "cancel_and_clear_all_s": round(cancel_s, 3),
-        "cpu_s": {"first_dispatch": first_cpu, "second_dispatch": second_cpu, "replan": replan_cpu},
+        **result,
+        "gc": {
+            "freeze_interval_s": RUNTIME.gc_freeze_interval_s,
+            "gen0_threshold": RUNTIME.gc_gen0_threshold,
+        },
         "pinned": _PINNED,
     }
+
+
+class _OcppPhases:
+    """The timed phases against a connected fleet (see the module docstring)."""
+
+    def __init__(
+        self,
+        n: int,
+        client: httpx.AsyncClient,
+        service: DispatchService,
+        commands: CountingCommands,
+        child: asyncio.subprocess.Process,
+        pauses: GcPauses,
+    ) -> None:
+        self.n, self.client, self.service = n, client, service
+        self.commands, self.child, self.pauses = commands, child, pauses
+        self.body = {"power_mw": n * 11_000 * 0.5 / 1e6, "direction": "discharge"}
+        self.headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def dispatch(self, expected: int) -> tuple[str, float, dict[str, Any]]:
+        """POST a dispatch; (id, seconds until ``expected`` stations answered, CPU + GC)."""
+        self.pauses.mark()
+        t0 = self.commands.mark()
+        cpu = _CpuMeter(self.child.pid)
+        response = await self.client.post(
+            "/api/v1/dispatches", json={**self.body, "duration_s": 600}, headers=self.headers
+        )
+        dispatch_id = response.json()["id"]
+        await until(lambda: self.commands.stations_answered("set") >= expected, timeout_s=120)
+        wall = time.perf_counter() - t0
+        return dispatch_id, wall, {**cpu.spent(), "gc": self.pauses.summary()}
+
+    async def cancel(self, dispatch_id: str) -> float:
+        t = time.perf_counter()
+        await self.client.delete(f"/api/v1/dispatches/{dispatch_id}", headers=self.headers)
+        await self.service.runner.wait(dispatch_id)  # every clear answered
+        return time.perf_counter() - t
+
+    async def run_phases(self) -> dict[str, Any]:
+        first_id, first_s, first_cpu = await self.dispatch(self.n)
+        first_gets = self.commands.stations_answered("get")
+        replan, replan_cpu = await self._replan_after_dropout(first_id)
+        cancel_s = await self.cancel(first_id)
+        later: list[float] = []
+        later_cpu = []
+        for _ in range(REPEAT):
+            dispatch_id, wall, cpu = await self.dispatch(self.n - 1)
+            later.append(wall)
+            later_cpu.append(cpu)
+            await self.cancel(dispatch_id)
+        return {
+            "first_dispatch_s": round(first_s, 3),
+            "first_dispatch_get_charging_profiles": first_gets,
+            "later_dispatches_s": [round(x, 3) for x in later],
+            "later_dispatch_median_s": round(statistics.median(later), 3) if later else None,
+            "later_dispatch_max_s": round(max(later), 3) if later else None,
+            **replan,
+            "cancel_and_clear_all_s": round(cancel_s, 3),
+            "cpu_s": {
+                "first_dispatch": first_cpu,
+                "later_dispatches": later_cpu,
+                "replan": replan_cpu,
+            },
+        }
+
+    async def _replan_after_dropout(
+        self, dispatch_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One vehicle unplugs: from the tick that sees it until the re-plan is answered."""
+        assert self.child.stdin is not None
+        progress = self.service.get(dispatch_id)
+        self.child.stdin.write(b"unplug CS00000\n")
+        await until(lambda: any("drop-out CS00000" in e for e in progress.events), timeout_s=60)
+        t_detect = time.perf_counter()
+        self.pauses.mark()
+        cpu = _CpuMeter(self.child.pid)
+        last, replanned = await _quiet_after(self.commands, t_detect)
+        spent = cpu.spent(quiet_s=time.perf_counter() - last)
+        fields = {
+            "replan_after_dropout_s": round(last - t_detect, 3),
+            "replanned_commands": replanned,
+            "replanned_commands_by_kind": _kinds_since(self.commands, t_detect),
+        }
+        return fields, {**spent, "gc": self.pauses.summary()}
 
 
 def main() -> None:
@@ -541,9 +648,31 @@ def main() -> None:
         action="store_false",
         help="ocpp mode: no fleet write-behind to SQLite (vpp-core always has one)",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="ocpp mode: dispatches after the first (default 3)"
+    )
+    parser.add_argument(
+        "--gc-freeze-interval-s",
+        type=float,
+        default=None,
+        help="ocpp mode: the core's [runtime] gc_freeze_interval_s (default: the config's; "
+        "0 = freeze only at start)",
+    )
+    parser.add_argument(
+        "--command-concurrency",
+        type=int,
+        default=DispatchConfig().command_concurrency,
+        help="ocpp mode: [dispatch] command_concurrency (commands in flight)",
+    )
     args = parser.parse_args()
-    global PIN, WRITE_BEHIND, FIRST
-    PIN, WRITE_BEHIND, FIRST = args.pin, args.write_behind, args.first
+    global PIN, WRITE_BEHIND, FIRST, REPEAT, RUNTIME, CONCURRENCY
+    CONCURRENCY = args.command_concurrency
+    PIN, WRITE_BEHIND, FIRST, REPEAT = args.pin, args.write_behind, args.first, args.repeat
+    from gateway.core.config import RuntimeConfig
+
+    RUNTIME = RuntimeConfig()
+    if args.gc_freeze_interval_s is not None:
+        RUNTIME = RuntimeConfig(gc_freeze_interval_s=args.gc_freeze_interval_s)
     if args.station_process:
         asyncio.run(station_process(args.station_process[0], int(args.station_process[1])))
         return

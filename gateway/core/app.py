@@ -31,7 +31,7 @@ from prometheus_client import start_http_server
 
 from gateway.common.config import ConfigError, exit_on_config_error, load_config
 from gateway.common.sdnotify import SystemdNotifier
-from gateway.core.config import CoreConfig, RuntimeConfig
+from gateway.core.config import CoreConfig
 from gateway.core.csms import CsmsMetrics, CsmsServer
 from gateway.core.fleet import (
     FleetError,
@@ -43,8 +43,9 @@ from gateway.core.fleet import (
 from gateway.core.fleet.registry import new_password
 from gateway.core.fleet.writer_thread import StoreThread
 from gateway.core.grid_services import GridServices, open_grid_services
+from gateway.core.heap import HeapPolicy
 
-__all__ = ["main", "run_core", "tune_gc"]
+__all__ = ["main", "run_core"]
 
 log = logging.getLogger("vpp-core")
 DEFAULT_CONFIG = Path("/etc/vpp-core/core.toml")
@@ -135,7 +136,9 @@ class _Core:
             ):
                 self.grid = grid
                 refresh = tasks.create_task(self._refresh_registry(csms), name="registry-refresh")
-                tune_gc(self.config.runtime)
+                heap = HeapPolicy(self.config.runtime, busy=grid.runner.has_running_dispatch)
+                heap.start()
+                heap_task = tasks.create_task(heap.run(), name="heap-policy")
                 gc_watch = self.metrics.watch_gc()
                 api = f", API on port {grid.api_port}" if grid.api_port else ""
                 notifier.notify("READY=1", f"STATUS=serving OCPP on port {csms.port}{api}")
@@ -144,6 +147,7 @@ class _Core:
                 await stop.wait()
                 notifier.notify("STOPPING=1")
                 refresh.cancel()
+                heap_task.cancel()
                 gc.callbacks.remove(gc_watch)
             self.writer.stop()  # after the connections closed: their disconnects are written
 
@@ -164,17 +168,6 @@ class _Core:
                 failing = True
             else:
                 failing = False
-
-
-def tune_gc(runtime: RuntimeConfig) -> None:
-    """Apply ``[runtime]``: GC thresholds, and freeze the heap built so far (call once the
-    server listens; benchmarks call it to measure the core as it runs)."""
-    gc.set_threshold(
-        runtime.gc_gen0_threshold, runtime.gc_gen1_threshold, runtime.gc_gen2_threshold
-    )
-    if runtime.gc_freeze_after_start:
-        gc.collect()
-        gc.freeze()  # the start-up heap (modules, schemas, validators) is never collected again
 
 
 def _stop_on_signals() -> asyncio.Event:

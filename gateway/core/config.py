@@ -27,14 +27,18 @@ class MetricsConfig(ConfigSection):
 
 
 class RuntimeConfig(ConfigSection):
-    """Garbage-collector tuning: with ~10k connections a full collection walks every object
-    the process holds. Freezing the start-up heap and raising the young-generation threshold
-    keeps collections short and rare (benchmarks/csms_load.py measures the effect)."""
+    """Garbage-collector policy (``gateway.core.heap``): with ~10k connections a collection
+    that walks the fleet's long-lived objects pauses every station. Freezing what survived
+    keeps collections short; a maintenance collection reclaims frozen cycles, outside
+    dispatches (benchmarks/csms_load.py and dispatch_fanout.py measure the pauses)."""
 
     gc_freeze_after_start: bool = True
     gc_gen0_threshold: int = Field(default=50_000, ge=100)
     gc_gen1_threshold: int = Field(default=20, ge=1)
     gc_gen2_threshold: int = Field(default=100, ge=1)
+    gc_freeze_interval_s: float = Field(default=30.0, ge=0)  # 0 = only at start
+    gc_full_collect_interval_s: float = Field(default=3600.0, ge=0)  # 0 = never
+    gc_full_collect_max_defer_s: float = Field(default=1800.0, ge=0)
 
 
 class CoreConfig(ConfigSection):

@@ -224,9 +224,8 @@ def _fields_of(request: Any) -> dict[str, Any]:
     """The request's fields for the command log, shared rather than deep-copied.
 
     ``dataclasses.asdict`` deep-copies the whole charging profile (33 µs against 0.8 µs per
-    SetChargingProfile; a quarter of the CSMS's CPU in a 10k-station fan-out). The values
-    are the caller's fresh profile dicts, not mutated after sending, and the log row is
-    written behind within a second.
+    SetChargingProfile; a quarter of the CSMS's CPU in a 10k-station fan-out). The fleet
+    serializes the row's request when it is recorded, right after the answer.
     """
     return {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
 

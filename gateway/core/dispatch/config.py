@@ -32,7 +32,10 @@ class DispatchConfig(ConfigSection):
     dynamic_profile_stations: frozenset[str] = frozenset()
     dynamic_profiles: bool = False  # Dynamic kind (UpdateDynamicSchedule) for every station
     resume_charging: bool = False  # end with a positive schedule instead of clearing
-    command_concurrency: int = Field(default=1000, ge=1)
+    # Commands in flight at once. A fan-out to N stations takes at least N / this round trips:
+    # with 10k stations on 150 ms links, 1000 needs 1.9 s, 4000 under 1 s
+    # (benchmarks/dispatch_fanout.py --rtt-ms 150 --command-concurrency ...).
+    command_concurrency: int = Field(default=4000, ge=1)
     command_timeout_s: float = Field(default=10.0, gt=0)
     # Background survey of connected stations' installed profiles (GetChargingProfiles), so a
     # station's first dispatch need not read them; well below command_concurrency so it never

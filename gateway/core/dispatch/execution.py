@@ -10,6 +10,7 @@ Whatever happens (cancel, error), every profile sent is cleared at the end; and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class DispatchExecution:
         self.last_tick = progress.request.start
         self.target_wh = 0.0
         self.delivered_wh = 0.0
+        self._specs: dict[SessionKey, ProfileSpec] = {}
 
     async def run(self) -> None:
         try:
@@ -257,27 +259,48 @@ class DispatchExecution:
         return dropped
 
     def _spec(self, key: SessionKey) -> ProfileSpec:
-        legacy = key.station_id in self.cfg.legacy_negative_limit_stations
-        dynamic = self.cfg.dynamic_profiles or key.station_id in self.cfg.dynamic_profile_stations
-        return ProfileSpec(
-            profile_id=self.cfg.profile_id_base + key.evse_id,
-            transaction_id=key.transaction_id,
-            stack_level=self.cfg.stack_level,
-            valid_from=self.p.request.start,
-            valid_to=self.p.request.end,
-            max_offline_duration_s=self.cfg.max_offline_duration_s,
-            kind="Dynamic" if dynamic and not legacy else "Absolute",
-            legacy_negative_limit=legacy,
-        )
+        """The session's profile settings, fixed for the dispatch (made once per session)."""
+        spec = self._specs.get(key)
+        if spec is None:
+            legacy = key.station_id in self.cfg.legacy_negative_limit_stations
+            dynamic = (
+                self.cfg.dynamic_profiles or key.station_id in self.cfg.dynamic_profile_stations
+            )
+            spec = self._specs[key] = ProfileSpec(
+                profile_id=self.cfg.profile_id_base + key.evse_id,
+                transaction_id=key.transaction_id,
+                stack_level=self.cfg.stack_level,
+                valid_from=self.p.request.start,
+                valid_to=self.p.request.end,
+                max_offline_duration_s=self.cfg.max_offline_duration_s,
+                kind="Dynamic" if dynamic and not legacy else "Absolute",
+                legacy_negative_limit=legacy,
+            )
+        return spec
 
     def _command(self, rec: SessionRecord, setpoint_w: float) -> Command:
-        key, spec, commands = rec.key, self._spec(rec.key), self.ctx.commands
+        """The command carrying ``setpoint_w``; its payload is built when it is sent, so a
+        fan-out's first commands leave before the last ones are shaped."""
+        spec = self._spec(rec.key)
         if rec.profile_sent and spec.kind == "Dynamic" and not rec.needs_resend:
-            update = schedule_update(setpoint_w)
-            return lambda: commands.update_dynamic_schedule(key.station_id, spec.profile_id, update)
+            return functools.partial(self._send_update, rec.key, spec, setpoint_w)
         rec.profile_sent = True  # before sending: a timed-out send may still have landed
+        # a partial rather than a closure: fewer objects for the collector per command
+        return functools.partial(self._send_profile, rec.key, spec, setpoint_w)
+
+    async def _send_profile(
+        self, key: SessionKey, spec: ProfileSpec, setpoint_w: float
+    ) -> CommandResult:
         profile = dispatch_profile(spec, setpoint_w)
-        return lambda: commands.set_charging_profile(key.station_id, key.evse_id, profile)
+        return await self.ctx.commands.set_charging_profile(key.station_id, key.evse_id, profile)
+
+    async def _send_update(
+        self, key: SessionKey, spec: ProfileSpec, setpoint_w: float
+    ) -> CommandResult:
+        update = schedule_update(setpoint_w)
+        return await self.ctx.commands.update_dynamic_schedule(
+            key.station_id, spec.profile_id, update
+        )
 
     def _drop(self, rec: SessionRecord, now: datetime, reason: str) -> None:
         rec.dropped_at, rec.drop_reason = now, reason

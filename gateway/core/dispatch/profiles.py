@@ -5,6 +5,7 @@ Pure: the runner decides values, these functions only shape them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -28,7 +29,9 @@ class ProfileSpec:
     legacy_negative_limit: bool
 
 
+@functools.lru_cache(maxsize=256)
 def _iso(t: datetime) -> str:
+    # Cached: a fan-out shapes thousands of profiles over the same window.
     return t.isoformat().replace("+00:00", "Z")
 
 

@@ -23,7 +23,7 @@ from gateway.core.dispatch.errors import DispatchError, DispatchNotFoundError
 from gateway.core.dispatch.execution import DispatchExecution, ExecutionContext
 from gateway.core.dispatch.model import DispatchRequest, SessionKey
 from gateway.core.dispatch.ports import FleetView, SessionState, StationCommands
-from gateway.core.dispatch.progress import DispatchProgress
+from gateway.core.dispatch.progress import DispatchProgress, DispatchStatus
 from gateway.core.dispatch.render import report_json
 from gateway.core.dispatch.survey import InstalledProfiles, ProfileSurvey
 
@@ -131,6 +131,10 @@ class DispatchRunner:
             return self._runs[dispatch_id]
         except KeyError:
             raise DispatchNotFoundError(dispatch_id) from None
+
+    def has_running_dispatch(self) -> bool:
+        """A dispatch is sending, tracking or clearing (not merely scheduled or done)."""
+        return any(p.status is DispatchStatus.RUNNING for p in self._runs.values())
 
     def all_progress(self) -> list[DispatchProgress]:
         return list(self._runs.values())

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from gateway.core.dispatch.ports import SessionState
 from gateway.core.fleet.meter import MeterReading, parse_meter_values, parse_timestamp
 from gateway.core.fleet.model import (
@@ -442,8 +444,15 @@ class FleetState:
         self.pending.touch(urgent=True)
 
     def record_command(self, row: Mapping[str, Any]) -> None:
-        """A command sent to a station and its outcome (a ``command_log`` row)."""
-        self.pending.commands.append(dict(row))
+        """A command sent to a station and its outcome (a ``command_log`` row).
+
+        The row's ``request`` is serialized to JSON at once (the store writes it as it is): the
+        log keeps a snapshot, not the caller's objects, and a 10k-station fan-out does not
+        keep 10k profile trees alive, for the garbage collector to walk, until written.
+        """
+        logged = dict(row)
+        logged["request"] = orjson.Fragment(orjson.dumps(logged["request"], default=str))
+        self.pending.commands.append(logged)
         self.pending.touch(urgent=True)
 
     @staticmethod

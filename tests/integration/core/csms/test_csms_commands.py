@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.common.ocpp21 import OcppCallError, OcppTimeout
@@ -97,7 +98,11 @@ async def test_set_charging_profile_goes_out_with_exact_keys(csms: CsmsUnderTest
     assert logged["action"] == "SetChargingProfile"
     assert logged["status"] == "Accepted"
     assert logged["latency_s"] >= 0
-    assert logged["request"] == {"evse_id": 1, "charging_profile": PROFILE, "custom_data": None}
+    assert orjson.loads(orjson.dumps(logged["request"])) == {
+        "evse_id": 1,
+        "charging_profile": PROFILE,
+        "custom_data": None,
+    }
 
 
 async def test_rejected_profile_triggers_get_charging_profiles_resync(csms: CsmsUnderTest) -> None:

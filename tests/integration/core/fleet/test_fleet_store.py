@@ -224,3 +224,39 @@ async def test_writer_task_flushes_on_urgent_change_and_drains_on_stop(fleet_db_
         assert row["energy_import_wh"] == 2
     finally:
         await store.close()
+
+
+async def test_command_log_keeps_the_request_as_sent(fleet_db_url: str) -> None:
+    """The logged request is a snapshot taken when recorded (JSON, nested profile intact):
+    a caller changing its dicts afterwards does not change the log."""
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        fleet = FleetState()
+        profile: dict[str, Any] = {
+            "id": 700000001,
+            "charging_schedule": [
+                {"id": 1, "charging_schedule_period": [{"start_period": 0, "setpoint": -5.5e3}]}
+            ],
+        }
+        request = {"evse_id": 1, "charging_profile": profile, "custom_data": None}
+        fleet.record_command(
+            {
+                "station_id": "CS-1",
+                "action": "SetChargingProfile",
+                "request": request,
+                "sent_at": T0,
+                "status": "Accepted",
+                "reason": None,
+                "latency_s": 0.012,
+            }
+        )
+        profile["charging_schedule"][0]["charging_schedule_period"][0]["setpoint"] = 0.0
+        assert await WriteBehind(fleet, store).flush()
+        [row] = await store.commands("CS-1")
+        assert row["action"] == "SetChargingProfile"
+        assert row["status"] == "Accepted"
+        period = row["request"]["charging_profile"]["charging_schedule"][0]
+        assert period["charging_schedule_period"] == [{"start_period": 0, "setpoint": -5500.0}]
+        assert row["request"]["custom_data"] is None
+    finally:
+        await store.close()
