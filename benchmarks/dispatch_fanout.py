@@ -466,15 +466,22 @@ async def _survey(
 
 
 async def measure_ocpp(n: int) -> dict[str, Any]:
+    import os
+
     from gateway.core.fleet import FleetState, StationEntry, hash_password
 
     _raise_fd_limit()
+    # each fleet size starts unpinned: threads started while pinned would inherit CPU 0
+    cpus = os.sched_getaffinity(0)
     fleet = FleetState()
     pw = hash_password(PASSWORD, log2_n=4)
     entries = [StationEntry(f"CS{i:05d}", 1, True, f"site-{i // 100}", "r", pw) for i in range(n)]
     fleet.set_entries(entries)
-    async with _written_behind(fleet, entries, enabled=WRITE_BEHIND) as database:
-        result = await _measure_ocpp(n, fleet)
+    try:
+        async with _written_behind(fleet, entries, enabled=WRITE_BEHIND) as database:
+            result = await _measure_ocpp(n, fleet)
+    finally:
+        os.sched_setaffinity(0, cpus)
     return {**result, "write_behind": database}
 
 
