@@ -122,6 +122,9 @@ class DispatchExecution:
     async def _check_conflicts(self, now: datetime) -> None:
         """Exclude masked sessions. Stations the profile survey has not read yet (or forgot
         after a Rejected or a reconnect) are read here, joining a survey read in flight."""
+        for s in self.states.values():
+            if s.connected:
+                self.ctx.installed.observe_connection(s.station_id, s.station_connection)
         stations = sorted({k.station_id for k, s in self.states.items() if s.connected})
         unread = [st for st in stations if not self.ctx.installed.known(st)]
         results = await fan_out(

@@ -51,6 +51,9 @@ class SessionState:
     #: When the energy registers and present power were sampled (the meter value's own
     #: timestamp): registers lag real time by up to one sampling interval.
     meter_at: datetime | None = None
+    #: Which of the station's connections this was seen on (any number that changes when the
+    #: station reconnects): what was read over an earlier connection may be stale.
+    station_connection: int = 0
 
 
 class FleetView(Protocol):

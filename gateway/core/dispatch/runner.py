@@ -102,6 +102,8 @@ class DispatchRunner:
         stations not read yet are checked when the dispatch starts."""
         out = {}
         for s in sessions:
+            if s.connected:
+                self.installed.observe_connection(s.station_id, s.station_connection)
             installed = self.installed.get(s.station_id)
             key = session_key(s)
             reason = installed and masking_reason(

@@ -6,8 +6,10 @@ dispatch doubles its command count; the :class:`ProfileSurvey` reads them in the
 instead, with bounded concurrency, for every connected station not read yet. A dispatch still
 reads inline any station the survey has not reached, so correctness never depends on timing.
 
-Knowledge is forgotten when a station disconnects (or its sessions vanish: it may have rebooted
-or been changed by its local EMS meanwhile) and after any ``Rejected``, so it is read again.
+Knowledge is forgotten when a station disconnects or reconnects (or its sessions vanish: it may
+have rebooted or been changed by its local EMS meanwhile) and after any ``Rejected``, so it is
+read again. A reconnect is seen from ``SessionState.station_connection`` by whoever looks
+first: the survey, a dispatch's conflict check or a preview.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class InstalledProfiles:
         self._known: dict[str, Profiles] = {}
         self._reading: dict[str, asyncio.Future[Profiles]] = {}
         self._epoch: dict[str, int] = {}
+        self._connection: dict[str, int] = {}
 
     def get(self, station_id: str) -> Profiles | None:
         return self._known.get(station_id)
@@ -58,6 +61,13 @@ class InstalledProfiles:
 
     def stations(self) -> set[str]:
         return set(self._known)
+
+    def observe_connection(self, station_id: str, connection: int) -> None:
+        """The station is on ``connection`` (``SessionState.station_connection``): what was read
+        over an earlier one is forgotten."""
+        if self._connection.get(station_id, connection) != connection:
+            self.forget(station_id)
+        self._connection[station_id] = connection
 
     def forget(self, station_id: str) -> None:
         """Read the station again before its next dispatch."""
@@ -133,7 +143,11 @@ class ProfileSurvey:
             await self._sleep(self.cfg.profile_survey_interval_s)
 
     async def survey_once(self) -> None:
-        connected = {s.station_id for s in self.fleet.sessions() if s.connected}
+        connected: set[str] = set()
+        for s in self.fleet.sessions():
+            if s.connected:
+                connected.add(s.station_id)
+                self.profiles.observe_connection(s.station_id, s.station_connection)
         for station in self.profiles.stations() - connected:
             self.profiles.forget(station)
         for station in set(self._failures) - connected:

@@ -82,6 +82,8 @@ class StationLive:
     firmware: str | None = None
     boot_reason: str | None = None
     booted_at: datetime | None = None
+    #: Connections accepted since the core started (memory only): a reconnect changes it.
+    connections: int = 0
 
 
 @dataclass(slots=True)
@@ -128,7 +130,9 @@ class SessionLive:
         """The in-memory power/energy series, oldest first."""
         return [Sample(*values) for values in self.samples]
 
-    def snapshot(self, *, site: str, region: str, station_connected: bool) -> SessionState:
+    def snapshot(
+        self, *, site: str, region: str, station_connected: bool, station_connection: int = 0
+    ) -> SessionState:
         lim = self.limits
         return SessionState(
             station_id=self.station_id,
@@ -155,4 +159,5 @@ class SessionLive:
             last_seen=self.last_seen or self.started_at,
             ev_max_v2x_energy_wh=lim.ev_max_v2x_energy_wh,
             meter_at=self.meter_at,
+            station_connection=station_connection,
         )

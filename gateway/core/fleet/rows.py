@@ -63,7 +63,8 @@ def entry_from_row(row: Any) -> StationEntry:
     )
 
 
-_STATION_FIELDS = tuple(f.name for f in fields(StationLive))
+#: ``connections`` counts this process's connections: memory only, not a column.
+_STATION_FIELDS = tuple(f.name for f in fields(StationLive) if f.name != "connections")
 _EVSE_FIELDS = tuple(f.name for f in fields(EvseLive))
 _SESSION_FIELDS = tuple(f.name for f in fields(SessionLive) if f.name not in ("limits", "samples"))
 
@@ -73,7 +74,7 @@ def station_row(live: StationLive) -> Row:
 
 
 def station_from_row(row: Any) -> StationLive:
-    live = StationLive(**{f.name: getattr(row, f.name) for f in fields(StationLive)})
+    live = StationLive(**{name: getattr(row, name) for name in _STATION_FIELDS})
     live.connected = False  # nobody is connected to a core that just started
     return live
 

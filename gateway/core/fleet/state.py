@@ -99,15 +99,22 @@ class FleetState:
             station = self.stations.get(s.station_id)
             site, region = (entry.site, entry.region) if entry else ("", "")
             online = bool(station and station.connected)
+            connection = station.connections if station else 0
             key = (s.station_id, s.transaction_id)
             snap = cache.get(key)
             if (
                 snap is None
                 or snap.connected != (online and s.plugged)
+                or snap.station_connection != connection
                 or snap.site != site
                 or snap.region != region
             ):
-                snap = cache[key] = s.snapshot(site=site, region=region, station_connected=online)
+                snap = cache[key] = s.snapshot(
+                    site=site,
+                    region=region,
+                    station_connected=online,
+                    station_connection=connection,
+                )
             out.append(snap)
         return out
 
@@ -150,6 +157,7 @@ class FleetState:
         station = self._station(station_id, now)
         self.pending.stations.add(station_id)
         station.connected = True
+        station.connections += 1
         station.subprotocol = subprotocol
         self.pending.touch(urgent=True)
 

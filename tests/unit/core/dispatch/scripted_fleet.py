@@ -85,6 +85,7 @@ class Vehicle:
 class Station:
     station_id: str
     online: bool = True
+    connection: int = 1  # bumped by a reconnect (SessionState.station_connection)
     profiles: list[dict[str, Any]] = field(default_factory=list)  # each with "evse_id"
     reject: str | None = None  # reason to reject SetChargingProfile with
     fail: BaseException | None = None  # raised by every command
@@ -283,6 +284,7 @@ class ScriptedFleet:
             ev_max_v2x_energy_wh=n.ev_max_v2x_energy_wh,
             min_soc_pct=n.min_soc_pct,
             meter_at=meter_at,
+            station_connection=self.stations[v.key.station_id].connection,
         )
 
     # --- StationCommands --------------------------------------------------------------------

@@ -93,6 +93,43 @@ async def test_a_station_that_disconnects_and_reconnects_is_read_again(
     assert [e.key.station_id for e in p.initial_plan.excluded] == ["CS1"]
 
 
+async def test_a_reconnect_between_two_looks_is_caught_by_the_dispatch(
+    fleet: ScriptedFleet, clock: VirtualClock
+) -> None:
+    """A station that drops and comes back between two survey passes never looks offline to
+    the survey; its new connection number tells the dispatch to read it again."""
+    fleet.add("CS1", ev())
+    fleet.add("CS2", ev())
+    async with DispatchRunner(fleet, fleet, clock, SLOW) as runner:
+        await until(lambda: runner.survey.passes >= 1)
+        fleet.stations["CS1"].profiles.append(foreign_profile())  # installed while away
+        fleet.stations["CS1"].connection += 1
+        service = DispatchService(runner)
+        assert [e.key.station_id for e in service.preview(now_request(clock)).excluded] == []
+        assert not runner.installed.known("CS1"), "the preview saw the reconnect"
+        created = service.create(now_request(clock))
+        p = await runner.wait(created.dispatch_id)
+    assert gets(fleet).count("CS1") == 2, "read again on its new connection"
+    assert gets(fleet).count("CS2") == 1
+    assert p.initial_plan is not None
+    assert [e.key.station_id for e in p.initial_plan.excluded] == ["CS1"]
+    assert all(station == "CS2" for station, _ in fleet.calls("set"))
+
+
+async def test_the_survey_reads_a_reconnected_station_again(
+    fleet: ScriptedFleet, clock: VirtualClock
+) -> None:
+    fleet.add("CS1", ev())
+    async with DispatchRunner(fleet, fleet, clock, FAST) as runner:
+        await until(lambda: runner.installed.known("CS1"))
+        passes = runner.survey.passes
+        fleet.stations["CS1"].profiles.append(foreign_profile())
+        fleet.stations["CS1"].connection += 1
+        await until(lambda: runner.survey.passes >= passes + 2)
+        assert runner.installed.get("CS1") == [foreign_profile()]
+    assert gets(fleet).count("CS1") == 2
+
+
 async def test_a_station_plugged_in_after_the_survey_is_read_inline_by_the_dispatch(
     fleet: ScriptedFleet, clock: VirtualClock
 ) -> None:

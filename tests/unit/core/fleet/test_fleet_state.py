@@ -185,6 +185,22 @@ def test_status_available_unplugs_session_and_departed_trigger() -> None:
     assert not fleet.sessions()[0].connected
 
 
+def test_a_reconnect_shows_as_a_new_station_connection() -> None:
+    """Even a drop and return between two reads (the session looks connected both times)
+    changes ``station_connection``: dispatch re-reads what was installed meanwhile."""
+    fleet = FleetState()
+    fleet.station_connected("CS-1", subprotocol="ocpp2.1", now=T0)
+    _tx(fleet, "Started", 0)
+    [before] = fleet.sessions()
+    assert fleet.sessions()[0] is before, "unchanged sessions come from the snapshot cache"
+    fleet.station_disconnected("CS-1", now=T0)
+    fleet.station_connected("CS-1", subprotocol="ocpp2.1", now=T0)
+    [after] = fleet.sessions()
+    assert before.connected
+    assert after.connected
+    assert after.station_connection != before.station_connection
+
+
 def test_bad_meter_value_changes_nothing() -> None:
     fleet = FleetState()
     with pytest.raises(MeterValueError):
