@@ -22,60 +22,41 @@ import numpy as np
 from gateway.core.dispatch.config import PlannerConfig
 from gateway.core.dispatch.model import Direction, Exclusion, SessionKey
 from gateway.core.dispatch.planner import FloatArray, IntArray, SessionColumns
-from gateway.core.dispatch.ports import SessionState
+from gateway.core.dispatch.ports import PLANNER_FIELDS, SessionState
 
 __all__ = ["build_columns", "session_key", "session_keys"]
 
 NOMINAL_CAPACITY_WH = 60_000.0  # merit normalisation when the battery size is unknown
 
 
-_KEY_FIELDS = attrgetter("station_id", "evse_id", "transaction_id")
+_KEY = attrgetter("key")
+_ROW = attrgetter("planner_row")
+_INDEX = {name: i for i, name in enumerate(PLANNER_FIELDS)}
 
 
 def session_key(session: SessionState) -> SessionKey:
-    return SessionKey._make(_KEY_FIELDS(session))
+    return session.key
 
 
 def session_keys(sessions: Sequence[SessionState]) -> tuple[SessionKey, ...]:
-    return tuple(map(SessionKey._make, map(_KEY_FIELDS, sessions)))
-
-
-_NUMERIC = (
-    "soc_pct",
-    "battery_capacity_wh",
-    "min_soc_pct",
-    "ev_min_v2x_energy_wh",
-    "ev_max_v2x_energy_wh",
-    "ev_target_energy_wh",
-    "target_soc_pct",
-    "max_charge_w",
-    "min_charge_w",
-    "max_discharge_w",
-    "min_discharge_w",
-)
+    return tuple(map(_KEY, sessions))
 
 
 class _Numbers:
-    """The numeric fields of many sessions as float columns (None -> nan), read in one pass."""
+    """``PLANNER_FIELDS`` of many sessions as float columns (None -> nan): each session packs
+    its row once per snapshot, so 100k sessions are one join (1.5 ms, against 75 ms reading
+    the attributes and converting None here)."""
 
     def __init__(self, sessions: Sequence[SessionState]) -> None:
-        # float64 conversion turns None into nan
-        rows = np.array(list(map(attrgetter(*_NUMERIC), sessions)), dtype=np.float64)
-        self._data = rows.reshape(len(sessions), len(_NUMERIC))
-        self._index = {name: i for i, name in enumerate(_NUMERIC)}
+        packed = np.frombuffer(b"".join(map(_ROW, sessions)), dtype="<f8")
+        self._data = packed.reshape(len(sessions), len(PLANNER_FIELDS))
 
     def __call__(self, name: str) -> FloatArray:
-        return self._data[:, self._index[name]]
+        return self._data[:, _INDEX[name]]
 
 
-def _departure_after_s(sessions: Sequence[SessionState], window_end: datetime) -> FloatArray:
-    return np.array(
-        [
-            np.nan if s.departure is None else (s.departure - window_end).total_seconds()
-            for s in sessions
-        ],
-        dtype=np.float64,
-    )
+def _departure_after_s(col: _Numbers, window_end: datetime) -> FloatArray:
+    return col("departure_ts") - window_end.timestamp()
 
 
 def _nanmin(*budgets: FloatArray) -> FloatArray:
@@ -108,7 +89,7 @@ def _charge_budget_wh(col: _Numbers, moved: FloatArray, cfg: PlannerConfig) -> F
 
 
 def _reasons(
-    sessions: Sequence[SessionState],
+    col: _Numbers,
     *,
     max_w: FloatArray,
     min_w: FloatArray,
@@ -117,7 +98,7 @@ def _reasons(
     duration_s: float,
     direction: Direction,
 ) -> list[str | None]:
-    connected = np.array([s.connected for s in sessions], dtype=np.bool_)
+    connected = col("connected") > 0.5
     checks: list[tuple[np.ndarray, str]] = [
         (~connected, "not connected (station offline or EV unplugged)"),
         (dep_after_s < 0, "departs before the window ends"),
@@ -129,7 +110,7 @@ def _reasons(
             "energy budget below its minimum power over the window",
         ),
     ]
-    reasons: list[str | None] = [None] * len(sessions)
+    reasons: list[str | None] = [None] * len(connected)
     for mask, reason in reversed(checks):  # first check wins
         for i in np.flatnonzero(mask):
             reasons[i] = reason
@@ -159,7 +140,7 @@ def build_columns(
     col = _Numbers(sessions)
     duration_s = max((window_end - window_start).total_seconds(), 1e-9)
     moved = _lookup(keys, moved_wh, 0.0)
-    dep_after_s = _departure_after_s(sessions, window_end)
+    dep_after_s = _departure_after_s(col, window_end)
     discharge = direction is Direction.DISCHARGE
     max_w = np.fmin(
         col("max_discharge_w" if discharge else "max_charge_w"),
@@ -172,7 +153,7 @@ def build_columns(
         else _charge_budget_wh(col, moved, config)
     )
     reasons = _reasons(
-        sessions,
+        col,
         max_w=max_w,
         min_w=min_w,
         usable_wh=usable,
@@ -183,7 +164,7 @@ def build_columns(
     _apply_blocked(reasons, keys, blocked)
     out = np.array([r is not None for r in reasons], dtype=np.bool_)
     usable = np.where(out, 0.0, np.nan_to_num(usable, nan=0.0))
-    station_idx, station_limits = _groups([k.station_id for k in keys], station_limit_w or {})
+    station_idx, station_limits = _limit_groups([k.station_id for k in keys], station_limit_w or {})
     site_idx, site_limits = _groups(list(map(attrgetter("site"), sessions)), site_limit_w or {})
     return SessionColumns(
         direction=direction,
@@ -224,6 +205,19 @@ def _groups(names: list[str], limits_w: Mapping[str, float]) -> tuple[IntArray, 
     index = {name: i for i, name in enumerate(dict.fromkeys(names))}
     idx = np.fromiter(map(index.__getitem__, names), dtype=np.intp, count=len(names))
     return idx, np.array([limits_w.get(n, np.inf) for n in index], dtype=np.float64)
+
+
+def _limit_groups(names: list[str], limits_w: Mapping[str, float]) -> tuple[IntArray, FloatArray]:
+    """Like :func:`_groups` for names that only matter through their limit: every name
+    without one shares group 0 (no limit), so 100k distinct stations cost no 100k-entry map."""
+    index: dict[str, int] = {}
+    group = index.setdefault
+    idx = np.fromiter(
+        (group(n, len(index) + 1) if n in limits_w else 0 for n in names),
+        dtype=np.intp,
+        count=len(names),
+    )
+    return idx, np.array([np.inf, *(limits_w[n] for n in index)], dtype=np.float64)
 
 
 def _merit(

@@ -8,12 +8,35 @@ reported by EVs are magnitudes (>= 0).
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["CommandResult", "FleetView", "SessionState", "StationCommands"]
+from gateway.core.dispatch.model import SessionKey
+
+__all__ = ["PLANNER_FIELDS", "CommandResult", "FleetView", "SessionState", "StationCommands"]
+
+#: The numbers the planner reads from every session, in the order of ``planner_row``;
+#: ``departure_ts`` is the departure as POSIX seconds, ``connected`` 1.0 or 0.0.
+PLANNER_FIELDS = (
+    "soc_pct",
+    "battery_capacity_wh",
+    "min_soc_pct",
+    "ev_min_v2x_energy_wh",
+    "ev_max_v2x_energy_wh",
+    "ev_target_energy_wh",
+    "target_soc_pct",
+    "max_charge_w",
+    "min_charge_w",
+    "max_discharge_w",
+    "min_discharge_w",
+    "departure_ts",
+    "connected",
+)
+_PACK = struct.Struct(f"<{len(PLANNER_FIELDS)}d").pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +77,34 @@ class SessionState:
     #: Which of the station's connections this was seen on (any number that changes when the
     #: station reconnects): what was read over an earlier connection may be stale.
     station_connection: int = 0
+    # Derived once per snapshot (the fleet caches snapshots until a session changes), so that a
+    # plan over 100k sessions joins bytes instead of reading 14 attributes of each session.
+    key: SessionKey = field(init=False, repr=False, compare=False)
+    #: ``PLANNER_FIELDS`` as little-endian float64 (None -> nan).
+    planner_row: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "key", SessionKey(self.station_id, self.evse_id, self.transaction_id)
+        )
+        departure_ts = self.departure.timestamp() if self.departure is not None else None
+        values = (
+            self.soc_pct,
+            self.battery_capacity_wh,
+            self.min_soc_pct,
+            self.ev_min_v2x_energy_wh,
+            self.ev_max_v2x_energy_wh,
+            self.ev_target_energy_wh,
+            self.target_soc_pct,
+            self.max_charge_w,
+            self.min_charge_w,
+            self.max_discharge_w,
+            self.min_discharge_w,
+            departure_ts,
+            1.0 if self.connected else 0.0,
+        )
+        row = _PACK(*(math.nan if v is None else v for v in values))
+        object.__setattr__(self, "planner_row", row)
 
 
 class FleetView(Protocol):

@@ -179,6 +179,39 @@ def test_energy_already_moved_reduces_the_v2x_budget() -> None:
     assert cols.usable_wh.tolist() == [3_000.0]
 
 
+def test_station_and_site_limits_hold_through_build_columns() -> None:
+    """A limited station's EVSEs share its limit; unlimited stations (all in one no-limit
+    group) and a limited site each keep to theirs."""
+    states = [
+        _state(0, station_id="CSA", evse_id=1),
+        _state(1, station_id="CSA", evse_id=2),
+        _state(2, station_id="CSB"),
+        _state(3, station_id="CSC", site="small-site"),
+        _state(4, station_id="CSD"),
+    ]
+    cols = build_columns(
+        states,
+        direction=Direction.DISCHARGE,
+        window_start=T0,
+        window_end=T0 + timedelta(hours=1),
+        config=PlannerConfig(),
+        station_limit_w={"CSA": 8_000.0, "CS-not-here": 1.0},
+        site_limit_w={"small-site": 5_000.0},
+    )
+    plan = plan_dispatch(
+        cols, target_w=-40_000, duration_s=3600, headroom=1.0, algorithm="proportional"
+    )
+    got = {(k.station_id, k.evse_id): round(w) for k, w in plan.allocations()}
+    assert got == {
+        ("CSA", 1): -4_000,
+        ("CSA", 2): -4_000,
+        ("CSB", 1): -10_000,
+        ("CSC", 1): -5_000,
+        ("CSD", 1): -10_000,
+    }
+    assert plan.shortfall_w == pytest.approx(7_000.0)
+
+
 def test_wrong_sign_target_is_refused() -> None:
     with pytest.raises(ValueError, match="wrong sign"):
         plan_dispatch(
