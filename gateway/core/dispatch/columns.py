@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -97,7 +98,8 @@ def _reasons(
     dep_after_s: FloatArray,
     duration_s: float,
     direction: Direction,
-) -> list[str | None]:
+) -> dict[int, str]:
+    """Index -> why that session cannot take part (only the excluded are listed)."""
     connected = col("connected") > 0.5
     checks: list[tuple[np.ndarray, str]] = [
         (~connected, "not connected (station offline or EV unplugged)"),
@@ -110,10 +112,9 @@ def _reasons(
             "energy budget below its minimum power over the window",
         ),
     ]
-    reasons: list[str | None] = [None] * len(connected)
+    reasons: dict[int, str] = {}
     for mask, reason in reversed(checks):  # first check wins
-        for i in np.flatnonzero(mask):
-            reasons[i] = reason
+        reasons.update(dict.fromkeys(np.flatnonzero(mask).tolist(), reason))
     return reasons
 
 
@@ -162,7 +163,8 @@ def build_columns(
         direction=direction,
     )
     _apply_blocked(reasons, keys, blocked)
-    out = np.array([r is not None for r in reasons], dtype=np.bool_)
+    out = np.zeros(len(keys), dtype=np.bool_)
+    out[list(reasons)] = True
     usable = np.where(out, 0.0, np.nan_to_num(usable, nan=0.0))
     station_idx, station_limits = _limit_groups([k.station_id for k in keys], station_limit_w or {})
     site_idx, site_limits = _groups(list(map(attrgetter("site"), sessions)), site_limit_w or {})
@@ -177,12 +179,12 @@ def build_columns(
         station_limit_w=station_limits,
         site_idx=site_idx,
         site_limit_w=site_limits,
-        excluded=tuple(Exclusion(keys[i], r) for i, r in enumerate(reasons) if r is not None),
+        excluded=tuple(Exclusion(keys[i], reasons[i]) for i in sorted(reasons)),
     )
 
 
 def _apply_blocked(
-    reasons: list[str | None],
+    reasons: dict[int, str],
     keys: tuple[SessionKey, ...],
     blocked: Mapping[SessionKey, str] | None,
 ) -> None:
@@ -209,15 +211,11 @@ def _groups(names: list[str], limits_w: Mapping[str, float]) -> tuple[IntArray, 
 
 def _limit_groups(names: list[str], limits_w: Mapping[str, float]) -> tuple[IntArray, FloatArray]:
     """Like :func:`_groups` for names that only matter through their limit: every name
-    without one shares group 0 (no limit), so 100k distinct stations cost no 100k-entry map."""
-    index: dict[str, int] = {}
-    group = index.setdefault
-    idx = np.fromiter(
-        (group(n, len(index) + 1) if n in limits_w else 0 for n in names),
-        dtype=np.intp,
-        count=len(names),
-    )
-    return idx, np.array([np.inf, *(limits_w[n] for n in index)], dtype=np.float64)
+    without one shares group 0 (no limit); the map is over the configured limits, not the
+    fleet (100k distinct stations would cost a 100k-entry map per plan)."""
+    group = {name: i for i, name in enumerate(limits_w, start=1)}
+    idx = np.fromiter(map(group.get, names, repeat(0)), dtype=np.intp, count=len(names))
+    return idx, np.array([np.inf, *limits_w.values()], dtype=np.float64)
 
 
 def _merit(
