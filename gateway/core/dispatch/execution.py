@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.core.dispatch.clock import DispatchClock
 from gateway.core.dispatch.columns import build_columns, session_key
@@ -41,6 +41,7 @@ __all__ = ["DispatchExecution", "ExecutionContext"]
 
 log = logging.getLogger(__name__)
 Command = Callable[[], Awaitable[CommandResult]]
+T = TypeVar("T")
 #: Drop-outs after which a session may take part again once it is back (see _maybe_rejoin).
 REJOINABLE = ("not connected", "no data for", "command failed")
 
@@ -127,11 +128,7 @@ class DispatchExecution:
                 self.ctx.installed.observe_connection(s.station_id, s.station_connection)
         stations = sorted({k.station_id for k, s in self.states.items() if s.connected})
         unread = [st for st in stations if not self.ctx.installed.known(st)]
-        results = await fan_out(
-            [self._reader(st) for st in unread],
-            concurrency=self.cfg.command_concurrency,
-            timeout_s=self.cfg.command_timeout_s,
-        )
+        results = await self._fan_out([self._reader(st) for st in unread])
         read: dict[str, list[dict[str, Any]]] = {}
         failed: dict[str, str] = {}
         for station, res in zip(unread, results, strict=True):
@@ -150,6 +147,12 @@ class DispatchExecution:
             )
             if reason:
                 self.blocked[key] = reason
+
+    async def _fan_out(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | Exception]:
+        """Send ``calls`` to stations, ``command_concurrency`` at a time, each timed out."""
+        return await fan_out(
+            calls, concurrency=self.cfg.command_concurrency, timeout_s=self.cfg.command_timeout_s
+        )
 
     def _reader(self, station: str) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
         return lambda: self.ctx.installed.known_or_read(station)
@@ -239,10 +242,7 @@ class DispatchExecution:
     async def _apply(self, plan: DispatchPlan, now: datetime) -> bool:
         """Send changed setpoints; True if any session dropped out doing so."""
         changes = self._changes(plan)
-        calls = [self._command(rec, new) for rec, new in changes]
-        results = await fan_out(
-            calls, concurrency=self.cfg.command_concurrency, timeout_s=self.cfg.command_timeout_s
-        )
+        results = await self._fan_out([self._command(rec, new) for rec, new in changes])
         dropped = False
         for (rec, new), res in zip(changes, results, strict=True):
             if isinstance(res, Exception):
@@ -487,11 +487,7 @@ class DispatchExecution:
         for attempt in range(self.cfg.clear_attempts):
             now = self.ctx.clock.now()
             calls = [self._ender(r, now, force_clear=r.key in force_clear) for r in pending]
-            results = await fan_out(
-                calls,
-                concurrency=self.cfg.command_concurrency,
-                timeout_s=self.cfg.command_timeout_s,
-            )
+            results = await self._fan_out(calls)
             retry = []
             for rec, res in zip(pending, results, strict=True):
                 if isinstance(res, Exception) or res.status not in ("Accepted", "Unknown"):
