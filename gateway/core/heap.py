@@ -3,8 +3,8 @@
 CPython's cyclic collector walks every object of the generations it collects, and the walk is
 memory-bound (a cache miss per reference). A core serving 10k stations holds millions of
 long-lived objects (connections, sessions, fleet state), so once they sit in the collected
-generations a middle collection pauses the event loop for 0.3-0.4 s and a full one for ~0.9 s
-(``benchmarks/dispatch_fanout.py --mode ocpp --stations 10000`` prints the pauses it saw):
+generations a middle collection pauses the event loop for 0.25-0.3 s and a full one for
+0.7-0.9 s (``benchmarks/dispatch_fanout.py --mode ocpp --stations 10000`` prints the pauses):
 long enough to push a 10k-station dispatch fan-out past its two-second budget.
 
 The policy:

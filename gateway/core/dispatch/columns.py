@@ -25,7 +25,7 @@ from gateway.core.dispatch.model import Direction, Exclusion, SessionKey
 from gateway.core.dispatch.planner import FloatArray, IntArray, SessionColumns
 from gateway.core.dispatch.ports import PLANNER_FIELDS, SessionState
 
-__all__ = ["build_columns", "session_key", "session_keys"]
+__all__ = ["build_columns", "session_keys"]
 
 NOMINAL_CAPACITY_WH = 60_000.0  # merit normalisation when the battery size is unknown
 
@@ -35,17 +35,13 @@ _ROW = attrgetter("planner_row")
 _INDEX = {name: i for i, name in enumerate(PLANNER_FIELDS)}
 
 
-def session_key(session: SessionState) -> SessionKey:
-    return session.key
-
-
 def session_keys(sessions: Sequence[SessionState]) -> tuple[SessionKey, ...]:
     return tuple(map(_KEY, sessions))
 
 
 class _Numbers:
     """``PLANNER_FIELDS`` of many sessions as float columns (None -> nan): each session packs
-    its row once per snapshot, so 100k sessions are one join (1.5 ms, against 75 ms reading
+    its row once per snapshot, so 100k sessions are one join (~10 ms, against ~75 ms reading
     the attributes and converting None here)."""
 
     def __init__(self, sessions: Sequence[SessionState]) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from gateway.core.dispatch.clock import DispatchClock
-from gateway.core.dispatch.columns import build_columns, session_key
+from gateway.core.dispatch.columns import build_columns
 from gateway.core.dispatch.config import DispatchConfig
 from gateway.core.dispatch.conflicts import masking_reason
 from gateway.core.dispatch.fanout import fan_out
@@ -109,7 +109,7 @@ class DispatchExecution:
         for s in self.ctx.fleet.sessions():
             if (req.region and s.region != req.region) or (req.site and s.site != req.site):
                 continue
-            key = session_key(s)
+            key = s.key
             holder = self.ctx.busy.get(key)
             if holder is not None and holder != self.p.dispatch_id:
                 continue  # held by another dispatch (the service refuses overlaps; belt and braces)
@@ -123,10 +123,7 @@ class DispatchExecution:
     async def _check_conflicts(self, now: datetime) -> None:
         """Exclude masked sessions. Stations the profile survey has not read yet (or forgot
         after a Rejected or a reconnect) are read here, joining a survey read in flight."""
-        for s in self.states.values():
-            if s.connected:
-                self.ctx.installed.observe_connection(s.station_id, s.station_connection)
-        stations = sorted({k.station_id for k, s in self.states.items() if s.connected})
+        stations = sorted(self.ctx.installed.observe(self.states.values()))
         unread = [st for st in stations if not self.ctx.installed.known(st)]
         results = await self._fan_out([self._reader(st) for st in unread])
         read: dict[str, list[dict[str, Any]]] = {}
@@ -338,7 +335,7 @@ class DispatchExecution:
         dt_s = (now - self.last_tick).total_seconds()
         if dt_s <= 0:
             return
-        fresh = {session_key(s): s for s in self.ctx.fleet.sessions()}
+        fresh = {s.key: s for s in self.ctx.fleet.sessions()}
         self.states = {k: fresh[k] for k in self.states if k in fresh}
         planned = dropout = delivered = 0.0
         for rec in self.p.sessions.values():
@@ -449,7 +446,7 @@ class DispatchExecution:
         waiting = {k for k, r in self.p.sessions.items() if r.profile_sent and not r.drop_reason}
         while waiting:
             try:
-                fresh = {session_key(s): s for s in self.ctx.fleet.sessions()}
+                fresh = {s.key: s for s in self.ctx.fleet.sessions()}
             except Exception:  # the report is still built from the readings we have
                 log.exception("dispatch %s: final meter readings failed", self.p.dispatch_id)
                 return

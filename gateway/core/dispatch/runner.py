@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Self
 
 from gateway.core.dispatch.clock import DispatchClock
-from gateway.core.dispatch.columns import session_key
 from gateway.core.dispatch.config import DispatchConfig
 from gateway.core.dispatch.conflicts import masking_reason
 from gateway.core.dispatch.errors import DispatchError, DispatchNotFoundError
@@ -101,11 +100,10 @@ class DispatchRunner:
         """Profile conflicts already known from earlier GetChargingProfiles (no commands sent);
         stations not read yet are checked when the dispatch starts."""
         out = {}
+        self.installed.observe(sessions)
         for s in sessions:
-            if s.connected:
-                self.installed.observe_connection(s.station_id, s.station_connection)
             installed = self.installed.get(s.station_id)
-            key = session_key(s)
+            key = s.key
             reason = installed and masking_reason(
                 installed,
                 key,

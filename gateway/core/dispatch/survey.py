@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.core.dispatch.config import DispatchConfig
 from gateway.core.dispatch.fanout import fan_out
-from gateway.core.dispatch.ports import FleetView, StationCommands
+from gateway.core.dispatch.ports import FleetView, SessionState, StationCommands
 from gateway.core.dispatch.profiles import PURPOSE
 
 __all__ = ["InstalledProfiles", "ProfileReadAbandoned", "ProfileSurvey"]
@@ -62,12 +62,19 @@ class InstalledProfiles:
     def stations(self) -> set[str]:
         return set(self._known)
 
-    def observe_connection(self, station_id: str, connection: int) -> None:
-        """The station is on ``connection`` (``SessionState.station_connection``): what was read
-        over an earlier one is forgotten."""
-        if self._connection.get(station_id, connection) != connection:
-            self.forget(station_id)
-        self._connection[station_id] = connection
+    def observe(self, sessions: Iterable[SessionState]) -> set[str]:
+        """Note which connection each connected session's station is on
+        (``SessionState.station_connection``); what was read over an earlier one is
+        forgotten. Returns the connected stations."""
+        connected: set[str] = set()
+        for s in sessions:
+            if not s.connected:
+                continue
+            connected.add(s.station_id)
+            if self._connection.get(s.station_id, s.station_connection) != s.station_connection:
+                self.forget(s.station_id)
+            self._connection[s.station_id] = s.station_connection
+        return connected
 
     def forget(self, station_id: str) -> None:
         """Read the station again before its next dispatch."""
@@ -143,11 +150,7 @@ class ProfileSurvey:
             await self._sleep(self.cfg.profile_survey_interval_s)
 
     async def survey_once(self) -> None:
-        connected: set[str] = set()
-        for s in self.fleet.sessions():
-            if s.connected:
-                connected.add(s.station_id)
-                self.profiles.observe_connection(s.station_id, s.station_connection)
+        connected = self.profiles.observe(self.fleet.sessions())
         for station in self.profiles.stations() - connected:
             self.profiles.forget(station)
         for station in set(self._failures) - connected:
