@@ -10,7 +10,7 @@ lateness (histogram, 10 µs bins), p50/p99/max and overruns; printed as JSON.
     .venv/bin/python benchmarks/control_loop.py --duration 60   # the full run
     .venv/bin/python benchmarks/control_loop.py --hardware memory   # no Modbus/pty in the loop
 
-``--hardware sim`` runs the real control process (``gateway.edge.control_host``) against a
+``--hardware sim`` runs the real control process (``v2g_gateway.control_host``) against a
 ``v2g-sim`` on a pty; ``memory`` runs the same ControlLoop with an in-memory power stage,
 isolating the scheduler from the Modbus round trips.
 """
@@ -36,13 +36,13 @@ from typing import Any
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from gateway.edge.config import ControlProcessConfig
-from gateway.edge.contactor import ContactorSection, SimulatorSection
-from gateway.edge.control.channel import ControlChannel, SetpointLease
-from gateway.edge.control.config import ControlSection
-from gateway.edge.control.ports import StageMeasurement, StageRatings
-from gateway.edge.control_host import ControlProcess
-from gateway.edge.hw.config import PowerModuleSection
+from v2g_gateway.config import ControlProcessConfig
+from v2g_gateway.contactor import ContactorSection, SimulatorSection
+from v2g_gateway.control.channel import ControlChannel, SetpointLease
+from v2g_gateway.control.config import ControlSection
+from v2g_gateway.control.ports import StageMeasurement, StageRatings
+from v2g_gateway.control_host import ControlProcess
+from v2g_gateway.hw.config import PowerModuleSection
 
 TARGET_P99_US_AT_10HZ = 2000.0
 
@@ -90,7 +90,7 @@ async def lease_source(channel: ControlChannel, stop: asyncio.Event) -> None:
 def simulator(tmp: Path) -> Iterator[tuple[str, Path]]:
     sock = tmp / "sim.sock"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gateway.sim.cli", "serve", "--socket", str(sock), "--plug-in"],
+        [sys.executable, "-m", "v2g_sim.cli", "serve", "--socket", str(sock), "--plug-in"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -171,7 +171,7 @@ class MemoryRelay:
 
 
 def run_memory_child(fd: int, period_s: float) -> int:
-    from gateway.edge.control.loop import ControlLoop
+    from v2g_gateway.control.loop import ControlLoop
 
     stage = MemoryStage()
 

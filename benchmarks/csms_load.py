@@ -41,7 +41,7 @@ import psutil  # type: ignore[import-untyped]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.core.fleet import FleetStore, StationEntry, hash_password  # noqa: E402
+from vpp_core.fleet import FleetStore, StationEntry, hash_password  # noqa: E402
 
 PASSWORD = "benchmark-password-0001"
 ANSWER_TIMEOUT_S = 10.0
@@ -95,7 +95,7 @@ async def _provision(url: str, count: int, *, profile: int) -> None:
 def _write_config(work: Path, args: argparse.Namespace, port: int, metrics_port: int) -> Path:
     tls = ""
     if args.tls:
-        from gateway.common.pki import provision
+        from v2g_common.pki import provision
 
         layout = provision(work / "pki")
         cert, key = layout.server_cert("csms"), layout.server_key("csms")
@@ -136,7 +136,7 @@ def _start_core(config: Path) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "gateway.core.app",
+            "vpp_core.app",
             "--config",
             str(config),
             "--log-level",

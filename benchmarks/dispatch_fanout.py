@@ -5,7 +5,7 @@ Two forms:
 - ``--mode inprocess`` (default): the API (httpx ASGI transport), DispatchService, runner,
   planner and fan-out are the production code; the stations are an in-process StationCommands
   answering ``Accepted`` after a simulated round trip (``--rtt-ms``, default 20 ms).
-- ``--mode ocpp``: the same, but commands go through the real CSMS (``gateway.core.csms``,
+- ``--mode ocpp``: the same, but commands go through the real CSMS (``vpp_core.csms``,
   websockets on loopback, security profile 1) to N light-weight OCPP 2.1 stations
   (``tests/integration/core/dispatch/ocpp_station.py``) run by a child process on its own
   event loop. Still in one host, and the CSMS shares the main process with the runner and the
@@ -30,7 +30,7 @@ Phases, per fleet size (JSON out):
   each after the previous one was cancelled and cleared; median and max.
 In ocpp mode each phase also reports the core's CPU, the station process's CPU and the
 core's garbage-collector pauses (``gc``: collections, total and longest pause). The core runs
-its ``[runtime]`` GC policy (``gateway.core.heap``) as vpp-core does. The station process
+its ``[runtime]`` GC policy (``vpp_core.heap``) as vpp-core does. The station process
 runs without the cyclic collector: its 10k stations stand for 10k machines, whose pauses
 are not the core's.
 
@@ -58,12 +58,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from gateway.core.api import create_api
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.ports import CommandResult, SessionState
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.core.dispatch.service import DispatchService
 from tests.unit.core.dispatch.scripted_fleet import T0, VirtualClock, until
+from vpp_core.api import create_api
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.ports import CommandResult, SessionState
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
 
 TOKEN = "bench-token"
 
@@ -251,9 +251,9 @@ def _raise_fd_limit() -> None:
 
 async def station_process(url: str, n: int) -> None:
     """Child process: N OCPP stations; stdin commands ``unplug <id>`` and ``stop``."""
-    from gateway.core.dispatch.clock import ScaledClock
-    from gateway.sim.ev import EvSpec
     from tests.integration.core.dispatch.ocpp_station import OcppStation
+    from v2g_sim.ev import EvSpec
+    from vpp_core.dispatch.clock import ScaledClock
 
     _raise_fd_limit()
     # These 10k stations stand for 10k separate machines: one process's full collections
@@ -431,8 +431,8 @@ async def _written_behind(
     if not enabled:
         yield None
         return
-    from gateway.core.fleet import FleetStore, WriteBehind
-    from gateway.core.fleet.writer_thread import StoreThread
+    from vpp_core.fleet import FleetStore, WriteBehind
+    from vpp_core.fleet.writer_thread import StoreThread
 
     with tempfile.TemporaryDirectory(prefix="dispatch-fanout-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'fleet.db'}"
@@ -472,7 +472,7 @@ async def _survey(
 async def measure_ocpp(n: int) -> dict[str, Any]:
     import os
 
-    from gateway.core.fleet import FleetState, StationEntry, hash_password
+    from vpp_core.fleet import FleetState, StationEntry, hash_password
 
     _raise_fd_limit()
     # each fleet size starts unpinned: threads started while pinned would inherit CPU 0
@@ -490,9 +490,9 @@ async def measure_ocpp(n: int) -> dict[str, Any]:
 
 
 async def _measure_ocpp(n: int, fleet: Any) -> dict[str, Any]:
-    from gateway.core.csms import CsmsConfig, CsmsServer
-    from gateway.core.dispatch.clock import SystemClock
-    from gateway.core.heap import HeapPolicy
+    from vpp_core.csms import CsmsConfig, CsmsServer
+    from vpp_core.dispatch.clock import SystemClock
+    from vpp_core.heap import HeapPolicy
 
     config = CsmsConfig(
         host="127.0.0.1",
@@ -680,7 +680,7 @@ def main() -> None:
     global PIN, WRITE_BEHIND, FIRST, REPEAT, RUNTIME, CONCURRENCY
     CONCURRENCY = args.command_concurrency
     PIN, WRITE_BEHIND, FIRST, REPEAT = args.pin, args.write_behind, args.first, args.repeat
-    from gateway.core.config import RuntimeConfig
+    from vpp_core.config import RuntimeConfig
 
     RUNTIME = RuntimeConfig()
     if args.gc_freeze_interval_s is not None:

@@ -41,9 +41,9 @@ from ocpp.v21 import ChargePoint as LibraryChargePoint
 from ocpp.v21 import call_result
 from websockets.exceptions import ConnectionClosedOK
 
-from gateway.common.ocpp21 import Call, CallResult, CsmsEndpoint, decode_frame, encode_frame, on
-from gateway.common.ocpp21.keymap import payload_from_wire
-from gateway.common.ocpp21.payloads import codec_for
+from v2g_common.ocpp21 import Call, CallResult, CsmsEndpoint, decode_frame, encode_frame, on
+from v2g_common.ocpp21.keymap import payload_from_wire
+from v2g_common.ocpp21.payloads import codec_for
 
 TIMESTAMP = "2026-11-21T10:00:00.000Z"
 

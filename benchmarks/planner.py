@@ -2,7 +2,7 @@
 
 Times, per fleet size, (a) ``build_columns`` (SessionState objects -> numpy columns) and
 (b) ``plan_dispatch`` for both algorithms, with station and site limits in force, under the
-core's ``[runtime]`` GC policy (``gateway.core.heap``). Prints JSON.
+core's ``[runtime]`` GC policy (``vpp_core.heap``). Prints JSON.
 ``--profile`` adds the top cProfile entries of one 100k pass (what to optimise next).
 
     .venv/bin/python benchmarks/planner.py [--sizes 1000 10000 100000] [--repeat 5] [--profile]
@@ -25,13 +25,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.core.config import RuntimeConfig
-from gateway.core.dispatch.columns import build_columns
-from gateway.core.dispatch.config import PlannerConfig
-from gateway.core.dispatch.model import Algorithm, Direction
-from gateway.core.dispatch.planner import plan_dispatch
-from gateway.core.dispatch.ports import SessionState
-from gateway.core.heap import HeapPolicy
+from vpp_core.config import RuntimeConfig
+from vpp_core.dispatch.columns import build_columns
+from vpp_core.dispatch.config import PlannerConfig
+from vpp_core.dispatch.model import Algorithm, Direction
+from vpp_core.dispatch.planner import plan_dispatch
+from vpp_core.dispatch.ports import SessionState
+from vpp_core.heap import HeapPolicy
 
 T0 = datetime(2026, 1, 15, 12, tzinfo=UTC)
 

@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.edge.hw.config import PowerModuleSection
-from gateway.edge.hw.errors import PowerModuleError
-from gateway.edge.hw.power_module import FrameMonitor, RegisterLink, SunSpecPowerModule
-from gateway.edge.hw.power_module.client import open_serial_client
-from gateway.sim.module import PowerModuleModel
-from gateway.sim.runtime import SimulatorOptions, SimulatorRuntime
+from v2g_gateway.hw.config import PowerModuleSection
+from v2g_gateway.hw.errors import PowerModuleError
+from v2g_gateway.hw.power_module import FrameMonitor, RegisterLink, SunSpecPowerModule
+from v2g_gateway.hw.power_module.client import open_serial_client
+from v2g_sim.module import PowerModuleModel
+from v2g_sim.runtime import SimulatorOptions, SimulatorRuntime
 
 
 def _percentile(values: list[float], pct: float) -> float:

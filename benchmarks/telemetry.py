@@ -45,14 +45,15 @@ import psutil  # type: ignore[import-untyped]  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from gateway.common.pki import PkiLayout, client_context, provision  # noqa: E402
-from gateway.common.telemetry import (  # noqa: E402
+from tests.integration.telemetry.production_broker import ProductionBroker  # noqa: E402
+from v2g_common.pki import PkiLayout, client_context, provision  # noqa: E402
+from v2g_common.telemetry import (  # noqa: E402
     SiteSummary,
     TelemetryMessage,
     encode_message,
     summary_topic,
 )
-from gateway.core.ingest import (  # noqa: E402
+from vpp_core.ingest import (  # noqa: E402
     IngestConfig,
     IngestMetrics,
     SiteRecord,
@@ -60,7 +61,6 @@ from gateway.core.ingest import (  # noqa: E402
     TelemetrySqlStore,
     telemetry_engine,
 )
-from tests.integration.telemetry.production_broker import ProductionBroker  # noqa: E402
 
 REGION = "bench"
 

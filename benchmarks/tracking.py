@@ -1,5 +1,5 @@
 """Fleet tracking benchmark: the real DispatchRunner against simulated EVs with lag, ramp and
-dead-band (``gateway.sim.module.PowerModuleModel``), on virtual time, sampled every second.
+dead-band (``v2g_sim.module.PowerModuleModel``), on virtual time, sampled every second.
 
 Scenarios (JSON out):
 - ``constant``: a 0.2 MW discharge for 15 min over 50 vehicles, 10 % unplugging at random
@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.model import DispatchRequest
-from gateway.core.dispatch.performance import performance_score
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.sim.ev import EvSpec
 from tests.unit.core.dispatch.scripted_fleet import T0, ScriptedFleet, VirtualClock
+from v2g_sim.ev import EvSpec
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.performance import performance_score
+from vpp_core.dispatch.runner import DispatchRunner
 
 RAMP_IN_S = 30.0
 
@@ -185,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     result = {
         "benchmark": "tracking",
-        "vehicle_model": "gateway.sim PowerModuleModel: lag tau 1-5 s, ramp 3 kW/s, dead-band 50 W",
+        "vehicle_model": "v2g_sim PowerModuleModel: lag tau 1-5 s, ramp 3 kW/s, dead-band 50 W",
         "constant": constant(args.vehicles, args.minutes, args.seed),
         "regulation": regulation(args.vehicles, args.regulation_minutes, args.seed),
     }

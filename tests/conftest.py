@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.common.pki import provision
 from tests.support.mosquitto import MosquittoBroker
+from v2g_common.pki import provision
 
 #: Client identities every test PKI has; more with ``TestPki.client(identity)``.
 DEFAULT_CLIENTS = ("CS-0001", "CS-0002", "CS-0003", "site-a", "site-b", "core")
@@ -93,8 +93,8 @@ def pg_dsn() -> Iterator[str]:
 @pytest.fixture
 def null_modem() -> Iterator[object]:
     """Two tty paths (``port_a``, ``port_b``) bridged like a null-modem cable, with fault
-    injection (see ``gateway.sim.serial_link.NullModem``)."""
-    from gateway.sim.serial_link import NullModem
+    injection (see ``v2g_sim.serial_link.NullModem``)."""
+    from v2g_sim.serial_link import NullModem
 
     with NullModem() as link:
         yield link

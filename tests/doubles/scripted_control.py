@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from gateway.edge.control.channel import SetpointLease
-from gateway.edge.control.ports import EvChargingNeeds
+from v2g_gateway.control.channel import SetpointLease
+from v2g_gateway.control.ports import EvChargingNeeds
 
 
 @dataclass(frozen=True)

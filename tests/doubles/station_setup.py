@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gateway.edge.station.config import ReconnectConfig, StationConfig
+from v2g_gateway.station.config import ReconnectConfig, StationConfig
 
 PASSWORD = "station-password-0001"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from gateway.sim.demo_stack import DemoStack, FleetObservation
+from v2g_sim.demo_stack import DemoStack, FleetObservation
 
 POLL_S = 0.25
 

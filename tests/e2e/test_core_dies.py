@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sim.demo_run import post_dispatch, wait_sessions
-from gateway.sim.demo_stack import DemoStack, StackSettings
-from gateway.sim.scenario import build_scenario
 from tests.e2e.observe import discharging, failsafe_events, wait_fleet
+from v2g_sim.demo_run import post_dispatch, wait_sessions
+from v2g_sim.demo_stack import DemoStack, StackSettings
+from v2g_sim.scenario import build_scenario
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

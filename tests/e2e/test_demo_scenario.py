@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.sim.demo_run import run_scenario
-from gateway.sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
-from gateway.sim.scenario import build_scenario
+from v2g_sim.demo_run import run_scenario
+from v2g_sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
+from v2g_sim.scenario import build_scenario
+from vpp_core.dispatch.config import DispatchConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

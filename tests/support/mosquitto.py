@@ -1,5 +1,5 @@
-"""The tests' broker is the demo's embedded broker (``gateway.sim.broker``)."""
+"""The tests' broker is the demo's embedded broker (``v2g_sim.broker``)."""
 
-from gateway.sim.broker import MosquittoBroker, free_port, wait_port
+from v2g_sim.broker import MosquittoBroker, free_port, wait_port
 
 __all__ = ["MosquittoBroker", "free_port", "wait_port"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2] / "gateway"
+ROOT = Path(__file__).resolve().parents[2] / "packages"
 
 FORBIDDEN_THIRD_PARTY = {
     "ocpp",
@@ -27,21 +27,21 @@ FORBIDDEN_THIRD_PARTY = {
     "sunspec2",
 }
 DOMAINS = {
-    "edge/control": {
-        "gateway.edge.station",
-        "gateway.edge.uplink",
-        "gateway.edge.hw",
-        "gateway.edge.daemon",
-        "gateway.edge.supervisor",
-        "gateway.common.ocpp21",
+    "gateway/v2g_gateway/control": {
+        "v2g_gateway.station",
+        "v2g_gateway.uplink",
+        "v2g_gateway.hw",
+        "v2g_gateway.daemon",
+        "v2g_gateway.supervisor",
+        "v2g_common.ocpp21",
     },
-    "core/dispatch": {
-        "gateway.core.csms",
-        "gateway.core.api",
-        "gateway.core.fleet",
-        "gateway.core.ingest",
-        "gateway.core.app",
-        "gateway.common.ocpp21",
+    "core/vpp_core/dispatch": {
+        "vpp_core.csms",
+        "vpp_core.api",
+        "vpp_core.fleet",
+        "vpp_core.ingest",
+        "vpp_core.app",
+        "v2g_common.ocpp21",
     },
 }
 
@@ -76,5 +76,5 @@ def test_domain_imports_nothing_of_adapters(domain: str) -> None:
 
 def test_the_walker_sees_imports(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
-    probe.write_text("import websockets\nfrom gateway.core.csms import x\nfrom . import y\n")
-    assert imported_modules(probe) == {"websockets", "gateway.core.csms"}
+    probe.write_text("import websockets\nfrom vpp_core.csms import x\nfrom . import y\n")
+    assert imported_modules(probe) == {"websockets", "vpp_core.csms"}

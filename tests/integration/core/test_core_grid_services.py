@@ -14,11 +14,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from gateway.common.config import parse_config
-from gateway.core.app import run_core
-from gateway.core.config import CoreConfig
-from gateway.sim.broker import MosquittoBroker, free_port
 from tests.conftest import TestPki
+from v2g_common.config import parse_config
+from v2g_sim.broker import MosquittoBroker, free_port
+from vpp_core.app import run_core
+from vpp_core.config import CoreConfig
 
 pytestmark = pytest.mark.integration
 TOKEN = "grid-operator-token-0123456789"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.sim.runtime import SimulatorOptions, SimulatorRuntime
+from v2g_sim.runtime import SimulatorOptions, SimulatorRuntime
 
 pytestmark = pytest.mark.integration
 

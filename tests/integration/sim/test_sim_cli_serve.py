@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.edge.hw.config import PowerModuleSection
-from gateway.edge.hw.power_module import open_power_module
-from gateway.sim.cli import main as sim_cli
+from v2g_gateway.hw.config import PowerModuleSection
+from v2g_gateway.hw.power_module import open_power_module
+from v2g_sim.cli import main as sim_cli
 
 pytestmark = pytest.mark.integration
 

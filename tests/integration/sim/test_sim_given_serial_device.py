@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from gateway.edge.hw.config import PowerModuleSection
-from gateway.edge.hw.power_module import FrameMonitor, RegisterLink, SunSpecPowerModule
-from gateway.edge.hw.power_module.client import open_serial_client
-from gateway.sim.runtime import SimulatorOptions, SimulatorRuntime
+from v2g_gateway.hw.config import PowerModuleSection
+from v2g_gateway.hw.power_module import FrameMonitor, RegisterLink, SunSpecPowerModule
+from v2g_gateway.hw.power_module.client import open_serial_client
+from v2g_sim.runtime import SimulatorOptions, SimulatorRuntime
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import sunspec2.modbus.client as sunspec_client
 
-from gateway.sim.runtime import SimulatorOptions, SimulatorRuntime
+from v2g_sim.runtime import SimulatorOptions, SimulatorRuntime
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.ingest import TelemetrySqlStore, telemetry_engine
 from tests.conftest import TestPki
 from tests.integration.telemetry.harness import RecordingStore
 from tests.integration.telemetry.production_broker import ProductionBroker
+from vpp_core.ingest import TelemetrySqlStore, telemetry_engine
 
 
 @pytest.fixture

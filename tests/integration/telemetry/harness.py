@@ -8,11 +8,11 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway.common.telemetry import SiteSummary, TelemetryMessage
-from gateway.core.ingest import IngestConfig, SiteRecord, TelemetrySqlStore
-from gateway.edge.uplink import ChargerState, UplinkConfig
 from tests.conftest import TestPki
 from tests.integration.telemetry.production_broker import ProductionBroker
+from v2g_common.telemetry import SiteSummary, TelemetryMessage
+from v2g_gateway.uplink import ChargerState, UplinkConfig
+from vpp_core.ingest import IngestConfig, SiteRecord, TelemetrySqlStore
 
 
 def uplink_config(

@@ -11,8 +11,8 @@ import os
 import pwd
 from pathlib import Path
 
-from gateway.common.pki import PkiLayout
 from tests.support.mosquitto import MosquittoBroker
+from v2g_common.pki import PkiLayout
 
 REPO = Path(__file__).resolve().parents[3]
 PRODUCTION_CONF = REPO / "etc" / "mosquitto" / "mosquitto.conf"

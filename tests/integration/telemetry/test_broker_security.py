@@ -16,13 +16,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from prometheus_client import CollectorRegistry
 
-from gateway.common.pki import CertificateAuthority, client_context
-from gateway.common.telemetry import SiteSummary, encode_message, summary_topic
-from gateway.common.telemetry.link import Acked, BrokerEndpoint, LinkUp, MqttLink
-from gateway.core.ingest import IngestMetrics, TelemetryIngest
 from tests.conftest import TestPki
 from tests.integration.telemetry.harness import RecordingStore, ingest_config
 from tests.integration.telemetry.production_broker import ProductionBroker
+from v2g_common.pki import CertificateAuthority, client_context
+from v2g_common.telemetry import SiteSummary, encode_message, summary_topic
+from v2g_common.telemetry.link import Acked, BrokerEndpoint, LinkUp, MqttLink
+from vpp_core.ingest import IngestMetrics, TelemetryIngest
 
 pytestmark = pytest.mark.integration
 

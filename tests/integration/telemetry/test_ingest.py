@@ -10,12 +10,12 @@ import datetime as dt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.common.telemetry import SiteSummary, encode_message, summary_topic
-from gateway.common.telemetry.link import Acked, BrokerEndpoint, LinkUp, MqttLink
-from gateway.core.ingest import IngestMetrics, TelemetryIngest
 from tests.conftest import TestPki
 from tests.integration.telemetry.harness import RecordingStore, ingest_config
 from tests.integration.telemetry.production_broker import ProductionBroker
+from v2g_common.telemetry import SiteSummary, encode_message, summary_topic
+from v2g_common.telemetry.link import Acked, BrokerEndpoint, LinkUp, MqttLink
+from vpp_core.ingest import IngestMetrics, TelemetryIngest
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,6 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.core.ingest import IngestMetrics, TelemetryIngest
-from gateway.edge.uplink import SiteUplink, UplinkConfig
 from tests.conftest import TestPki
 from tests.integration.telemetry.harness import (
     RecordingStore,
@@ -29,6 +27,8 @@ from tests.integration.telemetry.harness import (
     uplink_config,
 )
 from tests.integration.telemetry.production_broker import ProductionBroker
+from v2g_gateway.uplink import SiteUplink, UplinkConfig
+from vpp_core.ingest import IngestMetrics, TelemetryIngest
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]

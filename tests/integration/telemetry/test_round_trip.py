@@ -11,13 +11,6 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from gateway.common.telemetry import SiteEvent
-from gateway.core.ingest import (
-    IngestMetrics,
-    TelemetryIngest,
-    regions_router,
-)
-from gateway.edge.uplink import SiteUplink
 from tests.conftest import TestPki
 from tests.integration.telemetry.harness import (
     RecordingStore,
@@ -27,6 +20,13 @@ from tests.integration.telemetry.harness import (
     uplink_config,
 )
 from tests.integration.telemetry.production_broker import ProductionBroker
+from v2g_common.telemetry import SiteEvent
+from v2g_gateway.uplink import SiteUplink
+from vpp_core.ingest import (
+    IngestMetrics,
+    TelemetryIngest,
+    regions_router,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from gateway.edge.uplink import SiteUplink, UplinkConfig
 from tests.integration.telemetry.harness import SettableCharger, charger_state
+from v2g_gateway.uplink import SiteUplink, UplinkConfig
 
 
 async def run(config: UplinkConfig) -> None:

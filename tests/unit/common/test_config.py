@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from gateway.common.config import (
+from v2g_common.config import (
     ConfigError,
     ConfigSection,
     exit_on_config_error,

@@ -10,8 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.common.pki import CertificateAuthority, PkiError, check_identity, provision
-from gateway.common.pki.cli import main as provision_cli
+from v2g_common.pki import CertificateAuthority, PkiError, check_identity, provision
+from v2g_common.pki.cli import main as provision_cli
 
 
 def test_provision_writes_private_files_and_refuses_overwrite(tmp_path: Path) -> None:

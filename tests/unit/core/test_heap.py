@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.core.config import RuntimeConfig
-from gateway.core.heap import HeapPolicy
+from vpp_core.config import RuntimeConfig
+from vpp_core.heap import HeapPolicy
 
 
 class RecordingCollector:

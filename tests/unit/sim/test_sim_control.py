@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.edge.hw.power_sensor import Ina228
-from gateway.sim.charger import SimEvLink, SimulatedCharger
-from gateway.sim.control import (
+from v2g_gateway.hw.power_sensor import Ina228
+from v2g_sim.charger import SimEvLink, SimulatedCharger
+from v2g_sim.control import (
     ControlError,
     ControlServer,
     RemoteEvLink,

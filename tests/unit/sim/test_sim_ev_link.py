@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.sim.charger import SimContactor, SimEvLink, SimulatedCharger
-from gateway.sim.ev import EvSpec
+from v2g_sim.charger import SimContactor, SimEvLink, SimulatedCharger
+from v2g_sim.ev import EvSpec
 
 T0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.edge.hw.errors import HardwareError
-from gateway.sim.ev import EvSpec
-from gateway.sim.inprocess import ModelPowerStage
-from gateway.sim.module import ModuleSpec, PowerModuleModel
+from v2g_gateway.hw.errors import HardwareError
+from v2g_sim.ev import EvSpec
+from v2g_sim.inprocess import ModelPowerStage
+from v2g_sim.module import ModuleSpec, PowerModuleModel
 
 
 async def test_setpoint_measurement_and_faults() -> None:

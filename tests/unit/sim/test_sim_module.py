@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from gateway.sim.ev import EvSpec
-from gateway.sim.module import ModuleSpec, PowerModuleModel
+from v2g_sim.ev import EvSpec
+from v2g_sim.module import ModuleSpec, PowerModuleModel
 
 
 def _model(**spec: float) -> PowerModuleModel:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.sim.scenario import build_scenario
+from v2g_sim.scenario import build_scenario
 
 IDS = [f"CS-{i:04d}" for i in range(1, 51)]
 

@@ -7,7 +7,7 @@ import select
 
 import pytest
 
-from gateway.sim.serial_link import LinkFaults, NullModem
+from v2g_sim.serial_link import LinkFaults, NullModem
 
 
 def _read(fd: int, n: int, timeout_s: float = 2.0) -> bytes:

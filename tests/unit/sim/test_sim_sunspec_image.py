@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.edge.hw.power_module.codec import decode_model, encode_point
-from gateway.edge.hw.power_module.register_map import standard_register_map
-from gateway.sim.ev import EvSpec
-from gateway.sim.module import PowerModuleModel
-from gateway.sim.sunspec_image import ScaleFactors, SunSpecImage, WriteRejected
+from v2g_gateway.hw.power_module.codec import decode_model, encode_point
+from v2g_gateway.hw.power_module.register_map import standard_register_map
+from v2g_sim.ev import EvSpec
+from v2g_sim.module import PowerModuleModel
+from v2g_sim.sunspec_image import ScaleFactors, SunSpecImage, WriteRejected
 
 MAP = standard_register_map()
 

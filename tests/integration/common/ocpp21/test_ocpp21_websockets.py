@@ -17,7 +17,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import InvalidStatus
 
-from gateway.common.ocpp21 import (
+from tests.conftest import TestPki
+from v2g_common.ocpp21 import (
     ChargingStationEndpoint,
     CsmsEndpoint,
     OcppCallError,
@@ -27,8 +28,7 @@ from gateway.common.ocpp21 import (
     select_subprotocol,
     server_subprotocols,
 )
-from gateway.common.ocpp21.payloads import codec_for
-from tests.conftest import TestPki
+from v2g_common.ocpp21.payloads import codec_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from gateway.common.pki import client_context
-from gateway.core.csms import CsmsConfig, CsmsServer
-from gateway.core.fleet import FleetState, StationEntry, hash_password
 from tests.integration.core.fleet.databases import fleet_db_url  # noqa: F401 (fixture)
+from v2g_common.pki import client_context
+from vpp_core.csms import CsmsConfig, CsmsServer
+from vpp_core.fleet import FleetState, StationEntry, hash_password
 
 PASSWORD = "s3cret-password-0001"
 STATIONS = [

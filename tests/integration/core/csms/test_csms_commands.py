@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.common.ocpp21 import OcppCallError, OcppTimeout
-from gateway.core.csms import StationOffline
-from gateway.core.dispatch.ports import CommandResult, StationCommands
 from tests.integration.core.csms.conftest import PASSWORD, CsmsUnderTest, RawStation
+from v2g_common.ocpp21 import OcppCallError, OcppTimeout
+from vpp_core.csms import StationOffline
+from vpp_core.dispatch.ports import CommandResult, StationCommands
 
 pytestmark = pytest.mark.integration
 

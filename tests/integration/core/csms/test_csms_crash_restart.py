@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from gateway.common.pki import client_context
-from gateway.core.fleet import FleetStore, StationEntry, hash_password
 from tests.integration.core.csms.conftest import RawStation, boot_payload, needs_payload, tx_payload
+from v2g_common.pki import client_context
+from vpp_core.fleet import FleetStore, StationEntry, hash_password
 
 pytestmark = pytest.mark.integration
 PASSWORD = "crash-test-password-01"
@@ -70,7 +70,7 @@ port = {self.metrics_port}
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "gateway.core.app", "--config", str(self.config), *args],
+            [sys.executable, "-m", "vpp_core.app", "--config", str(self.config), *args],
             input=stdin.encode() if stdin else None,
             capture_output=True,
             timeout=60,
@@ -80,7 +80,7 @@ port = {self.metrics_port}
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.core.app", "--config", str(self.config), "run"],
+            [sys.executable, "-m", "vpp_core.app", "--config", str(self.config), "run"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from gateway.core.fleet import StationEntry
 from tests.integration.core.csms.conftest import (
     PASSWORD,
     STATIONS,
@@ -16,6 +15,7 @@ from tests.integration.core.csms.conftest import (
     needs_payload,
     tx_payload,
 )
+from vpp_core.fleet import StationEntry
 
 pytestmark = pytest.mark.integration
 TS = "2026-03-01T12:00:00Z"

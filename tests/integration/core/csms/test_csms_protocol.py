@@ -12,8 +12,6 @@ from collections.abc import Callable
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from gateway.core.csms import CsmsConfig, CsmsServer
-from gateway.core.fleet import FleetState
 from tests.integration.core.csms.conftest import (
     PASSWORD,
     STATIONS,
@@ -21,6 +19,8 @@ from tests.integration.core.csms.conftest import (
     boot_payload,
     tx_payload,
 )
+from vpp_core.csms import CsmsConfig, CsmsServer
+from vpp_core.fleet import FleetState
 
 pytestmark = pytest.mark.integration
 TS = "2026-03-01T12:00:00Z"

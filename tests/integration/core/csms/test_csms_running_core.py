@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from gateway.core.app import run_core
-from gateway.core.config import CoreConfig
-from gateway.core.csms import CsmsServer
-from gateway.core.fleet import FleetStore, StationRegistry
 from tests.integration.core.csms.conftest import PASSWORD, CsmsUnderTest
+from vpp_core.app import run_core
+from vpp_core.config import CoreConfig
+from vpp_core.csms import CsmsServer
+from vpp_core.fleet import FleetStore, StationRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """A light-weight simulated charging station speaking real OCPP 2.1 JSON over websockets.
 
-One EVSE, one EV (``gateway.sim.module.PowerModuleModel``: lag, ramp, dead-band, SoC, energy
+One EVSE, one EV (``v2g_sim.module.PowerModuleModel``: lag, ramp, dead-band, SoC, energy
 registers). It boots, starts a transaction, declares V2X charging needs, reports meter values
 every ``meter_every_s`` (simulated), keeps the charging profiles the CSMS sends (the highest
 stackLevel valid TxProfile's setpoint, or legacy limit, drives the EV), answers
@@ -19,9 +19,9 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from gateway.core.dispatch.clock import ScaledClock
-from gateway.sim.ev import EvSpec, charging_needs
-from gateway.sim.module import ModuleSpec, PowerModuleModel
+from v2g_sim.ev import EvSpec, charging_needs
+from v2g_sim.module import ModuleSpec, PowerModuleModel
+from vpp_core.dispatch.clock import ScaledClock
 
 
 def _iso(t: datetime) -> str:

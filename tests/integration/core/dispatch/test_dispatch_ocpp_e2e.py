@@ -1,4 +1,4 @@
-"""End to end over real OCPP 2.1: the real CSMS (gateway.core.csms, websockets on loopback,
+"""End to end over real OCPP 2.1: the real CSMS (vpp_core.csms, websockets on loopback,
 security profile 1) and its live fleet state, the DispatchRunner, and 50 light-weight simulated
 stations (``ocpp_station.OcppStation``) with lag/ramp/dead-band EVs. A 15-minute 0.2 MW discharge
 on time compressed 60x, 10 % of the vehicles unplugging at random mid-window: delivered energy
@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.core.csms import CsmsConfig, CsmsServer
-from gateway.core.dispatch.clock import ScaledClock
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.model import DispatchRequest
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.core.fleet import FleetState, StationEntry, hash_password
-from gateway.sim.ev import EvSpec
 from tests.integration.core.dispatch.ocpp_station import OcppStation
+from v2g_sim.ev import EvSpec
+from vpp_core.csms import CsmsConfig, CsmsServer
+from vpp_core.dispatch.clock import ScaledClock
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.fleet import FleetState, StationEntry, hash_password
 
 pytestmark = pytest.mark.integration
 

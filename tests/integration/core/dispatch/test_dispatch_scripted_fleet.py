@@ -1,7 +1,7 @@
 """End to end in process: 50 simulated stations (lag, ramp, dead-band EVs), a 15-minute 0.2 MW
 discharge on compressed (virtual) time, 10 % of the vehicles unplugging at random mid-window.
 
-Pending the CSMS (gateway.core.csms), the stations are the scripted in-process fleet rather
+Pending the CSMS (vpp_core.csms), the stations are the scripted in-process fleet rather
 than OCPP 2.1 over websockets; the runner and everything above it are the production code.
 """
 
@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.model import DispatchRequest
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.sim.ev import EvSpec
 from tests.unit.core.dispatch.scripted_fleet import T0, ScriptedFleet, VirtualClock
+from v2g_sim.ev import EvSpec
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.runner import DispatchRunner
 
 pytestmark = pytest.mark.integration
 

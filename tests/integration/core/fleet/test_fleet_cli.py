@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.app import main
+from vpp_core.app import main
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway.core.fleet import (
+from vpp_core.fleet import (
     FleetState,
     FleetStore,
     StationRegistry,
@@ -17,7 +17,7 @@ from gateway.core.fleet import (
     WriteBehind,
     verify_password,
 )
-from gateway.core.fleet.store import WriteBatch
+from vpp_core.fleet.store import WriteBatch
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosedOK
 
-from gateway.common.ocpp21 import OcppEndpoint
+from v2g_common.ocpp21 import OcppEndpoint
 
 WAIT_S = 2.0
 

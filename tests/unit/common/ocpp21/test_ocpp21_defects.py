@@ -20,8 +20,8 @@ from ocpp.routing import on as library_on
 from ocpp.v21 import ChargePoint as LibraryChargePoint
 from ocpp.v21 import call, call_result, datatypes, enums
 
-from gateway.common.ocpp21 import CsmsEndpoint, decode_frame, on
-from gateway.common.ocpp21.payloads import codec_for
+from v2g_common.ocpp21 import CsmsEndpoint, decode_frame, on
+from v2g_common.ocpp21.payloads import codec_for
 
 SCHEMAS = codec_for("ocpp2.1").catalogue.schemas
 

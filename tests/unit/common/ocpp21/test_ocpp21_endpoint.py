@@ -11,7 +11,7 @@ from ocpp.v21 import call, call_result
 from ocpp.v201 import call as call_201
 from ocpp.v201 import call_result as call_result_201
 
-from gateway.common.ocpp21 import (
+from v2g_common.ocpp21 import (
     ChargingStationEndpoint,
     CsmsEndpoint,
     OcppCallError,
@@ -89,7 +89,7 @@ async def test_handler_errors_become_call_errors_and_connection_lives(
         assert await connection.next_sent() == [
             4, "s-1", "PropertyConstraintViolation", "no EVSE 99", {"evseId": 99}
         ]  # fmt: skip
-        with caplog.at_level(logging.DEBUG, logger="gateway.common.ocpp21"):
+        with caplog.at_level(logging.DEBUG, logger="v2g_common.ocpp21"):
             for n in range(3):
                 connection.feed([2, f"s-bug-{n}", "StatusNotification", status(13)])
                 answer = await connection.next_sent()
@@ -336,7 +336,7 @@ async def test_a_201_peer_gets_message_type_not_supported_for_21_types(
 
 
 def test_warm_up_compiles_the_validators_of_the_role() -> None:
-    from gateway.common.ocpp21.payloads import codec_for
+    from v2g_common.ocpp21.payloads import codec_for
 
     catalogue = codec_for("ocpp2.0.1").catalogue
     Csms.warm_up("ocpp2.0.1", calls=["GetCompositeSchedule"])

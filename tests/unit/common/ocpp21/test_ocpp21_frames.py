@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.common.ocpp21.errors import MalformedFrame
-from gateway.common.ocpp21.frames import (
+from v2g_common.ocpp21.errors import MalformedFrame
+from v2g_common.ocpp21.frames import (
     Call,
     CallError,
     CallResult,

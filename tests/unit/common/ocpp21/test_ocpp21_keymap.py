@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
 
-from gateway.common.ocpp21.keymap import ObjectShape, payload_from_wire, payload_to_wire
-from gateway.common.ocpp21.payloads import codec_for
+from v2g_common.ocpp21.keymap import ObjectShape, payload_from_wire, payload_to_wire
+from v2g_common.ocpp21.payloads import codec_for
 
 SUBPROTOCOLS = ["ocpp2.1", "ocpp2.0.1"]
 

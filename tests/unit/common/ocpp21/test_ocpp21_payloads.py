@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 from ocpp.v21 import call, call_result
 
-from gateway.common.ocpp21.errors import OcppError, RequestInvalid, ResponseInvalid
-from gateway.common.ocpp21.payloads import codec_for
+from v2g_common.ocpp21.errors import OcppError, RequestInvalid, ResponseInvalid
+from v2g_common.ocpp21.payloads import codec_for
 
 CODEC = codec_for("ocpp2.1")
 

@@ -7,7 +7,7 @@ import base64
 import pytest
 from websockets.exceptions import NegotiationError
 
-from gateway.common.ocpp21 import (
+from v2g_common.ocpp21 import (
     SUBPROTOCOLS,
     InvalidIdentity,
     basic_auth_header,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gateway.common.telemetry import (
+from v2g_common.telemetry import (
     PayloadError,
     SiteEvent,
     SiteSummary,

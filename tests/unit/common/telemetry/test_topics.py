@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.common.telemetry import (
+from v2g_common.telemetry import (
     SITE_TELEMETRY_FILTER,
     SiteTopic,
     TopicError,

@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.core.api import create_api
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.core.dispatch.service import DispatchService
 from tests.unit.core.dispatch.conftest import ev
 from tests.unit.core.dispatch.scripted_fleet import T0, ScriptedFleet, VirtualClock, until
+from vpp_core.api import create_api
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
 
 TOKEN = "s3cret-token-for-tests"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

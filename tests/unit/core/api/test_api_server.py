@@ -7,14 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.core.api import create_api
-from gateway.core.api.config import ApiConfig
-from gateway.core.api.server import ApiServer
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.core.dispatch.service import DispatchService
 from tests.unit.core.dispatch.conftest import ev
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
+from vpp_core.api import create_api
+from vpp_core.api.config import ApiConfig
+from vpp_core.api.server import ApiServer
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
 
 TOKEN = "loopback-token-0123456789"
 

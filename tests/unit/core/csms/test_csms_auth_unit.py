@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.core.csms.auth import HandshakeAuthority, identity_from_path
-from gateway.core.fleet import StationEntry, hash_password
+from vpp_core.csms.auth import HandshakeAuthority, identity_from_path
+from vpp_core.fleet import StationEntry, hash_password
 
 PASSWORD = "0123456789abcdef-pw"
 

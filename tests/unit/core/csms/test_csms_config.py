@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.common.config import load_config
-from gateway.core.config import CoreConfig
-from gateway.core.csms import CsmsConfig
+from v2g_common.config import load_config
+from vpp_core.config import CoreConfig
+from vpp_core.csms import CsmsConfig
 
 SAMPLE = Path(__file__).resolve().parents[4] / "etc" / "core.toml"
 SECTIONS = ("csms", "fleet", "metrics", "runtime", "dispatch", "api", "ingest")

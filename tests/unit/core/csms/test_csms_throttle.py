@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from websockets.protocol import State
 
-from gateway.core.csms.connection import ThrottledConnection
+from vpp_core.csms.connection import ThrottledConnection
 
 
 class _Ws:
@@ -38,7 +38,7 @@ async def test_burst_then_rate(monkeypatch: pytest.MonkeyPatch) -> None:
         slept.append(seconds)
         clock.now += seconds
 
-    monkeypatch.setattr("gateway.core.csms.connection.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("vpp_core.csms.connection.asyncio.sleep", fake_sleep)
     frames: list[int] = []
     conn = ThrottledConnection(
         _Ws(), rate_per_s=10.0, burst=3, on_frame=lambda: frames.append(1), clock=clock

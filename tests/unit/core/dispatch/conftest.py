@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.sim.ev import EvSpec
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock
+from v2g_sim.ev import EvSpec
 
 
 @pytest.fixture

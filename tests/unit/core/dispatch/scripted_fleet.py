@@ -1,6 +1,6 @@
 """A scripted in-process fleet for dispatch tests: FleetView + StationCommands over simulated EVs.
 
-Each EVSE drives a ``gateway.sim.module.PowerModuleModel`` (lag, ramp, dead-band, SoC, energy
+Each EVSE drives a ``v2g_sim.module.PowerModuleModel`` (lag, ramp, dead-band, SoC, energy
 registers). Stations keep the profiles they are sent, apply the highest-stackLevel valid
 TxProfile's setpoint (or legacy signed limit), drop it when it expires or is cleared, and can be
 scripted to reject, fail, go offline or lose their EV. Every command is logged verbatim.
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway.core.dispatch.model import SessionKey
-from gateway.core.dispatch.ports import CommandResult, SessionState
-from gateway.sim.ev import EvSpec, charging_needs
-from gateway.sim.module import ModuleSpec, PowerModuleModel
+from v2g_sim.ev import EvSpec, charging_needs
+from v2g_sim.module import ModuleSpec, PowerModuleModel
+from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.ports import CommandResult, SessionState
 
 T0 = datetime.fromisoformat("2026-01-15T12:00:00+00:00")
 

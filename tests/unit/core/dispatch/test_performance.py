@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gateway.core.dispatch.performance import performance_score
+from vpp_core.dispatch.performance import performance_score
 
 T = np.arange(0, 1800, 2.0)
 SIGNAL = np.sin(T / 120.0) + 0.5 * np.sin(T / 37.0)

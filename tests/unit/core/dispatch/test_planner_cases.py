@@ -8,12 +8,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from gateway.core.dispatch.columns import build_columns
-from gateway.core.dispatch.config import PlannerConfig
-from gateway.core.dispatch.model import Direction, SessionKey
-from gateway.core.dispatch.planner import SessionColumns, plan_dispatch
 from tests.unit.core.dispatch.scripted_fleet import T0
 from tests.unit.core.dispatch.test_planner_properties import _state
+from vpp_core.dispatch.columns import build_columns
+from vpp_core.dispatch.config import PlannerConfig
+from vpp_core.dispatch.model import Direction, SessionKey
+from vpp_core.dispatch.planner import SessionColumns, plan_dispatch
 
 
 @dataclass

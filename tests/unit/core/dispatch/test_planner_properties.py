@@ -8,12 +8,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.core.dispatch.columns import build_columns
-from gateway.core.dispatch.config import PlannerConfig
-from gateway.core.dispatch.model import Algorithm, Direction, SessionKey
-from gateway.core.dispatch.planner import DispatchPlan, SessionColumns, plan_dispatch, session_caps
-from gateway.core.dispatch.ports import SessionState
 from tests.unit.core.dispatch.scripted_fleet import T0
+from vpp_core.dispatch.columns import build_columns
+from vpp_core.dispatch.config import PlannerConfig
+from vpp_core.dispatch.model import Algorithm, Direction, SessionKey
+from vpp_core.dispatch.planner import DispatchPlan, SessionColumns, plan_dispatch, session_caps
+from vpp_core.dispatch.ports import SessionState
 
 TOL = 1e-6
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.model import DispatchRequest
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.core.dispatch.service import DispatchService
-from gateway.core.dispatch.survey import InstalledProfiles, ProfileSurvey
 from tests.unit.core.dispatch.conftest import ev
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
+from vpp_core.dispatch.survey import InstalledProfiles, ProfileSurvey
 
 FAST = DispatchConfig(profile_survey_interval_s=0.01)
 SLOW = DispatchConfig(profile_survey_interval_s=3600.0)  # one pass at start, none after
@@ -160,7 +160,7 @@ async def test_a_survey_error_is_retried_with_backoff_and_logged_once(
         fleet, InstalledProfiles(fleet), DispatchConfig(profile_survey_interval_s=5.0),
         monotonic=lambda: t[0],
     )  # fmt: skip
-    caplog.set_level(logging.WARNING, logger="gateway.core.dispatch.survey")
+    caplog.set_level(logging.WARNING, logger="vpp_core.dispatch.survey")
     await survey.survey_once()  # t=0: fails, retry at 5
     t[0] = 5.0
     await survey.survey_once()  # fails again, retry at 5 + 10

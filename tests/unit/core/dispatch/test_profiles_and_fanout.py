@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.core.dispatch.conflicts import masking_reason
-from gateway.core.dispatch.fanout import fan_out
-from gateway.core.dispatch.model import SessionKey
-from gateway.core.dispatch.profiles import ProfileSpec, dispatch_profile, schedule_update
 from tests.unit.core.dispatch.scripted_fleet import T0
+from vpp_core.dispatch.conflicts import masking_reason
+from vpp_core.dispatch.fanout import fan_out
+from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.profiles import ProfileSpec, dispatch_profile, schedule_update
 
 SPEC = ProfileSpec(
     profile_id=5,

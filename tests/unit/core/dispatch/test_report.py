@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.core.dispatch.ledger import IntervalRecord, SessionRecord
-from gateway.core.dispatch.model import DispatchRequest, SessionKey
-from gateway.core.dispatch.render import report_csv, report_json, report_png
-from gateway.core.dispatch.report import DispatchReport, build_report
 from tests.unit.core.dispatch.scripted_fleet import T0
+from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
+from vpp_core.dispatch.model import DispatchRequest, SessionKey
+from vpp_core.dispatch.render import report_csv, report_json, report_png
+from vpp_core.dispatch.report import DispatchReport, build_report
 
 REQ = DispatchRequest(target_w=-100_000.0, start=T0, duration_s=40.0)
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from gateway.core.dispatch.config import DispatchConfig
-from gateway.core.dispatch.model import DispatchRequest
-from gateway.core.dispatch.progress import DispatchProgress, DispatchStatus
-from gateway.core.dispatch.runner import DispatchRunner
-from gateway.sim.module import ModuleSpec
 from tests.unit.core.dispatch.conftest import ev
 from tests.unit.core.dispatch.scripted_fleet import T0, ScriptedFleet, VirtualClock, until
+from v2g_sim.module import ModuleSpec
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.progress import DispatchProgress, DispatchStatus
+from vpp_core.dispatch.runner import DispatchRunner
 
 START = T0 + timedelta(seconds=10)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.core.fleet.errors import MeterValueError
-from gateway.core.fleet.meter import parse_meter_values
+from vpp_core.fleet.errors import MeterValueError
+from vpp_core.fleet.meter import parse_meter_values
 
 
 def _entry(ts: str, *samples: dict[str, object]) -> dict[str, object]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from gateway.core.fleet.errors import MeterValueError, RegistryError
-from gateway.core.fleet.model import StationEntry
-from gateway.core.fleet.registry import check_station_identity, hash_password, verify_password
-from gateway.core.fleet.state import FleetState
+from vpp_core.fleet.errors import MeterValueError, RegistryError
+from vpp_core.fleet.model import StationEntry
+from vpp_core.fleet.registry import check_station_identity, hash_password, verify_password
+from vpp_core.fleet.state import FleetState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

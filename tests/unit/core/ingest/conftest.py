@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.ingest import TelemetrySqlStore, telemetry_engine
-from gateway.core.ingest.store import telemetry_metadata
+from vpp_core.ingest import TelemetrySqlStore, telemetry_engine
+from vpp_core.ingest.store import telemetry_metadata
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

@@ -7,7 +7,7 @@ import datetime as dt
 import httpx
 from fastapi import FastAPI
 
-from gateway.core.ingest import SiteBoard, SiteRecord, TelemetryStoreError, regions_router
+from vpp_core.ingest import SiteBoard, SiteRecord, TelemetryStoreError, regions_router
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from gateway.core.ingest import SiteRecord, aggregate_regions
+from vpp_core.ingest import SiteRecord, aggregate_regions
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 

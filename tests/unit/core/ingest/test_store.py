@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from gateway.common.telemetry import SiteEvent, SiteSummary
-from gateway.core.ingest import TelemetrySqlStore, TelemetryStoreError
-from gateway.core.ingest.store import SCHEMA_VERSION, schema_table
+from v2g_common.telemetry import SiteEvent, SiteSummary
+from vpp_core.ingest import TelemetrySqlStore, TelemetryStoreError
+from vpp_core.ingest.store import SCHEMA_VERSION, schema_table
 
 T0 = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 

@@ -1,1 +1,0 @@
-"""V2G virtual power plant: edge gateway, VPP core and simulator."""

@@ -1,5 +1,0 @@
-"""Grid-operator HTTP API (FastAPI): dispatches in, reports out. See :func:`create_api`."""
-
-from gateway.core.api.app import create_api
-
-__all__ = ["create_api"]

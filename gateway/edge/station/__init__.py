@@ -1,9 +1,0 @@
-"""OCPP 2.1 charging-station role of the edge gateway: transactions and meter values, V2X
-charging needs, smart charging (profile store + composite schedule -> setpoint lease), and an
-offline TransactionEvent queue. Entry point: :class:`ChargingStation`."""
-
-from gateway.edge.station.composite import CompositeSchedule, compose
-from gateway.edge.station.config import StationConfig
-from gateway.edge.station.station import ChargingStation
-
-__all__ = ["ChargingStation", "CompositeSchedule", "StationConfig", "compose"]

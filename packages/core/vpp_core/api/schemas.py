@@ -1,0 +1,177 @@
+"""Wire models of the grid-operator API. Operator units: MW, positive, with a direction; the
+conversion to the house convention (W, negative = discharge) happens here and only here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from vpp_core.dispatch.model import DispatchRequest, Exclusion
+from vpp_core.dispatch.service import PlanSummary
+
+Direction = Literal["discharge", "charge"]
+
+
+class DispatchCreate(BaseModel):
+    """A dispatch request. ``start`` defaults to now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    power_mw: float = Field(gt=0, le=10_000, allow_inf_nan=False, description="MW, > 0")
+    direction: Direction
+    start: AwareDatetime | None = Field(default=None, description="ISO 8601 with offset")
+    duration_s: float = Field(gt=0, le=7 * 86_400, allow_inf_nan=False)
+    algorithm: Literal["proportional", "merit_order"] = "proportional"
+    headroom: float = Field(
+        default=0.9, gt=0, le=1, description="share of available power deployed"
+    )
+    region: str | None = Field(default=None, min_length=1, max_length=64)
+    site: str | None = Field(default=None, min_length=1, max_length=64)
+
+    def to_request(self, now: datetime) -> DispatchRequest:
+        sign = -1.0 if self.direction == "discharge" else 1.0
+        return DispatchRequest(
+            target_w=sign * self.power_mw * 1e6,
+            start=self.start or now,
+            duration_s=self.duration_s,
+            algorithm=self.algorithm,
+            headroom=self.headroom,
+            region=self.region,
+            site=self.site,
+        )
+
+
+def mw(power_w: float) -> float:
+    """Magnitude in MW (the direction is stated separately)."""
+    return abs(power_w) / 1e6
+
+
+class ExclusionOut(BaseModel):
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    reason: str
+
+    @classmethod
+    def of(cls, e: Exclusion) -> ExclusionOut:
+        k = e.key
+        return cls(
+            station_id=k.station_id,
+            evse_id=k.evse_id,
+            transaction_id=k.transaction_id,
+            reason=e.reason,
+        )
+
+
+class PlanSummaryOut(BaseModel):
+    requested_mw: float
+    committed_mw: float
+    available_mw: float
+    sessions_used: int
+    sessions_eligible: int
+    expected_tracking_uncertainty_mw: float
+    shortfall_mw: float
+    feasible: bool
+    message: str
+    excluded: list[ExclusionOut]
+
+    @classmethod
+    def of(cls, s: PlanSummary) -> PlanSummaryOut:
+        return cls(
+            requested_mw=mw(s.requested_w),
+            committed_mw=mw(s.committed_w),
+            available_mw=s.available_w / 1e6,
+            sessions_used=s.sessions_used,
+            sessions_eligible=s.sessions_eligible,
+            expected_tracking_uncertainty_mw=s.expected_uncertainty_w / 1e6,
+            shortfall_mw=s.shortfall_w / 1e6,
+            feasible=s.feasible,
+            message=s.message,
+            excluded=[ExclusionOut.of(e) for e in s.excluded],
+        )
+
+
+class RequestOut(BaseModel):
+    power_mw: float
+    direction: Direction
+    start: datetime
+    end: datetime
+    duration_s: float
+    algorithm: str
+    headroom: float
+    region: str | None
+    site: str | None
+
+    @classmethod
+    def of(cls, r: DispatchRequest) -> RequestOut:
+        return cls(
+            power_mw=mw(r.target_w),
+            direction=r.direction.value,
+            start=r.start,
+            end=r.end,
+            duration_s=r.duration_s,
+            algorithm=r.algorithm,
+            headroom=r.headroom,
+            region=r.region,
+            site=r.site,
+        )
+
+
+class DispatchCreatedOut(BaseModel):
+    id: str
+    status: str
+    request: RequestOut
+    plan: PlanSummaryOut
+
+
+class AllocationOut(BaseModel):
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    setpoint_w: float = Field(description="W, negative = discharge")
+    dropped_at: datetime | None
+    drop_reason: str | None
+    lagging: bool
+
+
+class DispatchOut(BaseModel):
+    id: str
+    status: str
+    request: RequestOut
+    plan: PlanSummaryOut | None = Field(description="the plan made at the start (or preview)")
+    current_committed_mw: float | None = Field(
+        description="latest closed-loop plan: target plus energy correction, within headroom"
+    )
+    allocations: list[AllocationOut]
+    live_power_mw: float = Field(description="measured fleet power of the dispatch, magnitude")
+    live_direction: Direction
+    delivered_energy_mwh: float
+    events: list[str]
+
+
+class FleetSessionOut(BaseModel):
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    site: str
+    region: str
+    connected: bool
+    soc_pct: float | None
+    available_discharge_w: float
+    available_charge_w: float
+    present_power_w: float = Field(description="W, negative = discharge")
+    departure: datetime | None
+    dispatch_id: str | None
+
+
+class FleetOut(BaseModel):
+    sessions: list[FleetSessionOut]
+    available_discharge_mw: float
+    available_charge_mw: float
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    reasons: list[dict[str, str]] = []

@@ -1,0 +1,366 @@
+"""``vpp-core``: the central VPP core's entry point and station registry CLI.
+
+    vpp-core --config etc/core.toml run
+    vpp-core --config etc/core.toml stations add CS-0001 --profile 2 --site s1 --region r1 \\
+        --generate-password
+    vpp-core --config etc/core.toml stations list [--json]
+    vpp-core --config etc/core.toml stations disable CS-0001
+    vpp-core --config etc/core.toml db migrate
+
+``run`` restores the fleet from the database, serves OCPP, writes the fleet behind, serves
+Prometheus metrics, and exits cleanly on SIGTERM/SIGINT (connections closed, last write
+flushed). Passwords never travel on the command line (``ps`` shows it): they are generated
+and printed once, or read from standard input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from v2g_common.config import ConfigError, exit_on_config_error, load_config
+from v2g_common.sdnotify import SystemdNotifier
+from vpp_core.config import CoreConfig
+from vpp_core.csms import CsmsMetrics, CsmsServer
+from vpp_core.fleet import (
+    FleetError,
+    FleetState,
+    FleetStore,
+    StationRegistry,
+    WriteBehind,
+)
+from vpp_core.fleet.registry import new_password
+from vpp_core.fleet.writer_thread import StoreThread
+from vpp_core.grid_services import GridServices, open_grid_services
+from vpp_core.heap import HeapPolicy
+
+__all__ = ["main", "run_core"]
+
+log = logging.getLogger("vpp-core")
+DEFAULT_CONFIG = Path("/etc/vpp-core/core.toml")
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+async def run_core(
+    config: CoreConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[CsmsServer], None] | None = None,
+) -> None:
+    """Run the core until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+    stop = stop or _stop_on_signals()
+    store = await FleetStore.open(config.fleet.database_url)
+    try:
+        fleet = FleetState(
+            samples_in_memory=config.fleet.samples_in_memory,
+            max_queued_rows=config.fleet.max_queued_rows,
+        )
+        snapshot = await store.load(samples_in_memory=config.fleet.samples_in_memory)
+        fleet.restore(snapshot)
+        log.info(
+            "fleet restored: %d stations, %d active sessions",
+            len(fleet.entries),
+            len(fleet.sessions()),
+        )
+        writes = StoreThread(config.fleet.database_url)
+        await writes.start()
+        try:
+            core = _Core(config, store, writes, fleet, snapshot.registry_revision)
+            await core.serve(stop, on_ready)
+        finally:
+            await writes.close()
+    finally:
+        await store.close()
+
+
+class _Core:
+    """The running core's parts, wired: fleet, write-behind, metrics, CSMS."""
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        store: FleetStore,
+        writes: StoreThread,
+        fleet: FleetState,
+        registry_revision: int,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.fleet = fleet
+        self.registry_revision = registry_revision
+        self.writer = WriteBehind(
+            fleet,
+            writes,  # SQLAlchemy's per-row work stays off the OCPP event loop
+            interval_s=config.fleet.write_interval_s,
+            max_queued_rows=config.fleet.max_queued_rows,
+        )
+        self.metrics = CsmsMetrics()
+        self.grid: GridServices | None = None
+        self.metrics.watch_fleet(
+            last_write_lag_s=lambda: self.writer.last_lag_s,
+            unwritten_age_s=self.writer.unwritten_age_s,
+            dropped_samples=self.writer.dropped_samples,
+            active_sessions=fleet.active_session_count,
+        )
+
+    async def serve(
+        self, stop: asyncio.Event, on_ready: Callable[[CsmsServer], None] | None
+    ) -> None:
+        notifier = SystemdNotifier.from_environment()
+        if self.config.metrics.port:
+            m = self.config.metrics
+            start_http_server(m.port, m.host, registry=self.metrics.registry)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.writer.run(), name="fleet-write-behind")
+            async with (
+                CsmsServer(self.config.csms, self.fleet, metrics=self.metrics) as csms,
+                open_grid_services(
+                    self.config,
+                    fleet=self.fleet,
+                    commands=csms.commands,
+                    registry=self.metrics.registry,
+                ) as grid,
+            ):
+                self.grid = grid
+                refresh = tasks.create_task(self._refresh_registry(csms), name="registry-refresh")
+                heap = HeapPolicy(self.config.runtime, busy=grid.runner.has_running_dispatch)
+                heap.start()
+                heap_task = tasks.create_task(heap.run(), name="heap-policy")
+                gc_watch = self.metrics.watch_gc()
+                api = f", API on port {grid.api_port}" if grid.api_port else ""
+                notifier.notify("READY=1", f"STATUS=serving OCPP on port {csms.port}{api}")
+                if on_ready is not None:
+                    on_ready(csms)
+                await stop.wait()
+                notifier.notify("STOPPING=1")
+                refresh.cancel()
+                heap_task.cancel()
+                gc.callbacks.remove(gc_watch)
+            self.writer.stop()  # after the connections closed: their disconnects are written
+
+    async def _refresh_registry(self, csms: CsmsServer) -> None:
+        """Apply registry changes made with the CLI (only changed rows are read)."""
+        failing = False
+        while True:
+            await asyncio.sleep(self.config.fleet.registry_refresh_s)
+            try:
+                changed, self.registry_revision = await self.store.stations_since(
+                    self.registry_revision
+                )
+                if changed:
+                    await csms.apply_registry(changed)
+            except FleetError as exc:
+                if not failing:
+                    log.error("cannot re-read the station registry: %s", exc)
+                failing = True
+            else:
+                failing = False
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+# -- stations / db --------------------------------------------------------------------------
+
+
+async def _with_registry(config: CoreConfig, action: Callable[[StationRegistry], object]) -> object:
+    store = await FleetStore.open(config.fleet.database_url)
+    try:
+        result = action(StationRegistry(store))
+        return await result if asyncio.iscoroutine(result) else result
+    finally:
+        await store.close()
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if getattr(args, "generate_password", False):
+        return new_password()
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\r\n")
+    return None
+
+
+def _stations_add(config: CoreConfig, args: argparse.Namespace) -> int:
+    password = _read_password(args)
+
+    async def add(registry: StationRegistry) -> None:
+        await registry.add(
+            args.station_id,
+            security_profile=args.profile,
+            site=args.site,
+            region=args.region,
+            password=password,
+            now=datetime.now(UTC),
+            log2_n=args.kdf_log2_n,
+        )
+
+    asyncio.run(_with_registry(config, add))
+    print(f"added {args.station_id} (security profile {args.profile})")
+    if args.generate_password and password is not None:
+        print(f"password: {password}")
+    return 0
+
+
+def _stations_list(config: CoreConfig, args: argparse.Namespace) -> int:
+    async def listing(registry: StationRegistry) -> object:
+        return await registry.list()
+
+    entries = asyncio.run(_with_registry(config, listing))
+    assert isinstance(entries, list)
+    rows = [{k: v for k, v in asdict(e).items() if k != "password_hash"} for e in entries]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'station':<24} {'profile':>7} {'enabled':>7}  site / region")
+    for row in rows:
+        enabled = "yes" if row["enabled"] else "no"
+        where = f"{row['site']} / {row['region']}"
+        print(f"{row['station_id']:<24} {row['security_profile']:>7} {enabled:>7}  {where}")
+    return 0
+
+
+def _stations_enable(config: CoreConfig, args: argparse.Namespace, enabled: bool) -> int:
+    asyncio.run(_with_registry(config, lambda r: r.set_enabled(args.station_id, enabled)))
+    print(f"{args.station_id} {'enabled' if enabled else 'disabled'}")
+    return 0
+
+
+def _stations_password(config: CoreConfig, args: argparse.Namespace) -> int:
+    password = _read_password(args)
+    if password is None:
+        raise FleetError("give --password-stdin or --generate-password")
+    asyncio.run(
+        _with_registry(
+            config, lambda r: r.set_password(args.station_id, password, log2_n=args.kdf_log2_n)
+        )
+    )
+    print(
+        f"password of {args.station_id} changed"
+        + (f": {password}" if args.generate_password else "")
+    )
+    return 0
+
+
+def _db_migrate(config: CoreConfig, _args: argparse.Namespace) -> int:
+    async def migrate() -> int:
+        store = await FleetStore.open(config.fleet.database_url)
+        try:
+            return max(await store.schema_versions())
+        finally:
+            await store.close()
+
+    print(f"fleet database at schema version {asyncio.run(migrate())}")
+    return 0
+
+
+# -- argument parsing -----------------------------------------------------------------------
+
+
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    source.add_argument(
+        "--generate-password", action="store_true", help="generate one and print it"
+    )
+    parser.add_argument(
+        "--kdf-log2-n", type=int, default=14, help="scrypt cost, log2 N (default 14)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vpp-core", description="V2G VPP core: OCPP CSMS + fleet."
+    )
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="core.toml (default %(default)s)"
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    # --config is accepted after the subcommand too: ``vpp-core run --config etc/core.toml``
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="core.toml")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "run", parents=[common], help="serve OCPP, keep the fleet state, write it behind"
+    )
+    stations = commands.add_parser("stations", help="the station registry").add_subparsers(
+        dest="stations_command", required=True
+    )
+    add = stations.add_parser("add", parents=[common], help="register a station")
+    add.add_argument("station_id")
+    add.add_argument(
+        "--profile", type=int, choices=[1, 2, 3], required=True, help="OCPP security profile"
+    )
+    add.add_argument("--site", required=True)
+    add.add_argument("--region", required=True)
+    _password_options(add)
+    listing = stations.add_parser("list", parents=[common], help="list registered stations")
+    listing.add_argument("--json", action="store_true")
+    for name in ("enable", "disable"):
+        stations.add_parser(name, parents=[common], help=f"{name} a station").add_argument(
+            "station_id"
+        )
+    password = stations.add_parser(
+        "set-password", parents=[common], help="replace a station's password"
+    )
+    password.add_argument("station_id")
+    _password_options(password)
+    db = commands.add_parser("db", help="the fleet database").add_subparsers(
+        dest="db_command", required=True
+    )
+    db.add_parser("migrate", parents=[common], help="create or upgrade the schema")
+    return parser
+
+
+def _dispatch(config: CoreConfig, args: argparse.Namespace) -> int:
+    if args.command == "run":
+        asyncio.run(run_core(config))
+        return 0
+    if args.command == "db":
+        return _db_migrate(config, args)
+    sub = args.stations_command
+    if sub in ("enable", "disable"):
+        return _stations_enable(config, args, sub == "enable")
+    handlers = {"add": _stations_add, "list": _stations_list, "set-password": _stations_password}
+    return handlers[sub](config, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(CoreConfig, args.config)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    try:
+        return _dispatch(config, args)
+    except FleetError as exc:
+        print(f"vpp-core: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

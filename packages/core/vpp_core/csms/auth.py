@@ -1,0 +1,171 @@
+"""Who may open a websocket: the handshake check (websockets ``process_request``).
+
+* unknown identity, disabled station, profile not allowed on this listener -> 403;
+* security profile 3: TLS with a verified client certificate whose CN equals the URL
+  identity, else 403 (a certificate for another station is impersonation);
+* security profiles 1/2: Basic auth whose user is the identity and whose password matches
+  the stored scrypt hash, else 401 (profile 2 also needs TLS, else 403).
+
+Password checks run in a small thread pool (scrypt releases the GIL) so a burst of
+reconnecting stations does not stall the event loop; a verified password is remembered
+(as an HMAC under a per-process key) so a reconnect costs microseconds, until the stored
+hash changes. Too many checks waiting -> 503, the station retries later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from v2g_common.pki import peer_common_name
+from vpp_core.fleet.model import StationEntry
+from vpp_core.fleet.registry import verify_password
+
+__all__ = ["Admission", "HandshakeAuthority", "identity_from_path"]
+
+log = logging.getLogger(__name__)
+
+
+def identity_from_path(path: str) -> str | None:
+    """The station identity: the last path segment, URL-decoded (``None`` if empty/bad)."""
+    segment = unquote(path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    if not segment or len(segment) > 48 or ":" in segment or "/" in segment:
+        return None
+    if not segment.isprintable():
+        return None
+    return segment
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Why a handshake was refused (``status``) or admitted (``status`` None)."""
+
+    identity: str | None
+    status: HTTPStatus | None
+    reason: str
+
+
+class HandshakeAuthority:
+    """Decides each handshake against the in-memory registry (``entries``)."""
+
+    def __init__(
+        self,
+        *,
+        allow_security_profile_1: bool,
+        auth_workers: int = 1,
+        auth_queue_max: int = 2000,
+        on_refusal: Callable[[HTTPStatus], None] | None = None,
+    ) -> None:
+        self.entries: dict[str, StationEntry] = {}
+        self._allow_sp1 = allow_security_profile_1
+        self._pool = ThreadPoolExecutor(max_workers=auth_workers, thread_name_prefix="csms-auth")
+        self._queue_max = auth_queue_max
+        self._waiting = 0
+        self._key = os.urandom(32)
+        self._verified: dict[str, tuple[str, bytes]] = {}  # identity -> (stored hash, HMAC)
+        self._on_refusal = on_refusal
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        """websockets hook: ``None`` admits, a ``Response`` refuses the handshake."""
+        admission = await self.admit(request.path, request.headers.get("Authorization"), connection)
+        if admission.status is None:
+            return None
+        if self._on_refusal is not None:
+            self._on_refusal(admission.status)
+        log.warning("refused %s: %s (%d)", admission.identity, admission.reason, admission.status)
+        response = connection.respond(admission.status, f"{admission.reason}\n")
+        if admission.status == HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+
+    async def admit(self, path: str, authorization: str | None, connection: Any) -> Admission:
+        identity = identity_from_path(path)
+        if identity is None:
+            return Admission(None, HTTPStatus.NOT_FOUND, "no station identity in the URL")
+        entry = self.entries.get(identity)
+        if entry is None:
+            return Admission(identity, HTTPStatus.FORBIDDEN, "unknown station")
+        if not entry.enabled:
+            return Admission(identity, HTTPStatus.FORBIDDEN, "station disabled")
+        tls = connection.transport.get_extra_info("ssl_object")
+        if entry.security_profile == 3:
+            return self._admit_certificate(identity, tls)
+        if entry.security_profile == 2 and tls is None:
+            return Admission(identity, HTTPStatus.FORBIDDEN, "security profile 2 needs TLS")
+        if entry.security_profile == 1 and not self._allow_sp1:
+            return Admission(identity, HTTPStatus.FORBIDDEN, "security profile 1 not allowed")
+        return await self._admit_password(entry, authorization)
+
+    @staticmethod
+    def _admit_certificate(identity: str, tls: Any) -> Admission:
+        cn = peer_common_name(tls.getpeercert()) if tls is not None else None
+        if cn is None:
+            return Admission(identity, HTTPStatus.FORBIDDEN, "client certificate required")
+        if cn != identity:
+            return Admission(identity, HTTPStatus.FORBIDDEN, f"certificate is for {cn!r}")
+        return Admission(identity, None, "client certificate")
+
+    async def _admit_password(self, entry: StationEntry, authorization: str | None) -> Admission:
+        identity = entry.station_id
+        credentials = _basic_credentials(authorization)
+        if credentials is None or credentials[0] != identity or entry.password_hash is None:
+            return Admission(identity, HTTPStatus.UNAUTHORIZED, "Basic auth required")
+        password = credentials[1]
+        if self._remembered(entry, password):
+            return Admission(identity, None, "password (remembered)")
+        if self._waiting >= self._queue_max:
+            return Admission(identity, HTTPStatus.SERVICE_UNAVAILABLE, "too many logins at once")
+        self._waiting += 1
+        try:
+            loop = asyncio.get_running_loop()
+            ok = await loop.run_in_executor(
+                self._pool, verify_password, password, entry.password_hash
+            )
+        finally:
+            self._waiting -= 1
+        if not ok:
+            return Admission(identity, HTTPStatus.UNAUTHORIZED, "wrong password")
+        self._verified[identity] = (entry.password_hash, self._mac(password))
+        return Admission(identity, None, "password")
+
+    def _mac(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
+
+    def _remembered(self, entry: StationEntry, password: str) -> bool:
+        known = self._verified.get(entry.station_id)
+        return (
+            known is not None
+            and known[0] == entry.password_hash
+            and hmac.compare_digest(known[1], self._mac(password))
+        )
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        user, sep, password = (
+            base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+        )
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None

@@ -1,0 +1,216 @@
+"""The CSMS side of one station connection: thin handlers over the live fleet.
+
+Each handler reads its arguments, calls one ``FleetState.record_*`` method and answers.
+``NotifyEVChargingNeeds`` is answered first and recorded after (the station is waiting on
+ISO 15118 timing). Unknown actions, malformed frames and schema-invalid payloads never
+reach this module: the adapter answers them with CALLERRORs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ocpp.v21 import call_result
+
+from v2g_common.ocpp21 import CsmsEndpoint, FormatViolation, after, on
+from vpp_core.csms.metrics import CsmsMetrics
+from vpp_core.fleet.errors import MeterValueError
+from vpp_core.fleet.state import FleetState
+
+__all__ = ["ProfileReport", "StationEndpoint", "utc_now"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _handles(action: str) -> Callable[[F], F]:
+    """``@on(action)`` plus metrics, and unreadable values answered as FormatViolation."""
+
+    def wrap(func: F) -> F:
+        @functools.wraps(func)
+        def timed(self: StationEndpoint, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return func(self, **kwargs)
+            except MeterValueError as exc:
+                raise FormatViolation(str(exc)) from None
+            finally:
+                self.metrics.observe_message(action, time.perf_counter() - started)
+
+        return on(action)(timed)  # type: ignore[return-value]
+
+    return wrap
+
+
+class ProfileReport:
+    """Profiles reported for one ``GetChargingProfiles`` request id, until ``tbc`` is false."""
+
+    def __init__(self) -> None:
+        self.profiles: list[dict[str, Any]] = []
+        self.done = asyncio.Event()
+
+
+class StationEndpoint(CsmsEndpoint):
+    """One connected station. ``fleet`` is shared; everything else is per connection."""
+
+    def __init__(
+        self,
+        identity: str,
+        connection: Any,
+        *,
+        fleet: FleetState,
+        metrics: CsmsMetrics,
+        heartbeat_interval_s: int,
+        response_timeout_s: float = 30.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        super().__init__(identity, connection, response_timeout_s=response_timeout_s)
+        self.fleet = fleet
+        self.metrics = metrics
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._clock = clock
+        self.profile_reports: dict[int, ProfileReport] = {}
+
+    @_handles("BootNotification")
+    def on_boot(self, charging_station: dict[str, Any], reason: str) -> Any:
+        now = self._clock()
+        self.fleet.record_boot(
+            self.identity,
+            vendor=charging_station.get("vendor_name"),
+            model=charging_station.get("model"),
+            firmware=charging_station.get("firmware_version"),
+            reason=reason,
+            now=now,
+        )
+        return call_result.BootNotification(
+            current_time=now.isoformat(), interval=self._heartbeat_interval_s, status="Accepted"
+        )
+
+    @_handles("Heartbeat")
+    def on_heartbeat(self) -> Any:
+        now = self._clock()
+        self.fleet.touch(self.identity, now=now)
+        return call_result.Heartbeat(current_time=now.isoformat())
+
+    @_handles("StatusNotification")
+    def on_status(
+        self, timestamp: str, connector_status: str, evse_id: int, connector_id: int
+    ) -> Any:
+        self.fleet.record_status(
+            self.identity,
+            evse_id=evse_id,
+            connector_status=connector_status,
+            timestamp=self.fleet.timestamp(timestamp),
+            now=self._clock(),
+        )
+        return call_result.StatusNotification()
+
+    @_handles("TransactionEvent")
+    def on_transaction_event(
+        self,
+        event_type: str,
+        timestamp: str,
+        trigger_reason: str,
+        seq_no: int,
+        transaction_info: dict[str, Any],
+        evse: dict[str, Any] | None = None,
+        meter_value: list[dict[str, Any]] | None = None,
+        id_token: dict[str, Any] | None = None,
+    ) -> Any:
+        self.fleet.record_transaction_event(
+            self.identity,
+            event_type=event_type,
+            timestamp=self.fleet.timestamp(timestamp),
+            trigger_reason=trigger_reason,
+            seq_no=seq_no,
+            transaction_info=transaction_info,
+            evse_id=evse["id"] if evse else None,
+            meter_value=meter_value,
+            now=self._clock(),
+        )
+        if id_token is not None:  # authorization policy is not the VPP's: accept
+            return call_result.TransactionEvent(id_token_info={"status": "Accepted"})
+        return call_result.TransactionEvent()
+
+    @_handles("MeterValues")
+    def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]]) -> Any:
+        self.fleet.record_meter_values(
+            self.identity, evse_id=evse_id, meter_value=meter_value, now=self._clock()
+        )
+        return call_result.MeterValues()
+
+    @_handles("NotifyEVChargingNeeds")
+    def on_charging_needs(self, evse_id: int, charging_needs: dict[str, Any]) -> Any:
+        self.fleet.touch(self.identity, now=self._clock())
+        return call_result.NotifyEVChargingNeeds(status="Accepted")
+
+    @after("NotifyEVChargingNeeds")
+    def record_charging_needs(
+        self, evse_id: int, charging_needs: dict[str, Any], timestamp: str | None = None
+    ) -> None:
+        self.fleet.record_charging_needs(
+            self.identity,
+            evse_id=evse_id,
+            needs=charging_needs,
+            timestamp=self.fleet.timestamp(timestamp) if timestamp else None,
+            now=self._clock(),
+        )
+
+    @_handles("NotifyChargingLimit")
+    def on_charging_limit(
+        self,
+        charging_limit: dict[str, Any],
+        evse_id: int | None = None,
+        charging_schedule: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        self.fleet.record_charging_limit(
+            self.identity,
+            evse_id=evse_id or 0,
+            source=charging_limit["charging_limit_source"],
+            grid_critical=charging_limit.get("is_grid_critical"),
+            schedules=charging_schedule,
+            now=self._clock(),
+        )
+        return call_result.NotifyChargingLimit()
+
+    @_handles("ReportChargingProfiles")
+    def on_report_profiles(
+        self,
+        request_id: int,
+        charging_limit_source: str,
+        evse_id: int,
+        charging_profile: list[dict[str, Any]],
+        tbc: bool = False,
+    ) -> Any:
+        self.fleet.record_reported_profiles(
+            self.identity,
+            evse_id=evse_id,
+            source=charging_limit_source,
+            profiles=charging_profile,
+            now=self._clock(),
+        )
+        report = self.profile_reports.get(request_id)
+        if report is not None:
+            report.profiles.extend({**p, "evse_id": evse_id} for p in charging_profile)
+            if not tbc:
+                report.done.set()
+        return call_result.ReportChargingProfiles()
+
+    @_handles("SecurityEventNotification")
+    def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None) -> Any:
+        self.fleet.record_security_event(
+            self.identity,
+            event_type=type,
+            timestamp=self.fleet.timestamp(timestamp),
+            tech_info=tech_info,
+            now=self._clock(),
+        )
+        return call_result.SecurityEventNotification()

@@ -1,0 +1,92 @@
+"""The grid-facing half of the core, wired: telemetry ingest, report publishing, the dispatch
+runner and the grid operator's HTTP API. The OCPP half (CSMS, fleet) is passed in through the
+dispatch ports, so this module knows nothing of websockets."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from v2g_common.telemetry.link import BrokerEndpoint
+from vpp_core.api import create_api
+from vpp_core.api.server import ApiServer
+from vpp_core.config import CoreConfig
+from vpp_core.dispatch.clock import SystemClock
+from vpp_core.dispatch.ports import FleetView, StationCommands
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
+from vpp_core.fleet.store import async_url
+from vpp_core.ingest.api import regions_router
+from vpp_core.ingest.ingest import TelemetryIngest
+from vpp_core.ingest.metrics import IngestMetrics
+from vpp_core.ingest.store import TelemetrySqlStore, telemetry_engine
+from vpp_core.report_publisher import ReportPublisher
+
+__all__ = ["GridServices", "open_grid_services"]
+
+
+@dataclass(frozen=True)
+class GridServices:
+    """What is running; ``api_port`` is the bound port (useful with ``port = 0``)."""
+
+    runner: DispatchRunner
+    service: DispatchService
+    ingest: TelemetryIngest | None
+    api_port: int | None
+
+
+@contextlib.asynccontextmanager
+async def open_grid_services(
+    config: CoreConfig,
+    *,
+    fleet: FleetView,
+    commands: StationCommands,
+    registry: CollectorRegistry,
+) -> AsyncIterator[GridServices]:
+    """Start ingest + report publisher (when ``[ingest]`` is configured), the dispatch runner
+    and the API (when ``[api]`` is configured); stop them in reverse order."""
+    async with contextlib.AsyncExitStack() as stack:
+        ingest, publisher = None, None
+        if config.ingest is not None:
+            engine = telemetry_engine(async_url(config.fleet.database_url))
+            stack.push_async_callback(engine.dispose)
+            store = TelemetrySqlStore(engine)
+            await store.migrate()
+            metrics = IngestMetrics(registry)  # served on the core's /metrics
+            ingest = await stack.enter_async_context(
+                TelemetryIngest(config.ingest, store, metrics=metrics)
+            )
+            collector = ingest.region_collector()
+            registry.register(collector)
+            stack.callback(registry.unregister, collector)
+            publisher = await stack.enter_async_context(ReportPublisher(_report_endpoint(ingest)))
+        runner = await stack.enter_async_context(
+            DispatchRunner(
+                fleet,
+                commands,
+                SystemClock(),
+                config.dispatch,
+                publish_report=publisher.publish if publisher is not None else None,
+            )
+        )
+        service = DispatchService(runner)
+        api_port = None
+        if config.api is not None:
+            app = create_api(service, bearer_token=config.api.read_token())
+            if ingest is not None:
+                stale_s = ingest.config.stale_after_s
+                app.include_router(regions_router(ingest.board, stale_after_s=stale_s))
+            api = ApiServer(app, host=config.api.host, port=config.api.port)
+            api_port = (await stack.enter_async_context(api)).port
+        yield GridServices(runner=runner, service=service, ingest=ingest, api_port=api_port)
+
+
+def _report_endpoint(ingest: TelemetryIngest) -> BrokerEndpoint:
+    """The ingest's broker and certificate, under a client id of its own (one MQTT session
+    per client id: the publisher must not take over the ingest's persistent session)."""
+    base = ingest.link_endpoint()
+    return dataclasses.replace(base, client_id=f"{base.client_id}-reports", session_expiry_s=0)

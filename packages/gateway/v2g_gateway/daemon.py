@@ -1,0 +1,120 @@
+"""``v2g-gateway``: the edge gateway daemon.
+
+Starts the control process (fixed-rate loop owning the power module, the sensor and the
+contactor) and the asyncio supervisor (lease sources, systemd notification, signals).
+
+Signals: SIGTERM/SIGINT ramp to 0 W, open the contactor and exit 0; SIGHUP reloads limits
+and services from the same file; SIGUSR2 stalls the control loop for ``daemon.test_stall_s``
+when ``daemon.test_hooks = true`` (for watchdog tests only; never on a field unit).
+Exit status: 0 clean stop, 1 failure (systemd restarts), 2 configuration error (it does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from v2g_common.config import ConfigError, exit_on_config_error
+from v2g_common.sdnotify import SystemdNotifier
+from v2g_gateway.config import GatewayConfig, load_gateway_config
+from v2g_gateway.control.channel import ControlChannel
+from v2g_gateway.control_host import ControlProcess
+from v2g_gateway.hardware import build_ev_link
+from v2g_gateway.local_lease import LocalLeaseSource
+from v2g_gateway.logs import setup_logging
+from v2g_gateway.station.service import StationService
+from v2g_gateway.supervisor import StartupError, SupervisedService, Supervisor
+from v2g_gateway.uplink.service import ChargerLimits, UplinkService
+
+__all__ = ["build_parser", "build_services", "main", "run_daemon"]
+
+log = logging.getLogger("v2g_gateway.daemon")
+
+DEFAULT_CONFIG = Path("/etc/v2g-gateway/gateway.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="v2g-gateway",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog="See docs/installing-gateway.md for the systemd unit and on-site checks.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"gateway TOML file (default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the configuration and exit"
+    )
+    return parser
+
+
+def build_services(config: GatewayConfig) -> list[SupervisedService]:
+    """The supervisor's components, one line each."""
+    services: list[SupervisedService] = []
+    if config.local_lease.enabled:
+        services.append(LocalLeaseSource(config.local_lease))
+    station: StationService | None = None
+    if config.station is not None:
+        station = StationService(config.station, ev_link=build_ev_link(config))
+        services.append(station)
+    if config.uplink is not None:
+        services.append(UplinkService(config.uplink, limits=lambda: _charger_limits(station)))
+    return services
+
+
+def _charger_limits(station: StationService | None) -> ChargerLimits | None:
+    """The uplink's view of what the EV allows, from the station's V2X data."""
+    limits = station.ev_limits() if station is not None else None
+    if limits is None:
+        return None
+    max_charge_w, max_discharge_w = limits
+    return ChargerLimits(
+        v2x_capable=max_discharge_w > 0, max_discharge_w=max_discharge_w, max_charge_w=max_charge_w
+    )
+
+
+async def run_daemon(config: GatewayConfig, *, config_path: Path) -> int:
+    notifier = SystemdNotifier.from_environment()
+    notifier.status("starting the control process")
+    control = await ControlProcess.start(config.control_process())
+    async with ControlChannel(control.sock) as channel:
+        supervisor = Supervisor(
+            config=config,
+            channel=channel,
+            control=control,
+            services=build_services(config),
+            notifier=notifier,
+            load_config=lambda: load_gateway_config(config_path),
+        )
+        try:
+            return await supervisor.run()
+        except StartupError as exc:
+            log.error("start-up failed: %s", exc)
+            await control.stop(timeout_s=1.0)
+            return 1
+        except BaseException:
+            log.exception("supervisor failed: stopping the control loop")
+            await supervisor.stop_control()
+            return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_gateway_config(args.config)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    if args.check_config:
+        print(f"{args.config}: ok")
+        return 0
+    setup_logging(config.daemon.log_level)
+    return asyncio.run(run_daemon(config, config_path=args.config))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""The station as a supervisor service (``name``, ``run(channel)``, ``reload(config)``), the
+shape :class:`v2g_gateway.supervisor.Supervisor` runs. The daemon's wiring adds one line::
+
+    services.append(StationService(config.station, ev_link=...))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from v2g_gateway.station.config import StationConfig
+from v2g_gateway.station.ports import ControlPort, EvLink, StationClock, SystemClock
+from v2g_gateway.station.station import ChargingStation
+
+__all__ = ["StationService"]
+
+log = logging.getLogger(__name__)
+
+
+class StationService:
+    name = "station"
+
+    def __init__(
+        self,
+        config: StationConfig,
+        *,
+        ev_link: EvLink | None = None,
+        clock: StationClock | None = None,
+    ) -> None:
+        self._config = config
+        self._ev_link = ev_link
+        self._clock = clock or SystemClock()
+        self._station: ChargingStation | None = None
+
+    async def run(self, channel: ControlPort) -> None:
+        """Run the station on ``channel`` until cancelled."""
+        async with ChargingStation(
+            self._config, control=channel, ev_link=self._ev_link, clock=self._clock
+        ) as station:
+            self._station = station
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self._station = None
+
+    def ev_limits(self) -> tuple[float, float] | None:
+        """(max charge W, max discharge W) the first EVSE's EV allows now, as the control loop
+        gets them; ``None`` while the station is not running."""
+        station = self._station
+        if station is None:
+            return None
+        return station.ev_limits(self._config.evses[0].id)
+
+    def reload(self, config: Any) -> None:
+        """SIGHUP: the station's connection settings change only on restart."""
+        fresh = getattr(config, "station", None)
+        if fresh is not None and fresh != self._config:
+            log.warning("SIGHUP: [station] changes take effect on the next restart")

@@ -1,0 +1,65 @@
+"""Fixtures for the daemon's end-to-end tests: a real ``v2g-sim`` serving the SunSpec map on
+a pty, and the real ``v2g-gateway`` daemon driving it (control process included)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.integration.gateway.daemon.daemon_harness import RunningDaemon, RunningSim, wait_for
+
+
+@pytest.fixture
+def v2g_sim(tmp_path: Path) -> Iterator[RunningSim]:
+    sock = tmp_path / "sim.sock"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "v2g_sim.cli", "serve", "--socket", str(sock), "--plug-in"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 15.0)
+        line = process.stdout.readline() if ready else ""
+        assert line.startswith("tty: "), f"v2g-sim did not start: {line!r}"
+        wait_for(sock.exists, timeout_s=10.0, what="the simulator's control socket")
+        yield RunningSim(process, line.split()[1], sock)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path, v2g_sim: RunningSim) -> Iterator[Callable[..., RunningDaemon]]:
+    started: list[RunningDaemon] = []
+
+    def start(config: Path, *, env: dict[str, str] | None = None) -> RunningDaemon:
+        log_path = tmp_path / f"daemon-{len(started)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "v2g_gateway.daemon", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # its own process group: killpg reaches both processes
+            )
+        daemon = RunningDaemon(process, log_path, v2g_sim)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.process.poll() is None:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.process.wait(timeout=10)
+        for pid in daemon.extra_pids:
+            if psutil.pid_exists(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,103 @@
+"""Helpers of the daemon end-to-end tests (uniquely named so test modules can import it)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from v2g_sim.control import SimControlClient
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class RunningSim:
+    process: subprocess.Popen[str]
+    tty: str
+    socket: Path
+
+    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
+        with SimControlClient(self.socket) as client:
+            return client.request(cmd, device_id=1, **args)
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")
+
+
+def to_toml(config: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for section, values in config.items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, str | Path):
+                lines.append(f'{key} = "{value}"')
+            else:
+                lines.append(f"{key} = {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+def gateway_config(tmp_path: Path, sim: RunningSim, **sections: dict[str, Any]) -> Path:
+    """A gateway.toml driving ``sim``: its Modbus map, its INA228 and its contactor."""
+    config: dict[str, dict[str, Any]] = {
+        "daemon": {"test_hooks": True, "stop_timeout_s": 15.0},
+        "control": {"period_s": 0.1, "ramp_w_per_s": 3000.0, "revert_timeout_s": 2.0},
+        "power_module": {"port": sim.tty, "parity": "N", "timeout_s": 0.3, "retries": 1},
+        "power_sensor": {"kind": "simulated", "calibration_file": str(tmp_path / "cal.json")},
+        "contactor": {"kind": "simulated"},
+        "simulator": {"socket": str(sim.socket)},
+        "local_lease": {
+            "enabled": True,
+            "power_w": -3000.0,
+            "valid_for_s": 3.0,
+            "renew_every_s": 0.5,
+            "ev_max_discharge_w": 10000.0,
+        },
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    path = tmp_path / "gateway.toml"
+    path.write_text(to_toml(config))
+    return path
+
+
+@dataclass
+class RunningDaemon:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    sim: RunningSim
+    extra_pids: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def control_pid(self) -> int:
+        children = psutil.Process(self.pid).children()
+        assert len(children) == 1, children
+        return children[0].pid
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def contactor_closed(self) -> bool:
+        return bool(self.sim.status()["contactor_closed"])
