@@ -37,11 +37,12 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from v2g_gateway.config import ControlProcessConfig
-from v2g_gateway.contactor import ContactorSection, SimulatorSection
+from v2g_gateway.contactor import ContactorSection
 from v2g_gateway.control.channel import ControlChannel, SetpointLease
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.ports import StageMeasurement, StageRatings
 from v2g_gateway.control_host import ControlProcess
+from v2g_gateway.devices import SimulatorSection
 from v2g_gateway.hw.config import PowerModuleSection
 
 TARGET_P99_US_AT_10HZ = 2000.0

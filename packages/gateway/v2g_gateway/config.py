@@ -1,5 +1,6 @@
 """``GatewayConfig``: every section of ``etc/gateway.toml``, composed from the subsystems'
-own section models (each declared next to its code)."""
+own section models (each declared next to its code; the device sections and what the control
+process is started with in :mod:`v2g_gateway.devices`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from v2g_common.config import ConfigSection, load_config
-from v2g_gateway.contactor import ContactorSection, SimulatorSection
+from v2g_gateway.contactor import ContactorSection
 from v2g_gateway.control.config import ControlSection
-from v2g_gateway.hw.config import PowerModuleSection, PowerSensorSection
+from v2g_gateway.devices import (
+    ControlProcessConfig,
+    EvLinkSection,
+    PowerSensorConfig,
+    SimulatorSection,
+)
+from v2g_gateway.hw.config import PowerModuleSection
 from v2g_gateway.local_lease import LocalLeaseSection
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.uplink.config import UplinkConfig
@@ -22,6 +29,7 @@ __all__ = [
     "EvLinkSection",
     "GatewayConfig",
     "PowerSensorConfig",
+    "SimulatorSection",
     "load_gateway_config",
 ]
 
@@ -36,32 +44,6 @@ class DaemonSection(ConfigSection):
     status_every_s: float = Field(default=10.0, gt=0)
     test_hooks: bool = False
     test_stall_s: float = Field(default=30.0, gt=0)
-
-
-class PowerSensorConfig(PowerSensorSection):
-    """The hardware layer's ``[power_sensor]`` keys plus which sensor: ``ina228`` on a real
-    i2c bus, or ``simulated`` (the INA228 model inside v2g-sim, see ``[simulator]``)."""
-
-    kind: Literal["ina228", "simulated"] = "ina228"
-
-
-class EvLinkSection(ConfigSection):
-    """``[ev_link]``: where the EV's ISO 15118 charging needs come from. ``simulated`` asks the
-    v2g-sim control socket (``[simulator]``); ``none`` means no V2X data, so no discharge."""
-
-    kind: Literal["none", "simulated"] = "none"
-
-
-class ControlProcessConfig(ConfigSection):
-    """What the control process is started with (no station/uplink secrets on its stdin)."""
-
-    control: ControlSection = ControlSection()
-    power_module: PowerModuleSection = PowerModuleSection()
-    power_sensor: PowerSensorConfig = PowerSensorConfig()
-    contactor: ContactorSection = ContactorSection()
-    simulator: SimulatorSection = SimulatorSection()
-    log_level: str = "INFO"
-    startup_timeout_s: float = 30.0
 
 
 class GatewayConfig(ConfigSection):

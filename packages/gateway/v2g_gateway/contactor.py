@@ -1,41 +1,102 @@
-"""Contactor drivers (the local output relay, independent of the module's own stop).
+"""The contactor (the local output relay, independent of the module's own stop): its
+``[contactor]`` section and the GPIO drivers.
 
-``gpio_sysfs`` drives a GPIO line through its sysfs ``value`` file (exported and set to
-output by the installer, see docs/installing-gateway.md); ``simulated`` asks a running
-``v2g-sim`` over its control socket. Both satisfy ``v2g_gateway.control.ports.Contactor``.
+``gpiod`` drives the relay's line through the kernel's GPIO character device
+(``/dev/gpiochipN``, libgpiod's Python binding): the line is requested once, as an output
+that starts inactive (relay open), and held by this process until it exits; the kernel
+applies ``active_low``. ``gpio_sysfs`` is kept for kernels without the character device
+(``CONFIG_GPIO_CDEV`` off): it writes the exported line's ``value`` file. Other kinds
+(``simulated``) come from installed adapter packages (:mod:`v2g_gateway.adapters`). Every
+driver satisfies ``v2g_gateway.control.ports.Contactor`` and reads the line back, so a stuck
+driver shows.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Protocol
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from v2g_common.config import ConfigSection
-from v2g_sim.control import SimControlClient
+from v2g_gateway.adapters import check_kind
 
-__all__ = ["ContactorSection", "SimulatedContactor", "SimulatorSection", "SysfsGpioContactor"]
+__all__ = ["ContactorSection", "GpioLineRequest", "GpiodContactor", "SysfsGpioContactor"]
+
+_SYSFS_KEYS = frozenset({"gpio_value_path"})
+_GPIOD_KEYS = frozenset({"chip", "line_offset"})
 
 
 class ContactorSection(ConfigSection):
-    """``kind = "gpio_sysfs"`` (a relay on a GPIO line) or ``"simulated"`` (v2g-sim)."""
+    """``kind = "gpiod"`` (a relay on a GPIO line of ``chip``), ``"gpio_sysfs"`` (the same
+    through sysfs) or an installed kind (``"simulated"``: v2g-sim)."""
 
-    kind: Literal["gpio_sysfs", "simulated"] = "gpio_sysfs"
+    kind: str = "gpiod"
+    chip: Path = Path("/dev/gpiochip0")
+    line_offset: int = Field(default=17, ge=0)
     gpio_value_path: Path = Path("/sys/class/gpio/gpio17/value")
     active_low: bool = False
 
+    @field_validator("kind")
+    @classmethod
+    def _provided(cls, kind: str) -> str:
+        return check_kind("contactor", kind)
 
-class SimulatorSection(ConfigSection):
-    """Where ``simulated`` devices live: the v2g-sim control socket and the module's id."""
+    @model_validator(mode="after")
+    def _keys_of_this_kind(self) -> ContactorSection:
+        # A file written for one driver must not silently drive another pin with defaults.
+        other = {"gpiod": _SYSFS_KEYS, "gpio_sysfs": _GPIOD_KEYS}.get(self.kind, frozenset())
+        stray = sorted(other & self.model_fields_set)
+        if stray:
+            raise ValueError(f"{', '.join(stray)} do(es) not apply to kind = {self.kind!r}")
+        return self
 
-    socket: Path = Path("/tmp/v2g-sim.sock")
-    device_id: int = Field(default=1, ge=1, le=247)
+
+class GpioLineRequest(Protocol):
+    """What :class:`GpiodContactor` needs of a ``gpiod.LineRequest`` (libgpiod 2.x)."""
+
+    def set_value(self, line: int, value: Any) -> None: ...
+
+    def get_value(self, line: int) -> Any: ...
+
+    def release(self) -> None: ...
+
+
+class GpiodContactor:
+    """A relay on one line of a GPIO character device, given the line ``request`` (an output
+    request holding ``offset``, made by the wiring: ``v2g_gateway.hardware``). Closed = line
+    active; the kernel maps active to the pin level (``active_low`` is part of the request)."""
+
+    def __init__(self, request: GpioLineRequest, offset: int) -> None:
+        from gpiod.line import Value  # the binding's values; only a gpiod unit imports it
+
+        self._request = request
+        self._offset = offset
+        self._active = Value.ACTIVE
+        self._inactive = Value.INACTIVE
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._request.get_value(self._offset) == self._active)
+
+    def open(self) -> None:
+        self._request.set_value(self._offset, self._inactive)
+
+    def close(self) -> None:
+        self._request.set_value(self._offset, self._active)
+
+    def release(self) -> None:
+        """Open the relay, then give the line back to the kernel."""
+        try:
+            self.open()
+        finally:
+            self._request.release()
 
 
 class SysfsGpioContactor:
-    """A relay on a GPIO line; ``closed`` reads the line back, so a stuck driver shows."""
+    """A relay on a GPIO line through its sysfs ``value`` file (exported and set to output by
+    the installer); ``closed`` reads the line back."""
 
     def __init__(self, value_path: Path, *, active_low: bool = False) -> None:
         self._path = value_path
@@ -54,22 +115,3 @@ class SysfsGpioContactor:
 
     def release(self) -> None:
         os.close(self._fd)
-
-
-class SimulatedContactor:
-    """The contactor of a charger inside a running v2g-sim (its ``contactor`` command)."""
-
-    def __init__(self, client: SimControlClient, *, device_id: int) -> None:
-        self._client = client
-        self._device_id = device_id
-
-    @property
-    def closed(self) -> bool:
-        status = self._client.request("status", device_id=self._device_id)
-        return bool(status["contactor_closed"])
-
-    def open(self) -> None:
-        self._client.request("contactor", device_id=self._device_id, closed=False)
-
-    def close(self) -> None:
-        self._client.request("contactor", device_id=self._device_id, closed=True)

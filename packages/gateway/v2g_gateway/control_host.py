@@ -16,14 +16,14 @@ import socket
 import sys
 import time
 
-from v2g_gateway.config import ControlProcessConfig
+from v2g_gateway.adapters import AdapterError
 from v2g_gateway.control.events import EventCode
 from v2g_gateway.control.loop import ControlLoop
 from v2g_gateway.control.ports import PowerStage, StageRatings
 from v2g_gateway.control.realtime import apply_realtime
+from v2g_gateway.devices import ControlProcessConfig
 from v2g_gateway.hw.errors import HardwareError
 from v2g_gateway.logs import setup_logging
-from v2g_sim.control import ControlError
 
 __all__ = ["ControlProcess", "main"]
 
@@ -94,7 +94,8 @@ async def _read_ratings(stage: PowerStage, *, timeout_s: float) -> StageRatings:
 
 
 async def run(cfg: ControlProcessConfig, sock: socket.socket) -> int:
-    # imported here: the supervisor process never needs pymodbus or smbus2
+    # imported here: the supervisor imports this module for ControlProcess and never needs
+    # pymodbus, smbus2 or a device adapter (tests/unit/test_deployable_boundaries.py)
     from v2g_gateway.hardware import open_hardware
 
     async with open_hardware(cfg) as hw:
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     try:
         return asyncio.run(run(cfg, sock))
-    except (HardwareError, ControlError, OSError) as exc:
+    except (HardwareError, AdapterError, OSError) as exc:
         log.error("hardware not available: %s", exc)  # an installer's problem, no traceback
         return HARDWARE_EXIT_STATUS
     except Exception:

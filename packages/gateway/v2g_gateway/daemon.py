@@ -15,18 +15,26 @@ import argparse
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from v2g_common.config import ConfigError, exit_on_config_error
+from v2g_common.config import CONFIG_EXIT_STATUS, ConfigError, exit_on_config_error
 from v2g_common.sdnotify import SystemdNotifier
+from v2g_gateway.adapters import (
+    AdapterError,
+    contactor_factory,
+    ev_link_factory,
+    i2c_bus_factory,
+)
 from v2g_gateway.config import GatewayConfig, load_gateway_config
 from v2g_gateway.control.channel import ControlChannel
 from v2g_gateway.control_host import ControlProcess
-from v2g_gateway.hardware import build_ev_link
 from v2g_gateway.local_lease import LocalLeaseSource
 from v2g_gateway.logs import setup_logging
-from v2g_gateway.station.service import StationService
 from v2g_gateway.supervisor import StartupError, SupervisedService, Supervisor
-from v2g_gateway.uplink.service import ChargerLimits, UplinkService
+
+if TYPE_CHECKING:
+    from v2g_gateway.station.service import StationService
+    from v2g_gateway.uplink.service import ChargerLimits
 
 __all__ = ["build_parser", "build_services", "main", "run_daemon"]
 
@@ -54,15 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_services(config: GatewayConfig) -> list[SupervisedService]:
-    """The supervisor's components, one line each."""
+    """The supervisor's components, one line each. The station (ocpp, websockets) and the
+    uplink (paho) are imported only when configured: a bench unit on ``[local_lease]`` loads
+    neither."""
     services: list[SupervisedService] = []
     if config.local_lease.enabled:
         services.append(LocalLeaseSource(config.local_lease))
     station: StationService | None = None
     if config.station is not None:
-        station = StationService(config.station, ev_link=build_ev_link(config))
+        from v2g_gateway.station.service import StationService
+
+        ev_link = ev_link_factory(config.ev_link.kind)(config)
+        station = StationService(config.station, ev_link=ev_link)
         services.append(station)
     if config.uplink is not None:
+        from v2g_gateway.uplink.service import UplinkService
+
         services.append(UplinkService(config.uplink, limits=lambda: _charger_limits(station)))
     return services
 
@@ -72,6 +87,8 @@ def _charger_limits(station: StationService | None) -> ChargerLimits | None:
     limits = station.ev_limits() if station is not None else None
     if limits is None:
         return None
+    from v2g_gateway.uplink.service import ChargerLimits
+
     max_charge_w, max_discharge_w = limits
     return ChargerLimits(
         v2x_capable=max_discharge_w > 0, max_discharge_w=max_discharge_w, max_charge_w=max_charge_w
@@ -80,6 +97,7 @@ def _charger_limits(station: StationService | None) -> ChargerLimits | None:
 
 async def run_daemon(config: GatewayConfig, *, config_path: Path) -> int:
     notifier = SystemdNotifier.from_environment()
+    services = build_services(config)  # before anything runs: an unloadable adapter stops here
     notifier.status("starting the control process")
     control = await ControlProcess.start(config.control_process())
     async with ControlChannel(control.sock) as channel:
@@ -87,7 +105,7 @@ async def run_daemon(config: GatewayConfig, *, config_path: Path) -> int:
             config=config,
             channel=channel,
             control=control,
-            services=build_services(config),
+            services=services,
             notifier=notifier,
             load_config=lambda: load_gateway_config(config_path),
         )
@@ -103,17 +121,33 @@ async def run_daemon(config: GatewayConfig, *, config_path: Path) -> int:
             return 1
 
 
+def load_adapters(config: GatewayConfig) -> None:
+    """Import the code of every configured device kind (opens nothing): a broken or missing
+    adapter package shows at ``--check-config`` and before the control process starts."""
+    contactor_factory(config.contactor.kind)
+    i2c_bus_factory(config.power_sensor.kind)
+    ev_link_factory(config.ev_link.kind)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_gateway_config(args.config)
+        if args.check_config:
+            load_adapters(config)
     except ConfigError as exc:
         exit_on_config_error(exc)
+    except AdapterError as exc:
+        exit_on_config_error(ConfigError(str(args.config), [("(adapters)", str(exc))]))
     if args.check_config:
         print(f"{args.config}: ok")
         return 0
     setup_logging(config.daemon.log_level)
-    return asyncio.run(run_daemon(config, config_path=args.config))
+    try:
+        return asyncio.run(run_daemon(config, config_path=args.config))
+    except AdapterError as exc:
+        log.error("%s", exc)
+        return CONFIG_EXIT_STATUS
 
 
 if __name__ == "__main__":

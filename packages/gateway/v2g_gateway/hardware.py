@@ -1,6 +1,7 @@
 """Start-up wiring of the control process's devices: the only place that opens the serial
-port, the i2c bus, the contactor line or the simulator's socket. Which device is real and
-which is simulated is decided by configuration alone."""
+port, the i2c bus or the contactor line. Which code opens the sensor's bus and the contactor
+is the configured ``kind`` (:mod:`v2g_gateway.adapters`); the built-in kinds' factories are
+here, and each imports its library (smbus2's i2c-dev, gpiod) only when it is configured."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from v2g_gateway.config import ControlProcessConfig, GatewayConfig, PowerSensorConfig
-from v2g_gateway.contactor import SimulatedContactor, SimulatorSection, SysfsGpioContactor
-from v2g_gateway.control.ports import Contactor, EvLink, PowerSensor, PowerStage
+from v2g_gateway.adapters import contactor_factory, i2c_bus_factory
+from v2g_gateway.contactor import GpiodContactor, SysfsGpioContactor
+from v2g_gateway.control.ports import Contactor, PowerSensor, PowerStage
+from v2g_gateway.devices import ControlProcessConfig
 from v2g_gateway.hw.power_module.client import open_power_module
 from v2g_gateway.hw.power_sensor.calibration import load_calibration
 from v2g_gateway.hw.power_sensor.driver import I2cBus, Ina228
-from v2g_sim.control import RemoteEvLink, RemoteI2cBus, SimControlClient
 
-__all__ = ["Hardware", "open_hardware"]
+__all__ = [
+    "Hardware",
+    "open_gpiod_contactor",
+    "open_hardware",
+    "open_smbus",
+    "open_sysfs_contactor",
+]
+
+#: The consumer name the kernel shows for our line (``gpioinfo``).
+GPIO_CONSUMER = "v2g-gateway contactor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +43,7 @@ async def open_hardware(cfg: ControlProcessConfig) -> AsyncIterator[Hardware]:
         stage, client = open_power_module(cfg.power_module)
         stack.callback(client.close)
         sensor = Ina228(
-            _open_i2c_bus(cfg.power_sensor, cfg.simulator, stack),
+            i2c_bus_factory(cfg.power_sensor.kind)(cfg, stack),
             address=cfg.power_sensor.address,
             shunt_ohm=cfg.power_sensor.shunt_ohm,
             max_current_a=cfg.power_sensor.max_current_a,
@@ -44,36 +54,37 @@ async def open_hardware(cfg: ControlProcessConfig) -> AsyncIterator[Hardware]:
             ),
         )
         sensor.initialize()
-        contactor = _open_contactor(cfg, stack)
+        contactor = contactor_factory(cfg.contactor.kind)(cfg, stack)
         yield Hardware(stage=stage, sensor=sensor, contactor=contactor)
 
 
-def _simulator_client(sim: SimulatorSection, stack: contextlib.ExitStack) -> SimControlClient:
-    return stack.enter_context(SimControlClient(sim.socket))
+def open_smbus(cfg: ControlProcessConfig, stack: contextlib.ExitStack) -> I2cBus:
+    """``[power_sensor] kind = "ina228"``: the kernel's ``/dev/i2c-N``."""
+    from smbus2 import SMBus
+
+    bus: I2cBus = stack.enter_context(SMBus(cfg.power_sensor.i2c_bus))
+    return bus
 
 
-def _open_i2c_bus(
-    section: PowerSensorConfig, sim: SimulatorSection, stack: contextlib.ExitStack
-) -> I2cBus:
-    if section.kind == "simulated":
-        return RemoteI2cBus(_simulator_client(sim, stack), device_id=sim.device_id)
-    from smbus2 import SMBus  # only a real deployment needs the kernel's i2c-dev
+def open_gpiod_contactor(cfg: ControlProcessConfig, stack: contextlib.ExitStack) -> Contactor:
+    """``[contactor] kind = "gpiod"``: request the line as an output, relay open (inactive)."""
+    import gpiod
+    from gpiod.line import Direction, Value
 
-    return stack.enter_context(SMBus(section.i2c_bus))
-
-
-def _open_contactor(cfg: ControlProcessConfig, stack: contextlib.ExitStack) -> Contactor:
     section = cfg.contactor
-    if section.kind == "simulated":
-        sim = cfg.simulator
-        return SimulatedContactor(_simulator_client(sim, stack), device_id=sim.device_id)
-    gpio = SysfsGpioContactor(section.gpio_value_path, active_low=section.active_low)
-    stack.callback(gpio.release)
-    return gpio
+    settings = gpiod.LineSettings(
+        direction=Direction.OUTPUT, output_value=Value.INACTIVE, active_low=section.active_low
+    )
+    request = gpiod.request_lines(
+        str(section.chip), consumer=GPIO_CONSUMER, config={section.line_offset: settings}
+    )
+    relay = GpiodContactor(request, section.line_offset)
+    stack.callback(relay.release)
+    return relay
 
 
-def build_ev_link(config: GatewayConfig) -> EvLink | None:
-    """The EV communication controller named by ``[ev_link]`` (``None``: no V2X data)."""
-    if config.ev_link.kind == "simulated":
-        return RemoteEvLink(config.simulator.socket, device_id=config.simulator.device_id)
-    return None
+def open_sysfs_contactor(cfg: ControlProcessConfig, stack: contextlib.ExitStack) -> Contactor:
+    """``[contactor] kind = "gpio_sysfs"``: the exported line's ``value`` file."""
+    relay = SysfsGpioContactor(cfg.contactor.gpio_value_path, active_low=cfg.contactor.active_low)
+    stack.callback(relay.release)
+    return relay

@@ -8,17 +8,20 @@ Request: ``{"cmd": "plug-in", "device_id": 1, ...}``; response: ``{"ok": true, .
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from v2g_gateway.control.ports import EvChargingNeeds
 from v2g_sim.charger import SENSOR_ADDRESS, SimContactor, SimulatedCharger
+from v2g_sim.control_client import (
+    ControlError,
+    RemoteEvLink,
+    RemoteI2cBus,
+    SimControlClient,
+)
 from v2g_sim.ev import EvSpec
 
 __all__ = [
@@ -33,10 +36,6 @@ __all__ = [
 _EV_FIELDS = {f.name for f in fields(EvSpec)}
 _SETTLE_STEP_S = 0.05
 _SETTLE_MAX_S = 120.0
-
-
-class ControlError(Exception):
-    """A control request failed (bad request, or the simulator refused it)."""
 
 
 def _charger(chargers: Mapping[int, SimulatedCharger], req: Mapping[str, Any]) -> SimulatedCharger:
@@ -204,116 +203,3 @@ class ControlServer:
             pass
         finally:
             writer.close()
-
-
-class SimControlClient:
-    """Blocking client of the control socket (CLI, technician scripts)."""
-
-    def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout_s)
-        try:
-            self._sock.connect(str(path))
-        except OSError as exc:
-            self._sock.close()
-            raise ControlError(f"cannot reach the simulator at {path}: {exc}") from None
-        self._file = self._sock.makefile("rwb")
-
-    def request(self, cmd: str, **args: Any) -> dict[str, Any]:
-        self._file.write(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
-        self._file.flush()
-        line = self._file.readline()
-        if not line:
-            raise ControlError("simulator closed the control socket")
-        resp: dict[str, Any] = json.loads(line)
-        if not resp.get("ok"):
-            raise ControlError(str(resp.get("error")))
-        return resp
-
-    def close(self) -> None:
-        self._file.close()
-        self._sock.close()
-
-    def __enter__(self) -> SimControlClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class RemoteI2cBus:
-    """An smbus2-like bus reaching a running simulator's i2c bus through the control socket."""
-
-    def __init__(self, client: SimControlClient, *, device_id: int) -> None:
-        self._client = client
-        self._device_id = device_id
-
-    def i2c_rdwr(self, *i2c_msgs: Any) -> None:
-        pending_write: bytes = b""
-        last_addr = 0
-        for msg in i2c_msgs:
-            if msg.flags & 0x0001:
-                try:
-                    resp = self._client.request(
-                        "i2c",
-                        device_id=self._device_id,
-                        address=int(msg.addr),
-                        write=list(pending_write),
-                        read=int(msg.len),
-                    )
-                except ControlError as exc:
-                    raise OSError(str(exc)) from None
-                data = bytes(resp["data"])
-                ctypes.memmove(msg.buf, data, len(data))
-                pending_write = b""
-            else:
-                if pending_write:
-                    self._flush(int(msg.addr), pending_write)
-                pending_write = bytes(msg)
-                last_addr = int(msg.addr)
-        if pending_write:
-            self._flush(last_addr, pending_write)
-
-    def _flush(self, address: int, data: bytes) -> None:
-        try:
-            self._client.request(
-                "i2c", device_id=self._device_id, address=address, write=list(data)
-            )
-        except ControlError as exc:
-            raise OSError(str(exc)) from None
-
-
-class RemoteEvLink:
-    """``EvLink`` of a charger inside a running v2g-sim (for a station in another process)."""
-
-    def __init__(self, path: str | Path, *, device_id: int, timeout_s: float = 5.0) -> None:
-        self._path = str(path)
-        self._device_id = device_id
-        self._timeout_s = timeout_s
-
-    async def read_charging_needs(self) -> EvChargingNeeds | None:
-        request = {"cmd": "ev-needs", "device_id": self._device_id}
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                reader, writer = await asyncio.open_unix_connection(self._path)
-                try:
-                    writer.write(json.dumps(request).encode() + b"\n")
-                    await writer.drain()
-                    line = await reader.readline()
-                finally:
-                    writer.close()
-        except (OSError, TimeoutError) as exc:
-            raise ControlError(f"cannot reach the simulator at {self._path}: {exc}") from None
-        resp = json.loads(line or b"{}")
-        if not resp.get("ok"):
-            raise ControlError(str(resp.get("error", "simulator closed the control socket")))
-        return _needs_from_json(resp["needs"])
-
-
-def _needs_from_json(data: dict[str, Any] | None) -> EvChargingNeeds | None:
-    if data is None:
-        return None
-    departure = data.get("departure")
-    return EvChargingNeeds(
-        **{**data, "departure": datetime.fromisoformat(departure) if departure else None}
-    )

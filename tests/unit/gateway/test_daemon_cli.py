@@ -29,7 +29,8 @@ def test_help_describes_the_daemon(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ("[control]\nramp_w_per_s = -5\n", "control.ramp_w_per_s", "greater than 0"),
         ("[control]\nramp_w_per_sec = 5\n", "control.ramp_w_per_sec", "unknown key"),
-        ('[power_sensor]\nkind = "ina229"\n', "power_sensor.kind", "'ina228' or 'simulated'"),
+        ('[power_sensor]\nkind = "ina229"\n', "power_sensor.kind", "'ina229' is not available"),
+        ('[contactor]\nkind = "gpiod"\ngpio_value_path = "/x"\n', "contactor", "gpio_value_path"),
         ("[control]\nsoc_min_pct = 90\nsoc_max_pct = 80\n", "control", "soc_min_pct"),
     ],
 )

@@ -26,10 +26,11 @@ from tests.doubles.raw_csms import RawCsms
 from tests.doubles.station_setup import station_config
 from tests.doubles.waiting import eventually
 from v2g_gateway.config import ControlProcessConfig, PowerSensorConfig
-from v2g_gateway.contactor import ContactorSection, SimulatorSection
+from v2g_gateway.contactor import ContactorSection
 from v2g_gateway.control.channel import ControlChannel
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control_host import ControlProcess
+from v2g_gateway.devices import SimulatorSection
 from v2g_gateway.hw.config import PowerModuleSection
 from v2g_gateway.station import ChargingStation
 from v2g_sim.charger import SimEvLink, SimulatedCharger

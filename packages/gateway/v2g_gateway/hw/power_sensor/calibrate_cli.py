@@ -17,6 +17,7 @@ Exit status: 0 written, 1 sensor/simulator error, 2 usage, 3 fit refused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tomllib
 from datetime import UTC, datetime
@@ -24,11 +25,24 @@ from pathlib import Path
 from typing import Any
 
 from v2g_common.config import ConfigError, parse_config
+from v2g_gateway.adapters import (
+    AdapterError,
+    OperatingPointDriver,
+    i2c_bus_factory,
+    operating_point_factory,
+)
+from v2g_gateway.devices import ControlProcessConfig, SimulatorSection
 from v2g_gateway.hw.config import PowerSensorSection
-from v2g_gateway.hw.errors import CalibrationError, SensorError
-from v2g_gateway.hw.power_sensor import Ina228, fit_calibration, save_calibration
-from v2g_gateway.hw.power_sensor.calibration import CalibrationFit
-from v2g_sim.control import ControlError, RemoteI2cBus, SimControlClient
+from v2g_gateway.hw.errors import CalibrationError, HardwareError
+from v2g_gateway.hw.power_sensor.calibration import (
+    CalibrationFit,
+    fit_calibration,
+    save_calibration,
+)
+from v2g_gateway.hw.power_sensor.driver import I2cBus, Ina228
+
+#: The adapter kind ``--sim-socket`` uses (installed with v2g-sim, see v2g_gateway.adapters).
+SIMULATED = "simulated"
 
 EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED = 1, 2, 3
 
@@ -100,16 +114,16 @@ def average_raw_w(sensor: Ina228, samples: int) -> float:
 
 def collect_scripted(
     sensor: Ina228,
-    sim: SimControlClient | None,
+    driver: OperatingPointDriver | None,
     args: argparse.Namespace,
 ) -> tuple[list[float], list[float]]:
     raws: list[float] = []
     refs: list[float] = []
     for setpoint, ref in parse_points(args.point):
         if setpoint is not None:
-            if sim is None:
+            if driver is None:
                 raise SystemExit("calibrate-sensors: SETPOINT:REF needs --sim-socket")
-            sim.request("drive", device_id=args.device_id, power_w=setpoint, settle=True)
+            driver.drive_to(setpoint)
         raws.append(average_raw_w(sensor, args.samples))
         refs.append(ref)
     return raws, refs
@@ -150,15 +164,37 @@ def report(fit: CalibrationFit, raws: list[float], refs: list[float]) -> None:
     )
 
 
+def open_devices(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[I2cBus, OperatingPointDriver | None]:
+    """The sensor's bus (``/dev/i2c-N``, or the simulator's through its adapter) and, with a
+    simulator, what drives its module to a SETPOINT."""
+    if not args.sim_socket:
+        from smbus2 import SMBus  # only a real deployment needs the kernel's i2c-dev
+
+        bus: I2cBus = stack.enter_context(SMBus(args.i2c_bus))
+        return bus, None
+    sim = SimulatorSection(socket=Path(args.sim_socket), device_id=args.device_id)
+    config = ControlProcessConfig(simulator=sim)
+    return (
+        i2c_bus_factory(SIMULATED)(config, stack),
+        operating_point_factory(SIMULATED)(config, stack),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     section = sensor_section(args)
-    sim = SimControlClient(args.sim_socket) if args.sim_socket else None
-    if sim is not None:
-        bus: Any = RemoteI2cBus(sim, device_id=args.device_id)
-    else:
-        from smbus2 import SMBus
+    with contextlib.ExitStack() as stack:
+        bus, driver = open_devices(args, stack)
+        return calibrate(args, section, bus, driver)
 
-        bus = SMBus(args.i2c_bus)
+
+def calibrate(
+    args: argparse.Namespace,
+    section: PowerSensorSection,
+    bus: I2cBus,
+    driver: OperatingPointDriver | None,
+) -> int:
     sensor = Ina228(
         bus,
         address=section.address,
@@ -169,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     )
     sensor.initialize()
     if args.point:
-        raws, refs = collect_scripted(sensor, sim, args)
+        raws, refs = collect_scripted(sensor, driver, args)
     else:
         raws, refs = collect_interactive(sensor, args)
     fit = fit_calibration(raws, refs)
@@ -198,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except CalibrationError as exc:
         print(f"calibrate-sensors: REFUSED: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    except (SensorError, ControlError, OSError) as exc:
+    except (HardwareError, AdapterError, OSError) as exc:
         print(f"calibrate-sensors: {exc}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -1,0 +1,71 @@
+"""The device sections of ``gateway.toml`` and :class:`ControlProcessConfig`, what the control
+process is started with. Kept apart from :mod:`v2g_gateway.config` so that the control process
+validates its configuration without importing the station's or the uplink's code.
+
+Which code opens a device is the section's ``kind`` (:mod:`v2g_gateway.adapters`): built-in
+kinds for real hardware, other kinds (``simulated``) from installed adapter packages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from v2g_common.config import ConfigSection
+from v2g_gateway.adapters import check_kind
+from v2g_gateway.contactor import ContactorSection
+from v2g_gateway.control.config import ControlSection
+from v2g_gateway.hw.config import PowerModuleSection, PowerSensorSection
+
+__all__ = [
+    "ControlProcessConfig",
+    "EvLinkSection",
+    "PowerSensorConfig",
+    "SimulatorSection",
+]
+
+
+class SimulatorSection(ConfigSection):
+    """Where ``simulated`` devices live: the v2g-sim control socket and the module's id."""
+
+    socket: Path = Path("/tmp/v2g-sim.sock")
+    device_id: int = Field(default=1, ge=1, le=247)
+
+
+class PowerSensorConfig(PowerSensorSection):
+    """The hardware layer's ``[power_sensor]`` keys plus which bus the INA228 is on:
+    ``ina228`` on the kernel's i2c-dev, or another installed kind (``simulated``: the INA228
+    model inside v2g-sim, see ``[simulator]``)."""
+
+    kind: str = "ina228"
+
+    @field_validator("kind")
+    @classmethod
+    def _provided(cls, kind: str) -> str:
+        return check_kind("power_sensor", kind)
+
+
+class EvLinkSection(ConfigSection):
+    """``[ev_link]``: where the EV's ISO 15118 charging needs come from. ``none`` means no V2X
+    data, so no discharge; other kinds come from installed adapter packages (``simulated``:
+    the v2g-sim control socket, ``[simulator]``)."""
+
+    kind: str = "none"
+
+    @field_validator("kind")
+    @classmethod
+    def _provided(cls, kind: str) -> str:
+        return check_kind("ev_link", kind)
+
+
+class ControlProcessConfig(ConfigSection):
+    """What the control process is started with (no station/uplink secrets on its stdin)."""
+
+    control: ControlSection = ControlSection()
+    power_module: PowerModuleSection = PowerModuleSection()
+    power_sensor: PowerSensorConfig = PowerSensorConfig()
+    contactor: ContactorSection = ContactorSection()
+    simulator: SimulatorSection = SimulatorSection()
+    log_level: str = "INFO"
+    startup_timeout_s: float = 30.0
