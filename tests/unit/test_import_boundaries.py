@@ -1,5 +1,8 @@
-"""One-way doors: the control loop and the dispatch engine import no protocol, transport,
-database or web code, nor the adapters built on them (STYLE.md, rule 1)."""
+"""One-way doors, by direct imports: the control loop and the dispatch engine import no
+protocol, transport, database or web code, nor the adapters built on them (STYLE.md, rule 1);
+a distribution imports nothing of the distributions that depend on it; ``ocpp`` is imported
+only inside ``v2g_common.ocpp21``. What each entry point actually loads, indirect imports
+included, is tests/unit/test_deployable_boundaries.py."""
 
 from __future__ import annotations
 
@@ -66,6 +69,42 @@ def violations(domain: str) -> list[str]:
             if top in FORBIDDEN_THIRD_PARTY or inner:
                 bad.append(f"{path.relative_to(ROOT.parent)} imports {name}")
     return bad
+
+
+#: distribution directory -> top-level packages it must not import (they depend on it, or
+#: are another deployable).
+DISTRIBUTIONS = {
+    "common": {"v2g_gateway", "vpp_core", "v2g_sim"},
+    "gateway": {"vpp_core", "v2g_sim"},
+    "core": {"v2g_gateway", "v2g_sim"},
+}
+
+
+def distribution_violations(directory: str, banned: set[str]) -> list[str]:
+    bad = []
+    for path in sorted((ROOT / directory).rglob("*.py")):
+        for name in imported_modules(path):
+            if name.split(".")[0] in banned:
+                bad.append(f"{path.relative_to(ROOT.parent)} imports {name}")
+    return bad
+
+
+@pytest.mark.parametrize("directory", sorted(DISTRIBUTIONS))
+def test_distributions_import_nothing_of_their_dependents(directory: str) -> None:
+    assert (ROOT / directory).is_dir()
+    assert distribution_violations(directory, DISTRIBUTIONS[directory]) == []
+
+
+def test_ocpp_is_imported_only_by_the_adapter() -> None:
+    adapter = ROOT / "common" / "v2g_common" / "ocpp21"
+    bad = [
+        f"{path.relative_to(ROOT.parent)} imports {name}"
+        for path in sorted(ROOT.rglob("*.py"))
+        if adapter not in path.parents
+        for name in imported_modules(path)
+        if name.split(".")[0] == "ocpp"
+    ]
+    assert bad == []
 
 
 @pytest.mark.parametrize("domain", sorted(DOMAINS))

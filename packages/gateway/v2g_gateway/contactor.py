@@ -47,7 +47,8 @@ class ContactorSection(ConfigSection):
     def _keys_of_this_kind(self) -> ContactorSection:
         # A file written for one driver must not silently drive another pin with defaults.
         other = {"gpiod": _SYSFS_KEYS, "gpio_sysfs": _GPIOD_KEYS}.get(self.kind, frozenset())
-        stray = sorted(other & self.model_fields_set)
+        fields = type(self).model_fields
+        stray = sorted(k for k in other if getattr(self, k) != fields[k].default)
         if stray:
             raise ValueError(f"{', '.join(stray)} do(es) not apply to kind = {self.kind!r}")
         return self

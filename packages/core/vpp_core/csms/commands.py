@@ -22,9 +22,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ocpp.v21 import call
-
 from v2g_common.ocpp21 import OcppAdapterError
+from v2g_common.ocpp21.messages import call
 from vpp_core.csms.errors import StationOffline
 from vpp_core.csms.handlers import ProfileReport, StationEndpoint, utc_now
 from vpp_core.csms.metrics import CsmsMetrics

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ocpp.v21 import call_result
-
 from v2g_common.ocpp21 import CsmsEndpoint, FormatViolation, after, on
+from v2g_common.ocpp21.messages import call_result
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.fleet.errors import MeterValueError
 from vpp_core.fleet.state import FleetState

@@ -12,9 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from ocpp.v21 import call_result
-
 from v2g_common.ocpp21 import ChargingStationEndpoint, on
+from v2g_common.ocpp21.messages import call_result
 from v2g_gateway.station.composite import ActiveTransaction
 from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.smart_charging import SmartCharging, composite_to_wire

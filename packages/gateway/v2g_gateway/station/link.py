@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocpp.v21 import call as call21
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from v2g_common.ocpp21 import OcppCallError, OcppTimeout, connect_to_csms
@@ -25,6 +24,7 @@ from v2g_common.ocpp21.errors import (
     RequestInvalid,
     ResponseInvalid,
 )
+from v2g_common.ocpp21.messages import call as call21
 from v2g_common.pki import client_context
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.endpoint import StationEndpoint, StationServices
