@@ -1,5 +1,9 @@
 """Fixtures for the daemon's end-to-end tests: a real ``v2g-sim`` serving the SunSpec map on
-a pty, and the real ``v2g-gateway`` daemon driving it (control process included)."""
+a pty, and the real ``v2g-gateway`` daemon driving it (control process included).
+
+The daemon runs on ``$V2G_GATEWAY_PYTHON`` when set (a gateway-only install, see
+tests/integration/gateway/test_gateway_only_install.py), else on this interpreter; the
+simulator always runs here."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import psutil
 import pytest
 
 from tests.integration.gateway.daemon.daemon_harness import RunningDaemon, RunningSim, wait_for
+
+GATEWAY_PYTHON = os.environ.get("V2G_GATEWAY_PYTHON") or sys.executable
 
 
 @pytest.fixture
@@ -45,7 +51,7 @@ def start_daemon(tmp_path: Path, v2g_sim: RunningSim) -> Iterator[Callable[..., 
         log_path = tmp_path / f"daemon-{len(started)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "v2g_gateway.daemon", "--config", str(config)],
+                [GATEWAY_PYTHON, "-m", "v2g_gateway.daemon", "--config", str(config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
