@@ -14,9 +14,48 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PROBE_DIR", "LoadedModules", "loaded_under", "probe_env", "read_records"]
+__all__ = [
+    "CERTIFICATE_AUTHORITY",
+    "CORE",
+    "EDGE_DEVICES",
+    "PROBE_DIR",
+    "PROTOCOLS",
+    "SIMULATOR",
+    "SIMULATOR_ADAPTERS",
+    "LoadedModules",
+    "forbidden",
+    "loaded_under",
+    "probe_env",
+    "read_records",
+]
 
 PROBE_DIR = Path(__file__).resolve().parent / "sysmodules"
+
+#: What only the core runs.
+CORE = ["vpp_core", "numpy", "sqlalchemy", "aiosqlite", "asyncpg", "fastapi", "starlette",
+        "uvicorn", "matplotlib", "prometheus_client"]  # fmt: skip
+#: What only the simulator and the demo run.
+SIMULATOR = ["v2g_sim", "rich", "httpx"]
+#: Issuing certificates: provision-pki and the demo, never a charger.
+CERTIFICATE_AUTHORITY = ["cryptography", "v2g_common.pki.authority", "v2g_common.pki.layout"]
+#: The control process's devices: the supervisor never touches them.
+EDGE_DEVICES = ["pymodbus", "serial", "smbus2", "gpiod", "v2g_gateway.hardware",
+                "v2g_gateway.hw.power_module", "v2g_gateway.hw.power_sensor"]  # fmt: skip
+#: OCPP, MQTT and their adapters: the supervisor's services, never the control process.
+PROTOCOLS = ["ocpp", "websockets", "paho", "jsonschema", "fastjsonschema", "v2g_common.ocpp21",
+             "v2g_common.telemetry.link", "v2g_gateway.station", "v2g_gateway.uplink"]  # fmt: skip
+#: ... except their configuration sections, which every gateway process validates.
+SECTIONS = {"v2g_gateway.station", "v2g_gateway.station.config", "v2g_gateway.uplink",
+            "v2g_gateway.uplink.config"}  # fmt: skip
+
+
+def forbidden(record: LoadedModules, names: list[str]) -> list[str]:
+    """What ``record`` loaded of ``names``, configuration sections aside."""
+    return [m for m in record.loaded(names) if m not in SECTIONS]
+
+
+#: What a gateway process may load of the simulator when a device is ``simulated``.
+SIMULATOR_ADAPTERS = {"v2g_sim", "v2g_sim.control_client", "v2g_sim.gateway_adapters"}
 
 
 def probe_env(

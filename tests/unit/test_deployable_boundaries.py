@@ -16,33 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.loaded_modules import LoadedModules, probe_env, read_records
+from tests.support.loaded_modules import (
+    CERTIFICATE_AUTHORITY,
+    CORE,
+    EDGE_DEVICES,
+    PROTOCOLS,
+    SIMULATOR,
+    LoadedModules,
+    forbidden,
+    probe_env,
+    read_records,
+)
 from v2g_gateway.contactor import ContactorSection
 from v2g_gateway.devices import ControlProcessConfig, PowerSensorConfig
 from v2g_gateway.hw.config import PowerModuleSection
 
 BIN = Path(sys.executable).parent
-
-#: What only the core runs.
-CORE = ["vpp_core", "numpy", "sqlalchemy", "aiosqlite", "asyncpg", "fastapi", "starlette",
-        "uvicorn", "matplotlib", "prometheus_client"]  # fmt: skip
-#: What only the simulator and the demo run.
-SIMULATOR = ["v2g_sim", "rich", "httpx"]
-#: Issuing certificates: provision-pki and the demo, never a charger.
-CERTIFICATE_AUTHORITY = ["cryptography", "v2g_common.pki.authority", "v2g_common.pki.layout"]
-#: The control process's devices: the supervisor never touches them.
-EDGE_DEVICES = ["pymodbus", "serial", "smbus2", "gpiod", "v2g_gateway.hardware",
-                "v2g_gateway.hw.power_module", "v2g_gateway.hw.power_sensor"]  # fmt: skip
-#: OCPP, MQTT and their adapters: the supervisor's services, never the control process.
-PROTOCOLS = ["ocpp", "websockets", "paho", "jsonschema", "fastjsonschema", "v2g_common.ocpp21",
-             "v2g_common.telemetry.link", "v2g_gateway.station", "v2g_gateway.uplink"]  # fmt: skip
-#: ... except their configuration sections, which every gateway process validates.
-SECTIONS = {"v2g_gateway.station", "v2g_gateway.station.config", "v2g_gateway.uplink",
-            "v2g_gateway.uplink.config"}  # fmt: skip
-
-
-def forbidden(record: LoadedModules, names: list[str]) -> list[str]:
-    return [m for m in record.loaded(names) if m not in SECTIONS]
 
 
 def only(records: list[LoadedModules], fragment: str) -> LoadedModules:

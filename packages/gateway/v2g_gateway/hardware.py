@@ -13,6 +13,7 @@ from v2g_gateway.adapters import contactor_factory, i2c_bus_factory
 from v2g_gateway.contactor import GpiodContactor, SysfsGpioContactor
 from v2g_gateway.control.ports import Contactor, PowerSensor, PowerStage
 from v2g_gateway.devices import ControlProcessConfig
+from v2g_gateway.hw.errors import ContactorError
 from v2g_gateway.hw.power_module.client import open_power_module
 from v2g_gateway.hw.power_sensor.calibration import load_calibration
 from v2g_gateway.hw.power_sensor.driver import I2cBus, Ina228
@@ -75,9 +76,13 @@ def open_gpiod_contactor(cfg: ControlProcessConfig, stack: contextlib.ExitStack)
     settings = gpiod.LineSettings(
         direction=Direction.OUTPUT, output_value=Value.INACTIVE, active_low=section.active_low
     )
-    request = gpiod.request_lines(
-        str(section.chip), consumer=GPIO_CONSUMER, config={section.line_offset: settings}
-    )
+    try:
+        request = gpiod.request_lines(
+            str(section.chip), consumer=GPIO_CONSUMER, config={section.line_offset: settings}
+        )
+    except OSError as exc:  # libgpiod's errors name neither the chip nor the line
+        where = f"contactor.chip {section.chip} line {section.line_offset}"
+        raise ContactorError(f"{where}: {exc.strerror or exc}") from exc
     relay = GpiodContactor(request, section.line_offset)
     stack.callback(relay.release)
     return relay

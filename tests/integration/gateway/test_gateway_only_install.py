@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "install-gateway"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "v2g-vpp"
 VENV = Path("opt/v2g-gateway/.venv")
+DAEMON_TESTS = "tests/integration/gateway/daemon"
 NOT_ON_A_CHARGER = {"vpp-core", "v2g-sim", "numpy", "fastapi", "sqlalchemy", "matplotlib",
                     "uvicorn", "cryptography", "rich", "httpx", "pysunspec2", "psutil"}  # fmt: skip
 
@@ -147,8 +148,7 @@ def test_provision_pki_says_it_belongs_elsewhere(install_roots: dict[str, Path])
 def test_the_daemon_tests_pass_on_the_gateway_install(install_roots: dict[str, Path]) -> None:
     python = install_roots["bench"] / VENV / "bin" / "python"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/integration/gateway/daemon"],  # fmt: skip
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", DAEMON_TESTS],
         cwd=REPO,
         env={**os.environ, "V2G_GATEWAY_PYTHON": str(python)},
         capture_output=True,
@@ -157,4 +157,5 @@ def test_the_daemon_tests_pass_on_the_gateway_install(install_roots: dict[str, P
         check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout and " failed" not in done.stdout
+    assert " passed" in done.stdout
+    assert " failed" not in done.stdout

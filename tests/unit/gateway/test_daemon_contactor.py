@@ -19,6 +19,7 @@ from gpiod.line import Direction, Value
 from v2g_gateway import hardware
 from v2g_gateway.contactor import ContactorSection, GpiodContactor, SysfsGpioContactor
 from v2g_gateway.devices import ControlProcessConfig
+from v2g_gateway.hw.errors import ContactorError
 
 
 class FakeLineRequest:
@@ -97,7 +98,8 @@ def test_the_wiring_requests_one_output_line_starting_open(
     assert asked["path"] == str(tmp_path / "gpiochip3")
     assert asked["consumer"] == hardware.GPIO_CONSUMER
     (offset, settings), *_ = asked["config"].items()
-    assert offset == 5 and len(asked["config"]) == 1
+    assert offset == 5
+    assert len(asked["config"]) == 1
     assert settings.direction is Direction.OUTPUT
     assert settings.output_value is Value.INACTIVE  # the relay starts open
     assert settings.active_low is active_low  # the kernel inverts, the driver stays logical
@@ -105,7 +107,7 @@ def test_the_wiring_requests_one_output_line_starting_open(
 
 def test_a_missing_chip_fails_at_start_up(tmp_path: Path) -> None:
     section = ContactorSection(kind="gpiod", chip=tmp_path / "gpiochip9")
-    with contextlib.ExitStack() as stack, pytest.raises(OSError):
+    with contextlib.ExitStack() as stack, pytest.raises(ContactorError, match="gpiochip9 line 17"):
         hardware.open_gpiod_contactor(ControlProcessConfig(contactor=section), stack)
 
 

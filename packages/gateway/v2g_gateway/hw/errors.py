@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "CalibrationError",
+    "ContactorError",
     "FramingError",
     "HardwareError",
     "IllegalAddressError",
@@ -77,3 +78,7 @@ class SensorError(HardwareError):
 
 class CalibrationError(HardwareError):
     """A calibration file is unusable or a fit is refused."""
+
+
+class ContactorError(HardwareError):
+    """The contactor's GPIO line could not be requested."""
