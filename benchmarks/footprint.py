@@ -2,7 +2,7 @@
 gateway-only install. Prints JSON.
 
     .venv/bin/python benchmarks/footprint.py                      # dev venv entry points
-    .venv/bin/python benchmarks/footprint.py --gateway-venv DIR   # + a gateway-only venv
+    .venv/bin/python benchmarks/footprint.py --gateway-venv DIR   # + a gateway bench venv
     .venv/bin/python benchmarks/footprint.py --build-gateway-venv  # with scripts/install-gateway
 
 Every process is observed through ``tests/support/sysmodules/sitecustomize.py`` (on
@@ -19,7 +19,9 @@ Every process is observed through ``tests/support/sysmodules/sitecustomize.py`` 
   test).
 - ``simulator``: ``v2g-sim serve`` until its control socket answers, then SIGTERM.
 - ``gateway_venv``: installed size (MB, ``du`` of the venv), number of installed
-  distributions (``pip list``), and the daemon/control figures from that venv.
+  distributions (``pip list``, pip and setuptools included), and the daemon/control figures
+  from that venv. ``--build-gateway-venv`` builds it with scripts/install-gateway, plus the
+  bench variant (``--with-simulated-devices``) the daemon runs from against the simulator.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import select
 import shutil
 import signal
@@ -41,27 +42,25 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE_DIR = ROOT / "tests" / "support" / "sysmodules"
+sys.path.insert(0, str(ROOT))  # tests.support.loaded_modules: the sys.modules recorder
+
+from tests.support.loaded_modules import LoadedModules, probe_env, read_records  # noqa: E402
+
 DEV_BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 60.0
+INSTALL_ARGS = ["--no-accounts", "--python", sys.executable]
 
 
-def probe_env(dump_dir: Path, **extra: str) -> dict[str, str]:
-    path = os.pathsep.join(filter(None, [str(PROBE_DIR), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "V2G_SYSMODULES_DIR": str(dump_dir), **extra}
+def read_dumps(dump_dir: Path) -> list[LoadedModules]:
+    return read_records(dump_dir)
 
 
-def read_dumps(dump_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(dump_dir.glob("*.json"))]
-
-
-def summary(record: dict[str, Any]) -> dict[str, Any]:
-    modules = record["modules"]
-    tops = sorted({m.split(".")[0] for m in modules if not m.startswith("_")})
+def summary(record: LoadedModules) -> dict[str, Any]:
+    tops = sorted({m.split(".")[0] for m in record.modules if not m.startswith("_")})
     return {
-        "modules": len(modules),
-        "rss_mb": round(record.get("VmRSS", 0) / 1024, 1),
-        "peak_rss_mb": round(record.get("VmHWM", 0) / 1024, 1),
+        "modules": len(record.modules),
+        "rss_mb": record.rss_mb,
+        "peak_rss_mb": round(record.peak_rss_kb / 1024, 1),
         "top_level_packages": len(tops),
     }
 
@@ -184,7 +183,7 @@ def run_daemon(bin_dir: Path, tmp: Path, *, settle_s: float) -> dict[str, Any]:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=60)
     records = {
-        ("control" if "control_host" in " ".join(r["argv"]) else "daemon"): r
+        ("control" if "control_host" in " ".join(r.argv) else "daemon"): r
         for r in read_dumps(dumps)
     }
     return {name: summary(record) for name, record in sorted(records.items())}
@@ -233,10 +232,23 @@ def venv_facts(venv: Path) -> dict[str, Any]:
     }
 
 
-def build_gateway_venv(root: Path) -> Path:
+def build_gateway_venv(root: Path, *, simulated_devices: bool) -> Path:
+    """scripts/install-gateway into ``root`` (host mode); with ``simulated_devices`` the
+    bench variant (v2g-sim's adapters, --no-deps) the daemon needs to run on the simulator."""
+    root.mkdir(parents=True)
+    extra = ["--with-simulated-devices"] if simulated_devices else []
     subprocess.run(
-        [str(ROOT / "scripts" / "install-gateway"), "--root", str(root), "--no-system"],
+        [
+            str(ROOT / "scripts" / "install-gateway"),
+            "--root",
+            str(root),
+            "--no-accounts",
+            "--python",
+            sys.executable,
+            *extra,
+        ],
         check=True,
+        capture_output=True,
         timeout=900,
     )
     return root / "opt" / "v2g-gateway" / ".venv"
@@ -244,7 +256,9 @@ def build_gateway_venv(root: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gateway-venv", type=Path, help="a gateway-only venv to measure")
+    parser.add_argument(
+        "--gateway-venv", type=Path, help="a gateway venv with simulated devices to measure"
+    )
     parser.add_argument(
         "--build-gateway-venv", action="store_true", help="build one with scripts/install-gateway"
     )
@@ -265,14 +279,20 @@ def main(argv: list[str] | None = None) -> int:
         if (DEV_BIN / "v2g-gateway").exists():
             (tmp / "check").mkdir()
             result["dev_venv"]["check_config"] = run_check_config(DEV_BIN, tmp / "check")
-        venv = args.gateway_venv
         if args.build_gateway_venv:
-            venv = build_gateway_venv(tmp / "root")
-        if venv is not None:
+            venv = build_gateway_venv(tmp / "root", simulated_devices=False)
+            bench = build_gateway_venv(tmp / "bench", simulated_devices=True)
             (tmp / "gw").mkdir()
             result["gateway_venv"] = {
                 **venv_facts(venv),
-                **run_daemon(venv / "bin", tmp / "gw", settle_s=args.settle),
+                "bench_with_simulated_devices": venv_facts(bench),
+                **run_daemon(bench / "bin", tmp / "gw", settle_s=args.settle),
+            }
+        elif args.gateway_venv is not None:
+            (tmp / "gw").mkdir()
+            result["gateway_venv"] = {
+                **venv_facts(args.gateway_venv),
+                **run_daemon(args.gateway_venv / "bin", tmp / "gw", settle_s=args.settle),
             }
         shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result, indent=2))
