@@ -108,7 +108,10 @@ class EvChargingNeeds:
 
 
 class EvLink(Protocol):
-    """The EV communication controller (ISO 15118 SECC, or the simulator's stand-in)."""
+    """The EV communication controller (ISO 15118 SECC, or the simulator's stand-in), chosen
+    by ``[ev_link] kind`` and built by its adapter's factory (``v2g_gateway.adapters``)."""
 
     async def read_charging_needs(self) -> EvChargingNeeds | None:
-        """The plugged-in EV's declared needs, or ``None`` when no EV is connected."""
+        """The plugged-in EV's declared needs, or ``None`` when no EV is connected. Raises
+        when the controller cannot be reached; the station then reports no V2X data (no
+        discharge) until it answers again."""
