@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
+
+from pydantic import AfterValidator
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -36,10 +39,13 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "AdapterError",
     "ContactorFactory",
+    "ContactorKind",
     "EvLinkFactory",
+    "EvLinkKind",
     "I2cBusFactory",
     "OperatingPointDriver",
     "OperatingPointFactory",
+    "PowerSensorKind",
     "check_kind",
     "contactor_factory",
     "ev_link_factory",
@@ -136,6 +142,12 @@ def check_kind(section: str, kind: str) -> str:
         values = ", ".join(sorted(ep.value for ep in found))
         raise ValueError(f"kind {kind!r} is provided twice ({values}): uninstall one")
     return kind
+
+
+#: Config field types: a ``kind`` some installed code provides (else a ValueError naming why).
+ContactorKind = Annotated[str, AfterValidator(partial(check_kind, "contactor"))]
+PowerSensorKind = Annotated[str, AfterValidator(partial(check_kind, "power_sensor"))]
+EvLinkKind = Annotated[str, AfterValidator(partial(check_kind, "ev_link"))]
 
 
 def _load(section: str, kind: str) -> Any:

@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from v2g_common.config import ConfigSection
-from v2g_gateway.adapters import check_kind
+from v2g_gateway.adapters import ContactorKind
 
 __all__ = ["ContactorSection", "GpioLineRequest", "GpiodContactor", "SysfsGpioContactor"]
 
@@ -32,16 +32,11 @@ class ContactorSection(ConfigSection):
     """``kind = "gpiod"`` (a relay on a GPIO line of ``chip``), ``"gpio_sysfs"`` (the same
     through sysfs) or an installed kind (``"simulated"``: v2g-sim)."""
 
-    kind: str = "gpiod"
+    kind: ContactorKind = "gpiod"
     chip: Path = Path("/dev/gpiochip0")
     line_offset: int = Field(default=17, ge=0)
     gpio_value_path: Path = Path("/sys/class/gpio/gpio17/value")
     active_low: bool = False
-
-    @field_validator("kind")
-    @classmethod
-    def _provided(cls, kind: str) -> str:
-        return check_kind("contactor", kind)
 
     @model_validator(mode="after")
     def _keys_of_this_kind(self) -> ContactorSection:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from v2g_common.config import ConfigSection
-from v2g_gateway.adapters import check_kind
+from v2g_gateway.adapters import EvLinkKind, PowerSensorKind
 from v2g_gateway.contactor import ContactorSection
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.hw.config import PowerModuleSection, PowerSensorSection
@@ -38,12 +38,7 @@ class PowerSensorConfig(PowerSensorSection):
     ``ina228`` on the kernel's i2c-dev, or another installed kind (``simulated``: the INA228
     model inside v2g-sim, see ``[simulator]``)."""
 
-    kind: str = "ina228"
-
-    @field_validator("kind")
-    @classmethod
-    def _provided(cls, kind: str) -> str:
-        return check_kind("power_sensor", kind)
+    kind: PowerSensorKind = "ina228"
 
 
 class EvLinkSection(ConfigSection):
@@ -51,12 +46,7 @@ class EvLinkSection(ConfigSection):
     data, so no discharge; other kinds come from installed adapter packages (``simulated``:
     the v2g-sim control socket, ``[simulator]``)."""
 
-    kind: str = "none"
-
-    @field_validator("kind")
-    @classmethod
-    def _provided(cls, kind: str) -> str:
-        return check_kind("ev_link", kind)
+    kind: EvLinkKind = "none"
 
 
 class ControlProcessConfig(ConfigSection):
