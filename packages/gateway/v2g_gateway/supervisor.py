@@ -75,6 +75,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._events = channel.subscribe_events()
         self._healthy = False
+        self._stopping = False  # a stop sequence ends the loop's reports: not a stall
 
     async def run(self) -> int:
         """Until SIGTERM (0 after a clean ramp-down) or the control process dies (1)."""
@@ -136,6 +137,7 @@ class Supervisor:
 
     async def stop_control(self) -> int:
         """Ramp to 0 W, open the contactor, let the control process exit."""
+        self._stopping = True
         self._notifier.stopping("ramping to 0 W and opening the contactor")
         log.info("stopping: ramping to 0 W, then opening the contactor")
         self._channel.request_stop()
@@ -206,7 +208,7 @@ class Supervisor:
             await asyncio.sleep(interval)
 
     def _note_health(self, healthy: bool) -> None:
-        if healthy == self._healthy:
+        if healthy == self._healthy or self._stopping:
             return
         self._healthy = healthy
         if healthy:
