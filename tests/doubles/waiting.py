@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def eventually(
@@ -13,3 +17,15 @@ async def eventually(
     async with asyncio.timeout(timeout_s):
         while not predicate():  # noqa: ASYNC110 - state with no event of its own
             await asyncio.sleep(poll_s)
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
+    """Poll ``probe`` (blocking) until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)

@@ -90,6 +90,7 @@ class SimulatedCharger:
             "grid_voltage_v": round(m.grid_voltage_v, 2),
             "faults": sorted(m.faults),
             "revert_remaining_s": m.revert_remaining_s,
+            "reverted": m.revert.reverted,  # the 704 revert timer set the output, no write since
             "sensor_gain_error": self.sensor.gain_error,
             "sensor_offset_error_w": self.sensor.offset_error_w,
         }

@@ -8,7 +8,6 @@ simulator always runs here."""
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -18,29 +17,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.gateway.daemon.daemon_harness import RunningDaemon, RunningSim, wait_for
+from tests.integration.gateway.daemon.daemon_harness import RunningDaemon, RunningSim, running_sim
 
 GATEWAY_PYTHON = os.environ.get("V2G_GATEWAY_PYTHON") or sys.executable
 
 
 @pytest.fixture
 def v2g_sim(tmp_path: Path) -> Iterator[RunningSim]:
-    sock = tmp_path / "sim.sock"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "v2g_sim.cli", "serve", "--socket", str(sock), "--plug-in"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 15.0)
-        line = process.stdout.readline() if ready else ""
-        assert line.startswith("tty: "), f"v2g-sim did not start: {line!r}"
-        wait_for(sock.exists, timeout_s=10.0, what="the simulator's control socket")
-        yield RunningSim(process, line.split()[1], sock)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_sim(tmp_path / "sim.sock") as sim:
+        yield sim
 
 
 @pytest.fixture

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import select
 import subprocess
-import time
-from collections.abc import Callable
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 
+from tests.doubles.waiting import wait_for
 from v2g_sim.control import SimControlClient
 
-T = TypeVar("T")
-
-
-def wait_for(probe: Callable[[], T | None], *, timeout_s: float, what: str) -> T:
-    """Poll ``probe`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
+__all__ = ["RunningDaemon", "RunningSim", "gateway_config", "running_sim", "to_toml", "wait_for"]
 
 
 @dataclass
@@ -40,6 +31,26 @@ class RunningSim:
 
     def status(self) -> dict[str, Any]:
         return self.request("status")
+
+
+@contextlib.contextmanager
+def running_sim(sock: Path) -> Iterator[RunningSim]:
+    """``v2g-sim serve --plug-in`` with its control socket at ``sock``, stopped afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "v2g_sim.cli", "serve", "--socket", str(sock), "--plug-in"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 15.0)
+        line = process.stdout.readline() if ready else ""
+        assert line.startswith("tty: "), f"v2g-sim did not start: {line!r}"
+        wait_for(sock.exists, timeout_s=10.0, what="the simulator's control socket")
+        yield RunningSim(process, line.split()[1], sock)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def to_toml(config: dict[str, dict[str, Any]]) -> str:
