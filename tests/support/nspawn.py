@@ -161,6 +161,8 @@ def boot(
         f"--machine={name}",
         "--console=read-only",
         "--system-call-filter=bpf",
+        # what a real host's PID 1 has: mlockall()/LimitMEMLOCK for the services
+        "--capability=CAP_IPC_LOCK",
         *(bind.option() for bind in binds),
     ]
     env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1", **(extra_env or {})}

@@ -177,10 +177,8 @@ def bench_gateway_config(**overrides: Mapping[str, Any]) -> str:
     return to_toml(config)
 
 
-def core_config(*, csms_port: int, metrics_port: int) -> str:
+def core_config(*, csms_port: int, metrics_port: int, **overrides: Mapping[str, Any]) -> str:
     """etc/core.toml on free ports (the container shares the host's network)."""
-    overrides = {
-        "csms": {"host": "127.0.0.1", "port": csms_port},
-        "metrics": {"port": metrics_port},
-    }
-    return to_toml(_merged(_shipped("core.toml", drop=("api", "ingest")), overrides))
+    ports = {"csms": {"host": "127.0.0.1", "port": csms_port}, "metrics": {"port": metrics_port}}
+    config = _merged(_shipped("core.toml", drop=("api", "ingest")), ports)
+    return to_toml(_merged(config, overrides))

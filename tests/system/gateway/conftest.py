@@ -14,7 +14,8 @@ from tests.integration.gateway.daemon.daemon_harness import RunningSim, running_
 from tests.support.nspawn import Bind, boot
 from tests.support.rootfs import overlay
 from tests.system.deploy import group_id, install_gateway
-from tests.system.gateway.bench import GatewayBench, monotonic_us
+from tests.system.gateway.bench import UNIT, GatewayBench
+from tests.system.unit import monotonic_us
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def gateway_bench(
     ]
     console = tmp_path_factory.mktemp("console") / "gateway.log"
     with boot(gateway_root, name=f"v2g-gw-{os.getpid()}", binds=binds, console=console) as box:
-        yield GatewayBench(box, gateway_root, bench_sim)
+        yield GatewayBench(box, gateway_root, UNIT, bench_sim)
 
 
 @pytest.fixture

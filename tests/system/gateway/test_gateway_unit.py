@@ -4,16 +4,21 @@ or journald (``journalctl -o json``) inside the container report."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.doubles.waiting import wait_for
-from tests.system.gateway.bench import UNIT, GatewayBench, monotonic_us
+from tests.system.gateway.bench import UNIT, GatewayBench
+from tests.system.unit import monotonic_us, timespan_us
 
 pytestmark = [pytest.mark.integration, pytest.mark.system]
 
@@ -75,16 +80,6 @@ def test_active_only_after_ready_with_status_line_and_journald_event_fields(
     )
 
 
-def _timespan_us(text: str) -> int:
-    """systemd's printed time span ("5s", "1min 30s", "500ms") in µs."""
-    units = {"us": 1, "ms": 1_000, "s": 1_000_000, "min": 60_000_000, "h": 3_600_000_000}
-    total = 0
-    for part in text.split():
-        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
-        total += int(float(number) * units[part[len(number) :]])
-    return total
-
-
 def _sample_until(
     gateway: GatewayBench, done: Callable[[dict[str, Any]], bool], *, timeout_s: float
 ) -> list[tuple[int, dict[str, Any]]]:
@@ -118,7 +113,8 @@ def test_watchdog_kills_a_stalled_loop_after_the_module_reverted_and_restarts_it
 ) -> None:
     before = gateway.start_running()
     gateway.wait_discharging()
-    watchdog_us = _timespan_us(gateway.container.show(UNIT, "WatchdogUSec")["WatchdogUSec"])
+    watchdog_us = timespan_us(gateway.container.show(UNIT, "WatchdogUSec")["WatchdogUSec"])
+    assert watchdog_us > 0, "WatchdogSec= is not set"
     since_us = monotonic_us()
 
     gateway.container.systemctl("kill", "--kill-whom=main", "--signal=SIGUSR2", UNIT)
@@ -209,8 +205,108 @@ def test_stop_ramps_to_zero_opens_the_contactor_and_exits_0_in_time(
     stopping = gateway.wait_message("Stopping v2g-gateway", since_us=since_us, timeout_s=5)
     stopped = gateway.wait_message("Deactivated successfully", since_us=since_us, timeout_s=5)
     stop_us = int(stopped["__MONOTONIC_TIMESTAMP"]) - int(stopping["__MONOTONIC_TIMESTAMP"])
-    assert 0 < stop_us < _timespan_us(props["TimeoutStopUSec"])
+    assert 0 < stop_us < timespan_us(props["TimeoutStopUSec"])
     lines = gateway.journal_lines(since_us=since_us)
     assert any(line.endswith(": stopped cleanly") for line in lines), lines
     # a clean stop is not a stalled loop
     assert not gateway.journal("EVENT_CODE=CONTROL_LOOP_STALLED", since_us=since_us)
+
+
+PROBE = "/usr/local/libexec/v2g-hardening-probe"
+ALLOWED_WRITES = ("/var/lib/v2g-gateway", "/run/v2g-gateway", "/tmp", "/var/tmp")
+#: Owned by the service's user, so only ProtectSystem=strict keeps it from writing there.
+OWNED_ELSEWHERE = ("/srv/v2g-probe", "/var/log/v2g-probe", "/opt/v2g-gateway/v2g-probe")
+
+
+def _kernel_has_char_class(gateway: GatewayBench, name: str) -> bool:
+    devices = gateway.container.run("cat", "/proc/devices").stdout
+    return any(line.split()[1:] == [name] for line in devices.splitlines() if line[:1] == " ")
+
+
+def test_the_sandbox_writes_only_its_own_directories_and_opens_only_allowed_devices(
+    gateway: GatewayBench,
+) -> None:
+    uid = int(gateway.container.run("id", "-u", "v2g-gateway").stdout)
+    for path in OWNED_ELSEWHERE:
+        (gateway.root / path.lstrip("/")).mkdir(exist_ok=True)
+        os.chown(gateway.root / path.lstrip("/"), uid, -1)
+    nodes = {  # in the container's own /dev: what a charger's udev would make
+        "/dev/ttyS1": ("4", "65", "dialout"),  # DeviceAllow=char-ttyS
+        "/dev/i2c-1": ("89", "1", "i2c"),  # DeviceAllow=char-i2c
+        "/dev/v2g-unlisted": ("10", "200", "v2g-gateway"),  # misc: not allowed
+    }
+    for node, (major, minor, group) in nodes.items():
+        gateway.container.run("rm", "-f", node)
+        gateway.container.run("mknod", "-m", "0660", node, "c", major, minor)
+        gateway.container.run("chgrp", group, node)
+    probe = gateway.root / PROBE.lstrip("/")
+    probe.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("hardening_probe.py"), probe)
+    paths = (*ALLOWED_WRITES, *OWNED_ELSEWHERE, "/etc/v2g-gateway", "/root")
+    gateway.drop_in(
+        "hardening-probe",
+        f"[Service]\nExecStartPost=/usr/bin/python3 {PROBE} {' '.join(paths)} -- "
+        f"{' '.join(nodes)}\n",
+    )
+    since_us = monotonic_us()
+    gateway.start_running()
+    line = gateway.wait_message("HARDENING-PROBE ", since_us=since_us, timeout_s=30)
+    report = json.loads(line["MESSAGE"].removeprefix("HARDENING-PROBE "))
+
+    print("probe:", report)
+    assert report["uid"] == uid
+    assert {path: report["write"][path] for path in ALLOWED_WRITES} == dict.fromkeys(
+        ALLOWED_WRITES, "ok"
+    )
+    assert {path: report["write"][path] for path in OWNED_ELSEWHERE} == dict.fromkeys(
+        OWNED_ELSEWHERE, "EROFS"
+    )
+    assert report["write"]["/etc/v2g-gateway"] in ("EROFS", "EACCES")
+    assert report["write"]["/root"] in ("EACCES", "ENOENT")  # ProtectHome=yes
+    assert report["open"]["/dev/v2g-unlisted"] == "EPERM"  # the device cgroup said no
+    assert report["open"]["/dev/ttyS1"] not in ("EPERM", "EACCES", "ENOENT")
+    # systemd resolves char-i2c from /proc/devices when the unit starts: without the
+    # kernel's i2c-dev (this test host) nothing matches and the node stays closed.
+    expect_i2c_open = _kernel_has_char_class(gateway, "i2c")
+    assert (report["open"]["/dev/i2c-1"] != "EPERM") == expect_i2c_open, report["open"]
+
+
+def test_the_control_process_runs_sched_fifo_with_locked_memory(gateway: GatewayBench) -> None:
+    since_us = monotonic_us()
+    gateway.start_running()
+    rtprio = _limit(gateway, gateway.control_pid(), "Max realtime priority")
+    if rtprio < 50:
+        # systemd could not raise the hard limit (this host withholds CAP_SYS_RESOURCE from
+        # the container): the daemon says so and runs anyway. Prove the rest of the path
+        # (seccomp filter, no RestrictRealtime, the control process applying it) with the
+        # capabilities that stand in for the limits.
+        assert gateway.wait_message("SCHED_FIFO 50 not applied", since_us=since_us, timeout_s=5)
+        gateway.container.systemctl("stop", UNIT)
+        gateway.drop_in(
+            "realtime-stand-in",
+            "[Service]\nCapabilityBoundingSet=CAP_SYS_NICE CAP_IPC_LOCK\n"
+            "AmbientCapabilities=CAP_SYS_NICE CAP_IPC_LOCK\n",
+        )
+        since_us = monotonic_us()
+        gateway.start_running()
+    control, main = gateway.control_pid(), gateway.main_pid()
+    chrt = gateway.container.run("chrt", "-p", str(control)).stdout
+    assert "SCHED_FIFO" in chrt, chrt
+    assert "priority: 50" in chrt, chrt
+    sched = gateway.container.run("cat", f"/proc/{control}/sched").stdout
+    assert re.search(r"^policy\s+:\s+1$", sched, re.MULTILINE), sched  # SCHED_FIFO
+    assert "SCHED_OTHER" in gateway.container.run("chrt", "-p", str(main)).stdout
+    locked = gateway.container.run("grep", "VmLck", f"/proc/{control}/status").stdout
+    assert int(locked.split()[1]) > 0, locked
+    assert not [line for line in gateway.journal_lines(since_us=since_us) if "not applied" in line]
+    limits = gateway.container.show(UNIT, "LimitRTPRIO", "LimitMEMLOCK", "RestrictRealtime")
+    assert limits == {"LimitRTPRIO": "80", "LimitMEMLOCK": "infinity", "RestrictRealtime": "no"}
+
+
+def _limit(gateway: GatewayBench, pid: int, name: str) -> int:
+    """The soft value of one of /proc/PID/limits' rows (unlimited = a large number)."""
+    for row in gateway.container.run("cat", f"/proc/{pid}/limits").stdout.splitlines():
+        if row.startswith(name):
+            soft = row[len(name) :].split()[0]
+            return 1 << 62 if soft == "unlimited" else int(soft)
+    raise AssertionError(f"no {name!r} in /proc/{pid}/limits")

@@ -53,17 +53,25 @@ def running_sim(sock: Path) -> Iterator[RunningSim]:
         process.wait(timeout=10)
 
 
-def to_toml(config: dict[str, dict[str, Any]]) -> str:
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | Path):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    return repr(value)
+
+
+def to_toml(config: dict[str, dict[str, Any]], *, prefix: str = "") -> str:
+    """Sections of scalars and lists; a dict inside a section becomes a sub-table."""
     lines = []
     for section, values in config.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, str | Path):
-                lines.append(f'{key} = "{value}"')
-            else:
-                lines.append(f"{key} = {value!r}")
+        lines.append(f"[{prefix}{section}]")
+        tables = {key: value for key, value in values.items() if isinstance(value, dict)}
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in tables]
+        if tables:
+            lines.append(to_toml(tables, prefix=f"{prefix}{section}.").rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
