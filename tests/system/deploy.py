@@ -37,21 +37,13 @@ def _chroot(root: Path, *argv: str) -> None:
     subprocess.run(["chroot", str(root), *argv], env=_CLEAN_ENV, check=True)
 
 
-def _venv_install(
-    root: Path,
-    *,
-    venv: str,
-    wheelhouse: Path,
-    sources: Sequence[str],
-    without_deps: Sequence[str] = (),
-) -> None:
+def _venv_install(root: Path, *, venv: str, wheelhouse: Path, sources: Sequence[str]) -> None:
     """``python3 -m venv`` and ``pip install --no-index`` of ``sources`` (directories under
-    ``packages/``, with extras) inside ``root``, from ``wheelhouse``; ``without_deps`` are
-    installed after them with ``--no-deps``."""
+    ``packages/``, with extras) inside ``root``, from ``wheelhouse``."""
     stage = root / "var/cache/v2g-install"
     shutil.rmtree(stage, ignore_errors=True)
     shutil.copytree(wheelhouse, stage / "wheels", ignore=shutil.ignore_patterns(".*"))
-    for source in (*sources, *without_deps):
+    for source in sources:
         name = source.split("[")[0]
         shutil.copytree(REPO / "packages" / name, stage / "src" / name)
     if not (root / venv.lstrip("/") / "bin/python").exists():
@@ -59,8 +51,6 @@ def _venv_install(
     pip = [f"{venv}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     pip += ["--no-index", "--find-links", "/var/cache/v2g-install/wheels"]
     _chroot(root, *pip, *(f"/var/cache/v2g-install/src/{s}" for s in sources))
-    if without_deps:
-        _chroot(root, *pip, "--no-deps", *(f"/var/cache/v2g-install/src/{s}" for s in without_deps))
     shutil.rmtree(stage)
 
 
@@ -87,21 +77,23 @@ def _unit(root: Path, name: str) -> None:
 
 
 def install_gateway(root: Path, *, wheelhouse: Path) -> None:
-    """Provisional (until scripts/install-gateway lands): venv with v2g-common, v2g-gateway
-    [systemd] and the simulator's device adapters; user and groups; config dir; unit."""
-    _venv_install(
-        root,
-        venv="/opt/v2g-gateway/.venv",
-        wheelhouse=wheelhouse,
-        sources=["common", "gateway[systemd]"],
-        without_deps=["sim"],
+    """docs/installing-gateway.md §1 into ``root``: ``scripts/install-gateway`` in its chroot
+    mode, offline from ``wheelhouse``, with journald fields and the bench's simulated
+    devices (§5)."""
+    subprocess.run(
+        [
+            str(REPO / "scripts/install-gateway"),
+            "--root",
+            str(root),
+            "--wheelhouse",
+            str(wheelhouse),
+            "--with-systemd-python",
+            "--with-simulated-devices",
+        ],
+        env=_CLEAN_ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
-    _sysusers(root, Path(__file__).with_name("v2g-gateway.sysusers"))
-    gid = group_id(root, "v2g-gateway")
-    etc = root / "etc/v2g-gateway"
-    etc.mkdir(mode=0o750, exist_ok=True)
-    _own(etc, gid, mode=0o750)
-    _unit(root, "v2g-gateway.service")
 
 
 def install_core(root: Path, *, wheelhouse: Path, pki_root: Path) -> None:
