@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
 
 CACHE_DIR = Path(os.environ.get("V2G_CACHE_DIR") or Path.home() / ".cache" / "v2g-vpp")
 _COMPLETE = ".complete.json"
+_UNUSED_FOR_S = 30 * 86400  # entries not used for this long are removed (other keys only)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ def _cached(
     """``CACHE_DIR/kind/key``, made by ``build(tmp_dir)`` the first time."""
     final = CACHE_DIR / kind / key
     with _locked(CACHE_DIR / kind / f"{key}.lock"):
+        _prune(CACHE_DIR / kind, keep=key)
         if (final / _COMPLETE).exists():
+            (final / _COMPLETE).touch()  # last used
             return final
         tmp = CACHE_DIR / kind / f"{key}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -92,6 +96,15 @@ def _cached(
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
     return final
+
+
+def _prune(kind_dir: Path, *, keep: str) -> None:
+    """Remove complete entries of other keys whose last use is older than 30 days."""
+    cutoff = time.time() - _UNUSED_FOR_S
+    for stamp in kind_dir.glob(f"*/{_COMPLETE}"):
+        entry = stamp.parent
+        if entry.name != keep and stamp.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def cached_rootfs(recipe: RootfsRecipe = DEFAULT_RECIPE) -> Path:

@@ -17,7 +17,8 @@ from tests.system.core.conftest import UNIT, CoreBench
 from tests.system.unit import monotonic_us
 from vpp_core.fleet.schema import MIGRATIONS
 
-pytestmark = [pytest.mark.integration, pytest.mark.system]
+# the first test of a module also builds its container (and, cold, the cached root and wheels)
+pytestmark = [pytest.mark.integration, pytest.mark.system, pytest.mark.timeout(900)]
 
 DATABASE = "var/lib/vpp-core/fleet.db"
 

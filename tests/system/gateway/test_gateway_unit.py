@@ -20,7 +20,8 @@ from tests.doubles.waiting import wait_for
 from tests.system.gateway.bench import UNIT, GatewayBench
 from tests.system.unit import monotonic_us, timespan_us
 
-pytestmark = [pytest.mark.integration, pytest.mark.system]
+# the first test of a module also builds its container (and, cold, the cached root and wheels)
+pytestmark = [pytest.mark.integration, pytest.mark.system, pytest.mark.timeout(900)]
 
 HOLD_S = 2.0  # how long the frozen simulator keeps the daemon from its first loop report
 
