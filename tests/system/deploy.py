@@ -171,6 +171,9 @@ def bench_gateway_config(**overrides: Mapping[str, Any]) -> str:
 
 def core_config(*, csms_port: int, metrics_port: int, **overrides: Mapping[str, Any]) -> str:
     """etc/core.toml on free ports (the container shares the host's network)."""
-    ports = {"csms": {"host": "127.0.0.1", "port": csms_port}, "metrics": {"port": metrics_port}}
+    ports: dict[str, dict[str, Any]] = {
+        "csms": {"host": "127.0.0.1", "port": csms_port},
+        "metrics": {"port": metrics_port},
+    }
     config = _merged(_shipped("core.toml", drop=("api", "ingest")), ports)
     return to_toml(_merged(config, overrides))

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tests.doubles.waiting import wait_for
 from tests.support.nspawn import BootedContainer
 
-__all__ = ["ServiceUnit", "monotonic_us", "timespan_us"]
+__all__ = ["ServiceUnit", "around_each_test", "monotonic_us", "timespan_us"]
 
+U = TypeVar("U", bound="ServiceUnit")
 _STATE = ("ActiveState", "SubState", "MainPID", "NRestarts", "Result", "StatusText")
 
 
@@ -65,6 +67,10 @@ class ServiceUnit:
         path.write_text(text)
         self.container.systemctl("daemon-reload")
 
+    def reset(self) -> None:
+        """What each test starts from (benches add their own state)."""
+        self.reset_unit()
+
     def reset_unit(self) -> None:
         """Stopped, failure state cleared, no drop-ins."""
         self.container.systemctl("stop", self.name, check=False)
@@ -97,3 +103,13 @@ class ServiceUnit:
             return hits[0] if hits else None
 
         return wait_for(found, timeout_s=timeout_s, what=f"{text!r} in the journal")
+
+
+def around_each_test(unit: U) -> Iterator[U]:
+    """Reset before and after a test; the unit's journal of the test is printed (pytest
+    shows it when the test fails)."""
+    unit.reset()
+    started_us = monotonic_us()
+    yield unit
+    print("\n".join(unit.journal_lines(since_us=started_us)))
+    unit.reset()

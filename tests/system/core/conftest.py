@@ -16,7 +16,7 @@ from tests.support.mosquitto import free_port
 from tests.support.nspawn import boot
 from tests.support.rootfs import overlay
 from tests.system.deploy import core_config, install_core, write_config
-from tests.system.unit import ServiceUnit, monotonic_us
+from tests.system.unit import ServiceUnit, around_each_test
 
 UNIT = "vpp-core.service"
 CONFIG = "/etc/vpp-core/core.toml"
@@ -28,8 +28,8 @@ class CoreBench(ServiceUnit):
     metrics_port: int
 
     def configure(self, **sections: Mapping[str, Any]) -> None:
-        ports = {"csms_port": self.csms_port, "metrics_port": self.metrics_port}
-        write_config(self.root, CONFIG, core_config(**ports, **sections), group="vpp-core")
+        text = core_config(csms_port=self.csms_port, metrics_port=self.metrics_port, **sections)
+        write_config(self.root, CONFIG, text, group="vpp-core")
 
     def reset(self) -> None:
         self.reset_unit()
@@ -49,10 +49,5 @@ def core_bench(
 
 @pytest.fixture
 def core(core_bench: CoreBench) -> Iterator[CoreBench]:
-    """The module's bench, reset before and after each test (the unit's journal of the test
-    is printed: pytest shows it when the test fails)."""
-    core_bench.reset()
-    started_us = monotonic_us()
-    yield core_bench
-    print("\n".join(core_bench.journal_lines(since_us=started_us)))
-    core_bench.reset()
+    """The module's bench, reset before and after each test."""
+    yield from around_each_test(core_bench)

@@ -15,7 +15,7 @@ from tests.support.nspawn import Bind, boot
 from tests.support.rootfs import overlay
 from tests.system.deploy import group_id, install_gateway
 from tests.system.gateway.bench import UNIT, GatewayBench
-from tests.system.unit import monotonic_us
+from tests.system.unit import around_each_test
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,5 @@ def gateway_bench(
 
 @pytest.fixture
 def gateway(gateway_bench: GatewayBench) -> Iterator[GatewayBench]:
-    """The module's bench, reset before and after each test (the unit's journal of the test
-    is printed: pytest shows it when the test fails)."""
-    gateway_bench.reset()
-    started_us = monotonic_us()
-    yield gateway_bench
-    print("\n".join(gateway_bench.journal_lines(since_us=started_us)))
-    gateway_bench.reset()
+    """The module's bench, reset before and after each test."""
+    yield from around_each_test(gateway_bench)
