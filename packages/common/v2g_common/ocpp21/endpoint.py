@@ -21,7 +21,10 @@ What a peer gets (OCPP-J 2.0.1 / 2.1 part 4):
   ``NotImplemented``;
 * a malformed frame: CALLERROR per :mod:`v2g_common.ocpp21.frames` (message id ``"-1"``
   when unreadable); never for answers or SENDs, which are not answered;
-* a CALL failing schema validation: CALLERROR with the constraint's code and the real id;
+* a CALL failing schema validation: CALLERROR with the constraint's code and the real id
+  (an ``integer`` outside OCPP's 32-bit type: ``TypeConstraintViolation``, see
+  :mod:`v2g_common.ocpp21.schemas`); a CALLRESULT failing it: the caller gets
+  ``ResponseInvalid`` and a 2.1 peer a CALLRESULTERROR with that code;
 * a handler raising an :class:`OcppError`: that CALLERROR; any other exception:
   ``InternalError`` (logged with its traceback the first time per action and type);
 * a SEND: its handler runs, nothing is answered;

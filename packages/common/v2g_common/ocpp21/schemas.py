@@ -14,6 +14,18 @@ alternatives, used before, cost ≈ 0.4 µs per value: a third of a TransactionE
 validation) and keeps its list under ``x-enum`` for the error message. Same accepted
 values, same wire error code (``PropertyConstraintViolation``).
 
+Every ``integer`` of every schema is bounded to OCPP's ``integer`` data type, a 32-bit signed
+integer (OCPP 2.0.1 / 2.1 part 2, "Data types"): the shipped schemas say only ``"type":
+"integer"`` (and at most a ``minimum``), so without this a station's ``evseId`` of 2^63 passed
+validation, was answered normally and later broke the fleet database's ``INTEGER`` column. The
+bound is added to each integer node before compiling (its own tighter ``minimum``/``maximum``
+kept) and marked ``x-int32``; a value outside it is answered ``TypeConstraintViolation`` -- the
+OCPP-J code for a field that "violates data type constraints", the same code a ``string[n]``
+too long gets -- while a value inside the type but outside the schema's own bound (an
+``evseId`` of -1) stays ``PropertyConstraintViolation``. It applies to both roles and every
+direction, CALLRESULTs we receive included, because every payload goes through these
+validators (one extra comparison per integer; ``benchmarks/ocpp_codec.py``).
+
 Two validators exist per schema: *outgoing* checks ``date-time`` strictly (RFC 3339 with an
 offset, what we must send); *incoming* accepts a timestamp without an offset, as some deployed
 stations send, but still rejects a string that is no timestamp at all. Everything else is the
@@ -60,6 +72,10 @@ SUBPROTOCOLS: tuple[str, ...] = ("ocpp2.1", "ocpp2.0.1")
 
 Validator = Callable[[Any], Any]
 
+#: OCPP's ``integer`` (part 2, data types): 32-bit signed.
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
 _LENIENT_DATE_TIME = (
     r"^\d{4}-[01]\d-[0-3]\d[tT ][0-2]\d:[0-5]\d:[0-6]\d(?:\.\d+)?"
     r"(?:[zZ]|[+-][0-2]\d:?[0-5]\d)?\Z"
@@ -78,6 +94,8 @@ _CODE_FOR_RULE: dict[str, type[OcppError]] = {
     "maximum": PropertyConstraintViolation,
     "exclusiveMinimum": PropertyConstraintViolation,
     "exclusiveMaximum": PropertyConstraintViolation,
+    # outside OCPP's 32-bit ``integer`` data type (see the module docstring)
+    "int32": TypeConstraintViolation,
     "multipleOf": PropertyConstraintViolation,
     "pattern": PropertyConstraintViolation,
     "format": PropertyConstraintViolation,
@@ -153,7 +171,26 @@ def prepare_for_compiling(schema: Mapping[str, Any]) -> tuple[Any, EnumChecks]:
     ``formats`` checks its enums need."""
     checks: EnumChecks = {}
     inlined = inline_refs(schema, schema.get("definitions", {}))
-    return enums_as_formats(inlined, checks), checks
+    return bound_integers(enums_as_formats(inlined, checks)), checks
+
+
+def bound_integers(node: Any) -> Any:
+    """A copy of a schema with every ``integer`` bounded to OCPP's 32-bit ``integer`` type.
+
+    A node's own ``minimum``/``maximum`` is kept where it is tighter; the node is marked
+    ``x-int32`` so :func:`schema_error` can tell the data type's bound from the schema's.
+    """
+    if isinstance(node, list):
+        return [bound_integers(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: bound_integers(value) for key, value in node.items()}
+    kind = node.get("type")
+    if kind == "integer" or (isinstance(kind, list) and "integer" in kind):
+        out["minimum"] = max(node.get("minimum", INT32_MIN), INT32_MIN)
+        out["maximum"] = min(node.get("maximum", INT32_MAX), INT32_MAX)
+        out["x-int32"] = True
+    return out
 
 
 def enums_as_formats(node: Any, checks: EnumChecks) -> Any:
@@ -192,10 +229,20 @@ def schema_error(exc: fastjsonschema.JsonSchemaValueException) -> OcppError:
     if rule in ("format", "pattern") and "x-enum" in definition:
         rule = "enum"
         cause = f"{path}: {exc.value!r} is not one of {definition['x-enum']}"
+    elif rule in ("minimum", "maximum") and "x-int32" in definition and _outside_int32(exc.value):
+        rule = "int32"
+        cause = (
+            f"{path}: {exc.value!r} is outside OCPP's integer type "
+            f"(32-bit signed, {INT32_MIN}..{INT32_MAX})"
+        )
     else:
         cause = f"{path}: {exc.message.replace(exc.name or 'data', path, 1)}"
     error_class = _CODE_FOR_RULE.get(rule, FormatViolation)
     return error_class(cause, {"path": path, "rule": rule})
+
+
+def _outside_int32(value: Any) -> bool:
+    return isinstance(value, int | float) and not INT32_MIN <= value <= INT32_MAX
 
 
 @dataclass
