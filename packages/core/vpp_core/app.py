@@ -75,7 +75,9 @@ async def run_core(
             len(fleet.entries),
             len(fleet.sessions()),
         )
-        writes = StoreThread(config.fleet.database_url)
+        writes = StoreThread(
+            config.fleet.database_url, quarantine_file=config.fleet.quarantine_file
+        )
         await writes.start()
         try:
             core = _Core(config, store, writes, fleet, snapshot.registry_revision)
@@ -114,6 +116,8 @@ class _Core:
             unwritten_age_s=self.writer.unwritten_age_s,
             dropped_samples=self.writer.dropped_samples,
             active_sessions=fleet.active_session_count,
+            quarantined_rows=lambda: self.writer.quarantined_rows,
+            dropped_rows=self.writer.dropped_rows,
         )
 
     async def serve(

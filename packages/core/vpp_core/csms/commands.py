@@ -173,34 +173,32 @@ class StationCommander:
     async def _call(self, station_id: str, request: Any, timeout_s: float | None) -> Any:
         endpoint = self._endpoint(station_id)
         action = type(request).__name__
-        sent_at = self._clock()
-        started = time.perf_counter()
-        row: dict[str, Any] = {
-            "station_id": station_id,
-            "action": action,
-            "request": _fields_of(request),
-            "sent_at": sent_at,
-        }
+        logged = _Logged(station_id, action, _fields_of(request), self._clock())
         try:
             answer = await endpoint.call(
                 request, timeout_s=self._timeout_s if timeout_s is None else timeout_s
             )
         except (OcppAdapterError, StationOffline) as exc:
-            elapsed = time.perf_counter() - started
-            self._fleet.record_command(
-                {**row, "error": f"{type(exc).__name__}: {exc}", "latency_s": elapsed}
-            )
-            self._metrics.observe_command(action, type(exc).__name__, elapsed)
+            self._record(logged, type(exc).__name__, error=f"{type(exc).__name__}: {exc}")
             raise
-        elapsed = time.perf_counter() - started
         result = _result(answer)
-        self._fleet.record_command(
-            {**row, "status": result.status, "reason": result.reason, "latency_s": elapsed}
-        )
-        self._metrics.observe_command(action, result.status, elapsed)
+        self._record(logged, result.status, status=result.status, reason=result.reason)
         if result.status == "Rejected" and action in _RESYNC_ON_REJECT:
             self._queue_resync(station_id)
         return answer
+
+    def _record(self, logged: _Logged, outcome: str, **result: str | None) -> None:
+        """One ``command_log`` row and the command metrics, whatever the outcome."""
+        elapsed = time.perf_counter() - logged.started
+        self._fleet.record_command(
+            station_id=logged.station_id,
+            action=logged.action,
+            request=logged.request,
+            sent_at=logged.sent_at,
+            latency_s=elapsed,
+            **result,
+        )
+        self._metrics.observe_command(logged.action, outcome, elapsed)
 
     def _queue_resync(self, station_id: str) -> None:
         try:
@@ -217,6 +215,17 @@ class StationCommander:
             except (OcppAdapterError, StationOffline, TimeoutError) as exc:
                 log.warning("profile re-sync of %s failed: %s", station_id, exc)
             self.resyncs_done += 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Logged:
+    """A command as it left, for its ``command_log`` row."""
+
+    station_id: str
+    action: str
+    request: dict[str, Any]
+    sent_at: datetime
+    started: float = dataclasses.field(default_factory=time.perf_counter)
 
 
 def _fields_of(request: Any) -> dict[str, Any]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["CsmsMetrics"]
 
@@ -101,8 +103,10 @@ class CsmsMetrics:
         unwritten_age_s: Callable[[], float],
         dropped_samples: Callable[[], float],
         active_sessions: Callable[[], float],
+        quarantined_rows: Callable[[], Mapping[tuple[str, str], int]],
+        dropped_rows: Callable[[], Mapping[str, int]],
     ) -> None:
-        """Gauges read on scrape from the write-behind and the live fleet."""
+        """Gauges and counters read on scrape from the write-behind and the live fleet."""
         r = self.registry
         gauges = (
             (
@@ -120,3 +124,34 @@ class CsmsMetrics:
         )
         for name, doc, read in gauges:
             Gauge(name, doc, registry=r).set_function(read)
+        r.register(_WriteLosses(quarantined_rows, dropped_rows))
+
+
+class _WriteLosses(Collector):
+    """Rows the fleet database did not get, read from the write-behind on scrape."""
+
+    def __init__(
+        self,
+        quarantined: Callable[[], Mapping[tuple[str, str], int]],
+        dropped: Callable[[], Mapping[str, int]],
+    ) -> None:
+        self._quarantined = quarantined
+        self._dropped = dropped
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        quarantined = CounterMetricFamily(
+            "vpp_fleet_db_quarantined_rows",
+            "Rows the database refused, kept in write_quarantine, the file, or lost",
+            labels=["table", "kept_in"],
+        )
+        for (table, kept_in), count in sorted(self._quarantined().items()):
+            quarantined.add_metric([table, kept_in], count)
+        dropped = CounterMetricFamily(
+            "vpp_fleet_db_dropped_rows",
+            "Rows dropped to stay within max_queued_rows while the database was unreachable",
+            labels=["table"],
+        )
+        for table, count in sorted(self._dropped().items()):
+            dropped.add_metric([table], count)
+        yield quarantined
+        yield dropped

@@ -9,8 +9,9 @@ magnitude) is turned into a negative power.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from vpp_core.fleet.errors import MeterValueError
@@ -35,14 +36,20 @@ class MeterReading(NamedTuple):
 
 
 def parse_timestamp(text: str) -> datetime:
-    """An OCPP ``dateTime`` (RFC 3339) as an aware datetime; ``Z`` accepted."""
+    """An OCPP ``dateTime`` (RFC 3339) as an aware UTC datetime; ``Z`` accepted.
+
+    Converted to UTC here, where a bad value is the station's error (a CALLERROR), not in
+    the database writer: ``0001-01-01T00:00:00+01:00`` has no UTC equivalent."""
     try:
         value = datetime.fromisoformat(text)
     except (TypeError, ValueError) as exc:
         raise MeterValueError(f"bad timestamp {text!r}") from exc
     if value.tzinfo is None:
         raise MeterValueError(f"timestamp {text!r} has no UTC offset")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise MeterValueError(f"timestamp {text!r} is out of range in UTC") from exc
 
 
 _TRACKED = frozenset(
@@ -65,7 +72,12 @@ def _scaled(sample: Mapping[str, Any]) -> float:
     if unit_info.get("unit") in _KILO_UNITS:
         value *= 1000.0
     multiplier = int(unit_info.get("multiplier", 0))
-    return value * 10.0**multiplier if multiplier else value
+    if not multiplier:
+        return value
+    scaled = value * 10.0**multiplier  # OverflowError for an absurd multiplier
+    if not math.isfinite(scaled):
+        raise ValueError(f"{value} x 10^{multiplier} is not a finite number")
+    return scaled
 
 
 def _reading(entry: Mapping[str, Any]) -> MeterReading:
@@ -105,7 +117,7 @@ def parse_meter_values(entries: Iterable[Mapping[str, Any]] | None) -> list[Mete
     """
     try:
         readings = [_reading(entry) for entry in entries or ()]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise MeterValueError(f"unreadable meter value: {exc}") from exc
     readings.sort(key=lambda r: r.timestamp)
     return readings

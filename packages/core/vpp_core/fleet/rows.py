@@ -1,4 +1,13 @@
-"""Live records <-> database rows (pure functions; the column names are the schema's)."""
+"""Live records <-> database rows (pure functions; the column names are the schema's).
+
+One row shape per table: each table's rows come from exactly one builder here, and every
+builder returns every column of its table (``None`` where a value is absent). A batch is
+written with one ``executemany`` per table, which compiles its statement from the first
+row's keys: rows of two shapes in one batch (a failed command logged with ``error``, an
+answered one with ``status``/``reason``) failed as a whole and, retried, stopped every
+later write (issue 13 item 2). ``tests/unit/core/fleet/test_fleet_rows.py`` checks each
+builder against its table.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +26,16 @@ from vpp_core.fleet.model import (
 )
 
 __all__ = [
+    "command_row",
     "entry_from_row",
     "entry_row",
     "evse_from_row",
     "evse_row",
     "limits_from_json",
     "limits_json",
+    "profile_row",
     "sample_row",
+    "security_event_row",
     "session_from_row",
     "session_row",
     "station_from_row",
@@ -138,4 +150,61 @@ def sample_row(station_id: str, transaction_id: str, sample: SampleTuple) -> Row
         "energy_import_wh": import_wh,
         "energy_export_wh": export_wh,
         "soc_pct": soc_pct,
+    }
+
+
+def command_row(
+    *,
+    station_id: str,
+    action: str,
+    request: Any,
+    sent_at: datetime,
+    status: str | None = None,
+    reason: str | None = None,
+    error: str | None = None,
+    latency_s: float | None = None,
+) -> Row:
+    """A ``command_log`` row: answered (``status``, ``reason``) or failed (``error``)."""
+    return {
+        "station_id": station_id,
+        "action": action,
+        "request": request,
+        "status": status,
+        "reason": reason,
+        "error": error,
+        "sent_at": sent_at,
+        "latency_s": latency_s,
+    }
+
+
+def security_event_row(
+    *,
+    station_id: str,
+    event_type: str,
+    tech_info: str | None,
+    occurred_at: datetime,
+    received_at: datetime,
+) -> Row:
+    return {
+        "station_id": station_id,
+        "event_type": event_type,
+        "tech_info": tech_info,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+    }
+
+
+def profile_row(
+    station_id: str, evse_id: int, source: str, profile: dict[str, Any], *, reported_at: datetime
+) -> Row:
+    """A ``reported_profiles`` row from a reported (snake_case) ``ChargingProfileType``."""
+    return {
+        "station_id": station_id,
+        "evse_id": evse_id,
+        "profile_id": int(profile["id"]),
+        "source": source,
+        "purpose": profile.get("charging_profile_purpose"),
+        "stack_level": profile.get("stack_level"),
+        "profile": profile,
+        "reported_at": reported_at,
     }

@@ -192,12 +192,42 @@ security_events = Table(
 )
 
 
+#: Rows the write-behind could not store (a batch the database refused was split until the
+#: refused rows were isolated): the row as JSON text, which table it was for and why.
+write_quarantine = Table(
+    "write_quarantine",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("table_name", String(64), nullable=False),
+    Column("row_json", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("quarantined_at", UtcDateTime, nullable=False, index=True),
+)
+
+#: The tables migration 1 created (pinned: later migrations add theirs).
+_V1_TABLES = (
+    stations,
+    station_state,
+    evse_state,
+    sessions,
+    session_samples,
+    reported_profiles,
+    command_log,
+    security_events,
+)
+
+
 def _v1(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+    metadata.create_all(conn, tables=list(_V1_TABLES))
+
+
+def _v2(conn: Connection) -> None:
+    write_quarantine.create(conn)
 
 
 #: (version, what it does, the change) in order; never edit a released entry.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
+    (2, "write_quarantine: rows the write-behind could not store, with the reason", _v2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

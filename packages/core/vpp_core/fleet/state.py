@@ -30,7 +30,7 @@ from vpp_core.fleet.model import (
 )
 from vpp_core.fleet.needs import limits_from_needs, soc_from_needs
 from vpp_core.fleet.pending import PendingWrites
-from vpp_core.fleet.rows import sample_row
+from vpp_core.fleet.rows import command_row, profile_row, sample_row, security_event_row
 from vpp_core.fleet.store import FleetSnapshot
 
 __all__ = ["FleetState"]
@@ -417,16 +417,7 @@ class FleetState:
         self._station(station_id, now)
         for p in profiles:
             self.pending.profiles.append(
-                {
-                    "station_id": station_id,
-                    "evse_id": evse_id,
-                    "profile_id": int(p["id"]),
-                    "source": source,
-                    "purpose": p.get("charging_profile_purpose"),
-                    "stack_level": p.get("stack_level"),
-                    "profile": dict(p),
-                    "reported_at": now,
-                }
+                profile_row(station_id, evse_id, source, dict(p), reported_at=now)
             )
         self.pending.touch()
 
@@ -441,26 +432,47 @@ class FleetState:
     ) -> None:
         self._station(station_id, now)
         self.pending.security_events.append(
-            {
-                "station_id": station_id,
-                "event_type": event_type,
-                "tech_info": tech_info,
-                "occurred_at": timestamp,
-                "received_at": now,
-            }
+            security_event_row(
+                station_id=station_id,
+                event_type=event_type,
+                tech_info=tech_info,
+                occurred_at=timestamp,
+                received_at=now,
+            )
         )
         self.pending.touch(urgent=True)
 
-    def record_command(self, row: Mapping[str, Any]) -> None:
-        """A command sent to a station and its outcome (a ``command_log`` row).
+    def record_command(
+        self,
+        *,
+        station_id: str,
+        action: str,
+        request: Mapping[str, Any],
+        sent_at: datetime,
+        status: str | None = None,
+        reason: str | None = None,
+        error: str | None = None,
+        latency_s: float | None = None,
+    ) -> None:
+        """A command sent to a station and its outcome: answered (``status``, ``reason``)
+        or failed (``error``); one ``command_log`` row of one shape either way.
 
-        The row's ``request`` is serialized to JSON at once (the store writes it as it is): the
+        The ``request`` is serialized to JSON at once (the store writes it as it is): the
         log keeps a snapshot, not the caller's objects, and a 10k-station fan-out does not
         keep 10k profile trees alive, for the garbage collector to walk, until written.
         """
-        logged = dict(row)
-        logged["request"] = orjson.Fragment(orjson.dumps(logged["request"], default=str))
-        self.pending.commands.append(logged)
+        self.pending.commands.append(
+            command_row(
+                station_id=station_id,
+                action=action,
+                request=orjson.Fragment(orjson.dumps(request, default=str)),
+                sent_at=sent_at,
+                status=status,
+                reason=reason,
+                error=error,
+                latency_s=latency_s,
+            )
+        )
         self.pending.touch(urgent=True)
 
     @staticmethod

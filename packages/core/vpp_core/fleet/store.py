@@ -3,29 +3,47 @@
 One schema (``vpp_core.fleet.schema``) for both, through SQLAlchemy Core with the async
 drivers aiosqlite and asyncpg. The store is written behind (``WriteBehind``) and read at start
 to restore the fleet; the station registry lives here too, so the CLI and the server share it.
+
+A write is one transaction. If it fails while the database is unreachable (or the error says
+so) it raises :class:`StoreError` and nothing was written: the write-behind retries the
+whole batch later. If the database is reachable and refuses the batch anyway, the rows are
+at fault: the batch is salvaged (:mod:`vpp_core.fleet.salvage`), good rows land and the
+refused ones are quarantined (:mod:`vpp_core.fleet.quarantine`); :class:`WriteReport` says
+what happened to each.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vpp_core.fleet import rows, schema
 from vpp_core.fleet.errors import StoreError, UnknownStationError
 from vpp_core.fleet.model import EvseLive, SessionLive, StationEntry, StationLive, V2xLimits
+from vpp_core.fleet.quarantine import QuarantineFile, quarantine_row
+from vpp_core.fleet.salvage import Item, Refused, reason_of, salvage
 
-__all__ = ["FleetSnapshot", "FleetStore", "WriteBatch", "async_url"]
+__all__ = ["FleetSnapshot", "FleetStore", "Quarantined", "WriteBatch", "WriteReport", "async_url"]
 
 Row = dict[str, Any]
+#: Errors that say the database (not the rows) failed: the whole batch is retried later.
+_TRANSIENT_ERRORS = (OperationalError, InterfaceError, DisconnectionError, OSError, TimeoutError)
 
 
 def async_url(url: str) -> str:
@@ -57,6 +75,49 @@ class WriteBatch:
     def row_count(self) -> int:
         return sum(len(v) for v in vars(self).values())
 
+    def items(self) -> list[Item]:
+        """Every row with its field, in write order."""
+        return [(f.name, row) for f in fields(self) for row in getattr(self, f.name)]
+
+    @classmethod
+    def of_items(cls, items: Sequence[Item]) -> WriteBatch:
+        batch = cls()
+        for name, row in items:
+            getattr(batch, name).append(row)
+        return batch
+
+
+#: The table each ``WriteBatch`` field is written to.
+TABLE_OF_FIELD = {
+    "stations": schema.station_state,
+    "evses": schema.evse_state,
+    "sessions": schema.sessions,
+    "samples": schema.session_samples,
+    "profiles": schema.reported_profiles,
+    "commands": schema.command_log,
+    "security_events": schema.security_events,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A row the database refused: its table, why, and where it was kept
+    (``"database"``: the ``write_quarantine`` table, ``"file"``, or ``"lost"``)."""
+
+    table: str
+    reason: str
+    kept_in: str
+
+
+@dataclass
+class WriteReport:
+    """What one :meth:`FleetStore.write` did."""
+
+    written: int
+    quarantined: list[Quarantined] = field(default_factory=list)
+    #: Rows not written because the database became unreachable while salvaging.
+    unwritten: WriteBatch | None = None
+
 
 @dataclass
 class FleetSnapshot:
@@ -81,13 +142,15 @@ def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class FleetStore:
     """Async access to the fleet database. Create with :meth:`open`; ``await close()``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, quarantine_file: Path | None = None) -> None:
         self._engine = engine
         self.dialect = engine.dialect.name
+        self._quarantine_file = QuarantineFile(quarantine_file)
 
     @classmethod
-    async def open(cls, url: str) -> FleetStore:
-        """Connect and apply pending migrations."""
+    async def open(cls, url: str, *, quarantine_file: Path | None = None) -> FleetStore:
+        """Connect and apply pending migrations; ``quarantine_file`` is where refused rows
+        go when the database refuses the quarantine table too."""
         engine = create_async_engine(
             async_url(url),
             pool_pre_ping=True,
@@ -96,7 +159,7 @@ class FleetStore:
         )
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
-        store = cls(engine)
+        store = cls(engine, quarantine_file=quarantine_file)
         try:
             await store.migrate()
         except (SQLAlchemyError, OSError) as exc:
@@ -139,13 +202,75 @@ class FleetStore:
         updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
         return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
 
-    async def write(self, batch: WriteBatch) -> None:
-        """Write one batch in one transaction (all or nothing); raise :class:`StoreError`."""
+    async def write(self, batch: WriteBatch) -> WriteReport:
+        """Write one batch in one transaction; a batch the reachable database refuses is
+        salvaged. Raises :class:`StoreError` (nothing written) when the database is
+        unreachable; never anything else."""
         try:
             async with self._engine.begin() as conn:
                 await self._write(conn, batch)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"fleet write of {batch.row_count()} rows failed: {exc}") from exc
+        except Exception as exc:
+            if await self._transient(exc):
+                raise StoreError(f"fleet write of {batch.row_count()} rows failed: {exc}") from exc
+            return await self._salvage(batch, exc)
+        return WriteReport(written=batch.row_count())
+
+    async def _write_items(self, items: Sequence[Item]) -> None:
+        async with self._engine.begin() as conn:
+            await self._write(conn, WriteBatch.of_items(items))
+
+    async def _transient(self, exc: BaseException) -> bool:
+        """The database failed (retry later), rather than the rows it was given."""
+        if isinstance(exc, _TRANSIENT_ERRORS) or getattr(exc, "connection_invalidated", False):
+            return True
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return True
+        return False
+
+    async def _salvage(self, batch: WriteBatch, error: BaseException) -> WriteReport:
+        outcome = await salvage(
+            batch.items(), error, write=self._write_items, transient=self._transient
+        )
+        kept_in = await self._quarantine(outcome.refused)
+        return WriteReport(
+            written=outcome.written,
+            quarantined=[
+                Quarantined(TABLE_OF_FIELD[r.item[0]].name, r.reason, kept_in)
+                for r in outcome.refused
+            ],
+            unwritten=WriteBatch.of_items(outcome.unwritten) if outcome.unwritten else None,
+        )
+
+    async def _quarantine(self, refused: Sequence[Refused]) -> str:
+        """Keep refused rows in ``write_quarantine``, else the file; where they went."""
+        if not refused:
+            return "database"
+        now = datetime.now(UTC)
+        kept = [
+            quarantine_row(TABLE_OF_FIELD[name].name, row, r.reason, at=now)
+            for r in refused
+            for name, row in (r.item,)
+        ]
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(schema.write_quarantine), kept)
+            return "database"
+        except Exception as exc:
+            database_error = reason_of(exc)
+        try:
+            self._quarantine_file.append(kept, database_error=database_error)
+            return "file"
+        except (OSError, ValueError):
+            return "lost"
+
+    async def quarantined(self) -> list[Row]:
+        """The ``write_quarantine`` table, oldest first (for operators and tests)."""
+        t = schema.write_quarantine
+        async with self._engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(select(t).order_by(t.c.id))).mappings()]
 
     async def _write(self, conn: AsyncConnection, batch: WriteBatch) -> None:
         upserts = (

@@ -2,8 +2,18 @@
 
 A write runs every ``interval_s``, or at once after an urgent change (transaction start/end,
 charging needs, status, boot, commands). Writes are sequential, so changes that arrive while
-one is in flight form the next batch. A failed write is merged back and retried with
-back-off; handlers and the live view never wait for the database.
+one is in flight form the next batch; handlers and the live view never wait for the database.
+
+Two kinds of failure, told apart by the store (:mod:`vpp_core.fleet.store`):
+
+* the database is unreachable (down, locked, disk full): the batch is merged back in front
+  of newer changes and retried with back-off (``interval_s`` doubling up to ``retry_max_s``);
+  nothing is lost but what exceeds ``max_queued_rows`` (oldest samples first), counted per
+  table (``vpp_fleet_db_dropped_rows_total``);
+* the database is up and refuses some rows: the store splits the batch so the good rows land
+  and quarantines the refused ones with their reason (``write_quarantine`` table, else the
+  file), counted per table and place (``vpp_fleet_db_quarantined_rows_total``) and logged at
+  ERROR once per table and error type (then at DEBUG). A refused row is never retried.
 
 What a ``kill -9`` can lose: changes not yet committed. That is everything that arrived
 during the last ``interval_s`` plus the write in flight (meter samples, live session values),
@@ -21,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -28,7 +39,7 @@ from vpp_core.fleet import rows
 from vpp_core.fleet.errors import StoreError
 from vpp_core.fleet.pending import PendingWrites
 from vpp_core.fleet.state import FleetState
-from vpp_core.fleet.store import WriteBatch
+from vpp_core.fleet.store import TABLE_OF_FIELD, WriteBatch, WriteReport
 
 __all__ = ["BatchSink", "WriteBehind"]
 
@@ -38,7 +49,7 @@ log = logging.getLogger(__name__)
 class BatchSink(Protocol):
     """Where batches go: a ``FleetStore`` or a ``StoreThread``."""
 
-    async def write(self, batch: WriteBatch) -> None: ...
+    async def write(self, batch: WriteBatch) -> WriteReport: ...
 
 
 class WriteBehind:
@@ -67,6 +78,9 @@ class WriteBehind:
         self.writes = 0
         self.failed_writes = 0
         self.rows_written = 0
+        #: Rows quarantined, by (table, where kept: "database" | "file" | "lost").
+        self.quarantined_rows: Counter[tuple[str, str]] = Counter()
+        self._logged_refusals: set[tuple[str, str]] = set()
         state.pending.on_urgent = self._wake.set
 
     def unwritten_age_s(self) -> float:
@@ -76,6 +90,10 @@ class WriteBehind:
 
     def dropped_samples(self) -> int:
         return self._state.pending.dropped_samples
+
+    def dropped_rows(self) -> dict[str, int]:
+        """Rows dropped to stay within ``max_queued_rows``, by table."""
+        return {TABLE_OF_FIELD[k].name: n for k, n in self._state.pending.dropped.items()}
 
     def stop(self) -> None:
         self._stopping = True
@@ -94,31 +112,53 @@ class WriteBehind:
         await self.flush()
 
     async def flush(self) -> bool:
-        """Write what is pending now; ``False`` if the database refused it (kept for retry)."""
+        """Write what is pending now; ``False`` if the database was unreachable (what was not
+        written is kept for the retry)."""
         pending = self._state.pending
         if pending.oldest_change_s is None:
             return True
-        self._state.pending = PendingWrites(on_urgent=pending.on_urgent)
-        self._state.pending.dropped_samples = pending.dropped_samples
-        pending.dropped_samples = 0
+        self._state.pending = PendingWrites(on_urgent=pending.on_urgent, dropped=pending.dropped)
+        pending.dropped = Counter()
         batch = self._batch(pending)
         try:
-            await self._store.write(batch)
+            report = await self._store.write(batch)
         except StoreError as exc:
-            self._state.pending.merge_back(pending, max_queued_rows=self._max_queued_rows)
-            self.failed_writes += 1
-            if not self._failing:
-                log.error("fleet database write failed (will retry): %s", exc)
-                self._failing = True
+            self._retry_later(pending, exc)
+            return False
+        self._account(report)
+        if report.unwritten is not None:
+            self._retry_later(_pending_of(report.unwritten, pending), "unreachable mid-write")
             return False
         if self._failing:
             log.warning("fleet database writes recovered")
             self._failing = False
         self.writes += 1
-        self.rows_written += batch.row_count()
+        self.rows_written += report.written
         self.last_lag_s = max(0.0, self._clock() - (pending.oldest_change_s or self._clock()))
         self._state.evict_ended(pending.sessions)
         return True
+
+    def _retry_later(self, unwritten: PendingWrites, cause: object) -> None:
+        self._state.pending.merge_back(unwritten, max_queued_rows=self._max_queued_rows)
+        self.failed_writes += 1
+        if not self._failing:
+            log.error("fleet database write failed (will retry): %s", cause)
+            self._failing = True
+
+    def _account(self, report: WriteReport) -> None:
+        """Count quarantined rows; log each (table, error type) once at ERROR."""
+        for q in report.quarantined:
+            self.quarantined_rows[(q.table, q.kept_in)] += 1
+            key = (q.table, q.reason.split(":", 1)[0])
+            level = logging.DEBUG if key in self._logged_refusals else logging.ERROR
+            self._logged_refusals.add(key)
+            log.log(
+                level,
+                "fleet database refused a %s row; quarantined (%s, never retried): %s",
+                q.table,
+                q.kept_in,
+                q.reason,
+            )
 
     def _batch(self, pending: PendingWrites) -> WriteBatch:
         state = self._state
@@ -144,3 +184,19 @@ class WriteBehind:
             commands=pending.commands,
             security_events=pending.security_events,
         )
+
+
+def _pending_of(batch: WriteBatch, written_from: PendingWrites) -> PendingWrites:
+    """The changes behind ``batch``'s rows, to merge back (live records by key: the retry
+    takes their values as they are then)."""
+    return PendingWrites(
+        stations={r["station_id"] for r in batch.stations},
+        evses={(r["station_id"], r["evse_id"]) for r in batch.evses},
+        sessions={(r["station_id"], r["transaction_id"]) for r in batch.sessions},
+        samples=deque(batch.samples),
+        profiles=batch.profiles,
+        commands=batch.commands,
+        security_events=batch.security_events,
+        oldest_change_s=written_from.oldest_change_s,
+        urgent=written_from.urgent,
+    )

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
-from vpp_core.fleet.store import FleetStore, WriteBatch
+from vpp_core.fleet.store import FleetStore, WriteBatch, WriteReport
 
 __all__ = ["StoreThread"]
 
@@ -25,8 +26,9 @@ T = TypeVar("T")
 class StoreThread:
     """A :class:`FleetStore` opened and used on its own thread. ``await start()`` first."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, quarantine_file: Path | None = None) -> None:
         self._url = url
+        self._quarantine_file = quarantine_file
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="fleet-writer", daemon=True
@@ -35,7 +37,9 @@ class StoreThread:
 
     async def start(self) -> None:
         self._thread.start()
-        self._store = await self._on_thread(FleetStore.open(self._url))
+        self._store = await self._on_thread(
+            FleetStore.open(self._url, quarantine_file=self._quarantine_file)
+        )
 
     async def _on_thread(self, coro: Awaitable[T]) -> T:
         future = asyncio.run_coroutine_threadsafe(_as_coroutine(coro), self._loop)
@@ -46,8 +50,8 @@ class StoreThread:
         assert self._store is not None, "StoreThread not started"
         return await self._on_thread(action(self._store))
 
-    async def write(self, batch: WriteBatch) -> None:
-        await self.run(lambda store: store.write(batch))
+    async def write(self, batch: WriteBatch) -> WriteReport:
+        return await self.run(lambda store: store.write(batch))
 
     async def close(self) -> None:
         if self._store is not None:

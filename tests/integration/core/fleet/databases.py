@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["fleet_db_url"]
+__all__ = ["fleet_db_url", "pg_admin"]
 
 
-async def _pg_admin(admin_dsn: str, sql: str) -> None:
+async def pg_admin(admin_dsn: str, sql: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(admin_dsn, timeout=5)
@@ -32,8 +32,8 @@ def fleet_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     server_dsn: str = request.getfixturevalue("pg_dsn")
     base, _db = server_dsn.rsplit("/", 1)
     name = f"fleet_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg_admin(server_dsn, f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(server_dsn, f'CREATE DATABASE "{name}"'))
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(_pg_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -17,7 +17,7 @@ from vpp_core.fleet import (
     WriteBehind,
     verify_password,
 )
-from vpp_core.fleet.store import WriteBatch
+from vpp_core.fleet.store import WriteBatch, WriteReport
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -62,9 +62,9 @@ def _tx(fleet: FleetState, event: str, s: float, *, tx: str, import_wh: float, s
 async def test_migrations_are_recorded_and_idempotent(fleet_db_url: str) -> None:
     store = await FleetStore.open(fleet_db_url)
     try:
-        assert await store.schema_versions() == [1]
-        assert await store.migrate() == 1
-        assert await store.schema_versions() == [1]
+        assert await store.schema_versions() == [1, 2]
+        assert await store.migrate() == 2
+        assert await store.schema_versions() == [1, 2]
     finally:
         await store.close()
 
@@ -180,11 +180,11 @@ class _FlakyStore:
         self.store = store
         self.failures = 1
 
-    async def write(self, batch: WriteBatch) -> None:
+    async def write(self, batch: WriteBatch) -> WriteReport:
         if self.failures:
             self.failures -= 1
             raise StoreError("connection refused")
-        await self.store.write(batch)
+        return await self.store.write(batch)
 
 
 async def test_failed_write_is_retried_without_loss(fleet_db_url: str) -> None:
@@ -240,15 +240,12 @@ async def test_command_log_keeps_the_request_as_sent(fleet_db_url: str) -> None:
         }
         request = {"evse_id": 1, "charging_profile": profile, "custom_data": None}
         fleet.record_command(
-            {
-                "station_id": "CS-1",
-                "action": "SetChargingProfile",
-                "request": request,
-                "sent_at": T0,
-                "status": "Accepted",
-                "reason": None,
-                "latency_s": 0.012,
-            }
+            station_id="CS-1",
+            action="SetChargingProfile",
+            request=request,
+            sent_at=T0,
+            status="Accepted",
+            latency_s=0.012,
         )
         profile["charging_schedule"][0]["charging_schedule_period"][0]["setpoint"] = 0.0
         assert await WriteBehind(fleet, store).flush()
