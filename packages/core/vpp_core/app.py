@@ -30,6 +30,7 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from v2g_common.config import ConfigError, exit_on_config_error, load_config
+from v2g_common.redaction import redact_credentials
 from v2g_common.sdnotify import SystemdNotifier
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsMetrics, CsmsServer
@@ -44,6 +45,7 @@ from vpp_core.fleet.registry import new_password
 from vpp_core.fleet.writer_thread import StoreThread
 from vpp_core.grid_services import GridServices, open_grid_services
 from vpp_core.heap import HeapPolicy
+from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["main", "run_core"]
 
@@ -110,6 +112,7 @@ class _Core:
             max_queued_rows=config.fleet.max_queued_rows,
         )
         self.metrics = CsmsMetrics()
+        self.supervisor = TaskSupervisor(self.metrics.registry)
         self.grid: GridServices | None = None
         self.metrics.watch_fleet(
             last_write_lag_s=lambda: self.writer.last_lag_s,
@@ -127,22 +130,30 @@ class _Core:
         if self.config.metrics.port:
             m = self.config.metrics
             start_http_server(m.port, m.host, registry=self.metrics.registry)
+        keep = self.supervisor.keep_running  # every task below is contained (supervision.py)
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.writer.run(), name="fleet-write-behind")
+            writer = keep("fleet-write-behind", self.writer.run)
+            tasks.create_task(writer, name="fleet-write-behind")
             async with (
-                CsmsServer(self.config.csms, self.fleet, metrics=self.metrics) as csms,
+                CsmsServer(
+                    self.config.csms, self.fleet, metrics=self.metrics, supervisor=self.supervisor
+                ) as csms,
                 open_grid_services(
                     self.config,
                     fleet=self.fleet,
                     commands=csms.commands,
                     registry=self.metrics.registry,
+                    supervisor=self.supervisor,
                 ) as grid,
             ):
                 self.grid = grid
-                refresh = tasks.create_task(self._refresh_registry(csms), name="registry-refresh")
+                refresh = tasks.create_task(
+                    keep("registry-refresh", lambda: self._refresh_registry(csms)),
+                    name="registry-refresh",
+                )
                 heap = HeapPolicy(self.config.runtime, busy=grid.runner.has_running_dispatch)
                 heap.start()
-                heap_task = tasks.create_task(heap.run(), name="heap-policy")
+                heap_task = tasks.create_task(keep("heap-policy", heap.run), name="heap-policy")
                 gc_watch = self.metrics.watch_gc()
                 api = f", API on port {grid.api_port}" if grid.api_port else ""
                 notifier.notify("READY=1", f"STATUS=serving OCPP on port {csms.port}{api}")
@@ -355,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    redact_credentials(*logging.getLogger().handlers)  # no credential in any record
     try:
         config = load_config(CoreConfig, args.config)
     except ConfigError as exc:

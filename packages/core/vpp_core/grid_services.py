@@ -25,6 +25,7 @@ from vpp_core.ingest.ingest import TelemetryIngest
 from vpp_core.ingest.metrics import IngestMetrics
 from vpp_core.ingest.store import TelemetrySqlStore, telemetry_engine
 from vpp_core.report_publisher import ReportPublisher
+from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["GridServices", "open_grid_services"]
 
@@ -46,9 +47,12 @@ async def open_grid_services(
     fleet: FleetView,
     commands: StationCommands,
     registry: CollectorRegistry,
+    supervisor: TaskSupervisor | None = None,
 ) -> AsyncIterator[GridServices]:
     """Start ingest + report publisher (when ``[ingest]`` is configured), the dispatch runner
-    and the API (when ``[api]`` is configured); stop them in reverse order."""
+    and the API (when ``[api]`` is configured); stop them in reverse order. Their tasks run
+    under ``supervisor`` (failures contained and counted)."""
+    supervisor = supervisor or TaskSupervisor(registry)
     async with contextlib.AsyncExitStack() as stack:
         ingest, publisher = None, None
         if config.ingest is not None:
@@ -58,12 +62,14 @@ async def open_grid_services(
             await store.migrate()
             metrics = IngestMetrics(registry)  # served on the core's /metrics
             ingest = await stack.enter_async_context(
-                TelemetryIngest(config.ingest, store, metrics=metrics)
+                TelemetryIngest(config.ingest, store, metrics=metrics, supervisor=supervisor)
             )
             collector = ingest.region_collector()
             registry.register(collector)
             stack.callback(registry.unregister, collector)
-            publisher = await stack.enter_async_context(ReportPublisher(_report_endpoint(ingest)))
+            publisher = await stack.enter_async_context(
+                ReportPublisher(_report_endpoint(ingest), supervisor=supervisor)
+            )
         runner = await stack.enter_async_context(
             DispatchRunner(
                 fleet,
@@ -71,16 +77,18 @@ async def open_grid_services(
                 SystemClock(),
                 config.dispatch,
                 publish_report=publisher.publish if publisher is not None else None,
+                supervisor=supervisor,
             )
         )
         service = DispatchService(runner)
         api_port = None
         if config.api is not None:
-            app = create_api(service, bearer_token=config.api.read_token())
+            routers = []
             if ingest is not None:
                 stale_s = ingest.config.stale_after_s
-                app.include_router(regions_router(ingest.board, stale_after_s=stale_s))
-            api = ApiServer(app, host=config.api.host, port=config.api.port)
+                routers.append(regions_router(ingest.board, stale_after_s=stale_s))
+            app = create_api(service, bearer_token=config.api.read_token(), routers=routers)
+            api = ApiServer(app, host=config.api.host, port=config.api.port, supervisor=supervisor)
             api_port = (await stack.enter_async_context(api)).port
         yield GridServices(runner=runner, service=service, ingest=ingest, api_port=api_port)
 

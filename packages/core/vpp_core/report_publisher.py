@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Self
 
 from v2g_common.telemetry.link import Acked, BrokerEndpoint, MqttLink
+from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["ReportPublishError", "ReportPublisher"]
 
@@ -26,9 +27,16 @@ class ReportPublishError(Exception):
 class ReportPublisher:
     """``async with ReportPublisher(endpoint) as publisher: await publisher.publish(t, b)``."""
 
-    def __init__(self, endpoint: BrokerEndpoint, *, ack_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        endpoint: BrokerEndpoint,
+        *,
+        ack_timeout_s: float = 30.0,
+        supervisor: TaskSupervisor | None = None,
+    ) -> None:
         self._endpoint = endpoint
         self._ack_timeout_s = ack_timeout_s
+        self._supervisor = supervisor or TaskSupervisor()
         self._link: MqttLink | None = None
         self._waiting: dict[int, asyncio.Future[int]] = {}
         self._pump: asyncio.Task[None] | None = None
@@ -36,7 +44,8 @@ class ReportPublisher:
     async def __aenter__(self) -> Self:
         self._link = MqttLink(self._endpoint, loop=asyncio.get_running_loop(), queue_size=1024)
         self._link.open()
-        self._pump = asyncio.create_task(self._read_acks(), name="report-publisher-acks")
+        pump = self._supervisor.keep_running("report-publisher-acks", self._read_acks)
+        self._pump = asyncio.create_task(pump, name="report-publisher-acks")
         return self
 
     async def __aexit__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import ssl as ssl_module
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from websockets.typing import Subprotocol
 
 from v2g_common.ocpp21.errors import InvalidIdentity, SubprotocolNotNegotiated
 from v2g_common.ocpp21.schemas import SUBPROTOCOLS
+from v2g_common.redaction import redact_credentials
 
 __all__ = [
     "SUBPROTOCOLS",
@@ -89,6 +91,9 @@ async def connect_to_csms(
     own errors (``InvalidStatus`` for a refused handshake, ``TimeoutError``) pass through.
     """
     headers = {"Authorization": basic_auth_header(identity, password)} if password else {}
+    ws_log = logging.getLogger("websockets.client")
+    redact_credentials(ws_log)  # websockets logs our headers at DEBUG: not the password
+    websocket_options.setdefault("logger", ws_log)
     if ssl is not None:
         websocket_options["ssl"] = ssl
     connection = await connect(

@@ -1,16 +1,26 @@
 """``create_api(service, bearer_token=...)``: the grid-operator API on FastAPI.
 
 Handlers validate, call the DispatchService, and return; long work runs in the dispatch runner
-(callers follow progress with GET). OpenAPI is published at /openapi.json and /docs.
+(callers follow progress with GET).
+
+Every route needs the bearer token: the guard is a dependency of the application itself, so
+each route added to it -- here, by an included router (``/api/v1/regions``), or later -- is
+guarded without saying so (issue 13 item 6: ``/regions`` was included without it and
+answered anyone). Deliberately public, and nothing else (:data:`PUBLIC_PATHS`): the OpenAPI
+document ``/openapi.json`` and its Swagger page ``/docs`` (+ its OAuth2 redirect helper).
+They describe the contract -- paths, schemas, the auth scheme -- and hold no fleet data,
+dispatch or credential; an integrator generates a client from them before holding a token,
+and the API listens on 127.0.0.1 unless configured otherwise. ReDoc is switched off (one
+documentation page is enough surface).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -40,6 +50,8 @@ from vpp_core.dispatch.service import DispatchService, summarize
 __all__ = ["create_api"]
 
 PREFIX = "/api/v1"
+#: Routes served without the token (see the module docstring for why).
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or malformed bearer token"},
     403: {"model": ErrorOut, "description": "bearer token not accepted"},
@@ -108,19 +120,23 @@ def _progress_out(service: DispatchService, p: DispatchProgress) -> DispatchOut:
     )
 
 
-def create_api(service: DispatchService, *, bearer_token: str) -> FastAPI:
-    """The API app; every /api/v1 route needs the bearer token."""
+def create_api(
+    service: DispatchService, *, bearer_token: str, routers: Sequence[APIRouter] = ()
+) -> FastAPI:
+    """The API app (with ``routers`` included); every route needs the bearer token."""
     app = FastAPI(
         title="V2G VPP grid-operator API",
         version="1",
         description="Dispatch a V2G fleet in MW; follow progress; fetch delivery reports.",
-        dependencies=[],
+        dependencies=[Depends(_bearer_guard(bearer_token))],
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
-    guard = Depends(_bearer_guard(bearer_token))
-    _write_routes(app, service, guard)
-    _read_routes(app, service, guard)
-    _fleet_routes(app, service, guard)
+    _write_routes(app, service)
+    _read_routes(app, service)
+    _fleet_routes(app, service)
+    for router in routers:
+        app.include_router(router, responses=ERRORS)
     return app
 
 
@@ -131,14 +147,11 @@ def _get(service: DispatchService, dispatch_id: str) -> DispatchProgress:
         raise HTTPException(404, f"no dispatch {dispatch_id}") from None
 
 
-def _write_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
-    deps = [guard]
-
+def _write_routes(app: FastAPI, service: DispatchService) -> None:
     @app.post(
         f"{PREFIX}/dispatches",
         status_code=201,
         response_model=DispatchCreatedOut,
-        dependencies=deps,
         responses={**ERRORS, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
     )
     async def create_dispatch(body: DispatchCreate, response: Response) -> DispatchCreatedOut:
@@ -161,7 +174,6 @@ def _write_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
     @app.delete(
         f"{PREFIX}/dispatches/{{dispatch_id}}",
         response_model=DispatchOut,
-        dependencies=deps,
         responses={**ERRORS, 404: {"model": ErrorOut}},
     )
     async def cancel_dispatch(dispatch_id: str) -> DispatchOut:
@@ -170,22 +182,14 @@ def _write_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
         return _progress_out(service, await service.cancel(dispatch_id))
 
 
-def _read_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
-    deps = [guard]
-
-    @app.get(
-        f"{PREFIX}/dispatches",
-        response_model=list[DispatchOut],
-        dependencies=deps,
-        responses=ERRORS,
-    )
+def _read_routes(app: FastAPI, service: DispatchService) -> None:
+    @app.get(f"{PREFIX}/dispatches", response_model=list[DispatchOut], responses=ERRORS)
     async def list_dispatches() -> list[DispatchOut]:
         return [_progress_out(service, p) for p in service.list()]
 
     @app.get(
         f"{PREFIX}/dispatches/{{dispatch_id}}",
         response_model=DispatchOut,
-        dependencies=deps,
         responses={**ERRORS, 404: {"model": ErrorOut}},
     )
     async def get_dispatch(dispatch_id: str) -> DispatchOut:
@@ -194,7 +198,6 @@ def _read_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
 
     @app.get(
         f"{PREFIX}/dispatches/{{dispatch_id}}/report",
-        dependencies=deps,
         responses={
             **ERRORS,
             404: {"model": ErrorOut},
@@ -215,8 +218,8 @@ def _read_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
         return Response(report_json(report), media_type="application/json")
 
 
-def _fleet_routes(app: FastAPI, service: DispatchService, guard: Any) -> None:
-    @app.get(f"{PREFIX}/fleet", response_model=FleetOut, dependencies=[guard], responses=ERRORS)
+def _fleet_routes(app: FastAPI, service: DispatchService) -> None:
+    @app.get(f"{PREFIX}/fleet", response_model=FleetOut, responses=ERRORS)
     async def get_fleet() -> FleetOut:
         """Sessions with SoC, available discharge/charge power (0 when not connected), departure."""
         sessions, busy = service.fleet()

@@ -11,6 +11,8 @@ from typing import Self
 import uvicorn
 from fastapi import FastAPI
 
+from vpp_core.supervision import TaskSupervisor
+
 __all__ = ["ApiServer"]
 
 
@@ -25,15 +27,19 @@ class _Server(uvicorn.Server):
 class ApiServer:
     """Serves ``app`` on host:port (port 0 = any free port; see :attr:`port`)."""
 
-    def __init__(self, app: FastAPI, *, host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, *, host: str, port: int, supervisor: TaskSupervisor | None = None
+    ) -> None:
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self._server = _Server(config)
+        self._supervisor = supervisor or TaskSupervisor()
         self._tg: asyncio.TaskGroup | None = None
 
     async def __aenter__(self) -> Self:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        task = self._tg.create_task(self._server.serve(), name="api-server")
+        serve = self._supervisor.keep_running("api-server", self._server.serve)
+        task = self._tg.create_task(serve, name="api-server")
         async with asyncio.timeout(10):
             while not self._server.started:
                 if task.done():

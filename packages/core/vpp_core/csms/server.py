@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from v2g_common.ocpp21 import select_subprotocol, server_subprotocols
 from v2g_common.pki import server_context
+from v2g_common.redaction import redact_credentials
 from vpp_core.csms.auth import HandshakeAuthority, identity_from_path
 from vpp_core.csms.commands import StationCommander
 from vpp_core.csms.config import CsmsConfig
@@ -30,6 +31,7 @@ from vpp_core.csms.handlers import StationEndpoint, utc_now
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.fleet.model import StationEntry
 from vpp_core.fleet.state import FleetState
+from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["CsmsServer"]
 
@@ -66,11 +68,13 @@ class CsmsServer:
         fleet: FleetState,
         *,
         metrics: CsmsMetrics | None = None,
+        supervisor: TaskSupervisor | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self.fleet = fleet
         self.metrics = metrics or CsmsMetrics()
+        self.supervisor = supervisor or TaskSupervisor(self.metrics.registry)
         self._clock = clock
         self.connections: dict[str, tuple[StationEndpoint, ServerConnection]] = {}
         self.endpoints: dict[str, StationEndpoint] = {}
@@ -85,6 +89,9 @@ class CsmsServer:
         )
         self._stack = AsyncExitStack()
         self._server: Server | None = None
+        # websockets logs handshake headers at DEBUG: never a station's Basic credential
+        self._ws_log = logging.getLogger("websockets.server")
+        redact_credentials(self._ws_log)
         self._tasks: list[asyncio.Task[None]] = []
         for subprotocol in config.subprotocols:
             StationEndpoint.warm_up(subprotocol, calls=_COMMANDS)
@@ -114,11 +121,15 @@ class CsmsServer:
                 ping_interval=c.ping_interval_s or None,
                 ping_timeout=c.ping_timeout_s,
                 close_timeout=2.0,
+                logger=self._ws_log,
             )
         )
         tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._tasks.append(
-            tasks.create_task(self.commands.run_resyncs(), name="csms-profile-resync")
+            tasks.create_task(
+                self.supervisor.keep_running("csms-profile-resync", self.commands.run_resyncs),
+                name="csms-profile-resync",
+            )
         )
         log.info("CSMS listening on %s:%d (%s)", c.host, self.port, "wss" if c.tls else "ws")
         return self
@@ -182,7 +193,7 @@ class CsmsServer:
             if previous is not None:
                 log.info("%s: new connection replaces the old one", identity)
                 await _close_quietly(previous[1], "replaced by a new connection")
-            await endpoint.run()
+            await self.supervisor.contain("csms-connection", endpoint.run())
         finally:
             self.metrics.connections.dec()
             if self.connections.get(identity, (None,))[0] is endpoint:

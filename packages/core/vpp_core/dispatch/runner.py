@@ -25,6 +25,7 @@ from vpp_core.dispatch.ports import FleetView, SessionState, StationCommands
 from vpp_core.dispatch.progress import DispatchProgress, DispatchStatus
 from vpp_core.dispatch.render import report_json
 from vpp_core.dispatch.survey import InstalledProfiles, ProfileSurvey
+from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["DispatchRunner", "PublishReport", "report_topic"]
 
@@ -47,8 +48,10 @@ class DispatchRunner:
         config: DispatchConfig,
         *,
         publish_report: PublishReport | None = None,
+        supervisor: TaskSupervisor | None = None,
     ) -> None:
         self.config = config
+        self.supervisor = supervisor or TaskSupervisor()
         self.clock = clock
         self.fleet = fleet
         self.installed = InstalledProfiles(commands)
@@ -69,7 +72,9 @@ class DispatchRunner:
     async def __aenter__(self) -> Self:
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
-        self._survey_task = self._tg.create_task(self.survey.run(), name="profile-survey")
+        self._survey_task = self._tg.create_task(
+            self.supervisor.keep_running("profile-survey", self.survey.run), name="profile-survey"
+        )
         return self
 
     async def __aexit__(
@@ -123,7 +128,10 @@ class DispatchRunner:
             raise DispatchError(f"dispatch {dispatch_id} already exists")
         progress = DispatchProgress(dispatch_id, request)
         self._runs[dispatch_id] = progress
-        self._tg.create_task(self._execute(progress), name=f"dispatch-{dispatch_id}")
+        self._tg.create_task(
+            self.supervisor.contain("dispatch", self._execute(progress)),
+            name=f"dispatch-{dispatch_id}",
+        )
         return progress
 
     def progress(self, dispatch_id: str) -> DispatchProgress:

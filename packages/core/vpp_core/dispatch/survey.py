@@ -141,12 +141,11 @@ class ProfileSurvey:
         self.passes = 0  # completed passes (for observers and tests)
 
     async def run(self) -> None:
-        """Survey until cancelled. The poll period is real time, not the dispatch clock."""
+        """Survey until cancelled. The poll period is real time, not the dispatch clock.
+        A pass that fails (the fleet view failing, say) ends the run; the runner's task
+        supervisor logs, counts and restarts it."""
         while True:
-            try:
-                await self.survey_once()
-            except Exception:  # e.g. the fleet view failing: try again next pass
-                log.exception("profile survey pass failed")
+            await self.survey_once()
             await self._sleep(self.cfg.profile_survey_interval_s)
 
     async def survey_once(self) -> None:

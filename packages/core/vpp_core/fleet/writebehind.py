@@ -125,6 +125,9 @@ class WriteBehind:
         except StoreError as exc:
             self._retry_later(pending, exc)
             return False
+        except BaseException:  # a broken store, or cancelled: keep the rows, let it propagate
+            self._state.pending.merge_back(pending, max_queued_rows=self._max_queued_rows)
+            raise
         self._account(report)
         if report.unwritten is not None:
             self._retry_later(_pending_of(report.unwritten, pending), "unreachable mid-write")

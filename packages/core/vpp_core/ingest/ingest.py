@@ -38,6 +38,7 @@ from vpp_core.ingest.config import IngestConfig
 from vpp_core.ingest.errors import TelemetryStoreError
 from vpp_core.ingest.metrics import IngestMetrics, RegionCollector
 from vpp_core.ingest.ports import SiteRecord, TelemetryStore
+from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["TelemetryIngest"]
 
@@ -61,11 +62,13 @@ class TelemetryIngest:
         store: TelemetryStore,
         *,
         metrics: IngestMetrics | None = None,
+        supervisor: TaskSupervisor | None = None,
         wall_clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics or IngestMetrics()
+        self.supervisor = supervisor or TaskSupervisor()
         self.board = SiteBoard()
         self._wall_clock = wall_clock
         self._link: MqttLink | None = None
@@ -95,7 +98,8 @@ class TelemetryIngest:
         self._link.open()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
-        self._running = [self._tasks.create_task(self._consume(), name="ingest-consume")]
+        consume = self.supervisor.keep_running("ingest-consume", self._consume)
+        self._running = [self._tasks.create_task(consume, name="ingest-consume")]
         return self
 
     async def __aexit__(
