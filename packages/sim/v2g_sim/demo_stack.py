@@ -15,7 +15,6 @@ import json
 import math
 import secrets
 import signal
-import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import httpx
 
 from v2g_common.pki import PkiLayout, provision
+from v2g_gateway.station.store import read_installed_profiles
 from v2g_sim.broker import MOSQUITTO, MosquittoBroker, free_port, wait_port
 from v2g_sim.control import SimControlClient
 from v2g_sim.ev import EvSpec
@@ -114,16 +114,15 @@ def observe_hosts(hosts: list[FleetHostProcess]) -> FleetObservation:
 
 
 def vpp_profiles_left(station_state_dir: Path, *, stack_level: int) -> list[dict[str, Any]]:
-    """Profiles at ``stack_level`` in a station's own profile store (read-only)."""
-    db_path = station_state_dir / "station.sqlite3"
-    if not db_path.exists():
-        return []
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        wires = [json.loads(w) for (w,) in db.execute("SELECT wire FROM profiles")]
-    finally:
-        db.close()
-    return [w for w in wires if w.get("stackLevel") == stack_level]
+    """Profiles at ``stack_level`` in a station's own profile store (read-only), as the
+    station stored them (snake_case wire). Read through the station's store code, so the
+    keys cannot drift from what it writes (they once did: ``stackLevel`` was looked for
+    where the station stores ``stack_level``, and this always answered ``[]``)."""
+    return [
+        dict(stored.wire)
+        for stored in read_installed_profiles(station_state_dir)
+        if stored.profile.stack_level == stack_level
+    ]
 
 
 class _OwnSessionBroker(MosquittoBroker):

@@ -23,7 +23,7 @@ from v2g_gateway.station.profiles import (
     parse_profile,
 )
 
-__all__ = ["ProfileStore", "StoredProfile", "open_state_db"]
+__all__ = ["ProfileStore", "StoredProfile", "open_state_db", "read_installed_profiles"]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -62,6 +62,22 @@ def open_state_db(state_dir: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StationStateError(f"state database in {state_dir} is unusable: {exc}") from exc
     return db
+
+
+def read_installed_profiles(state_dir: Path) -> list[StoredProfile]:
+    """The profiles installed in a station's state directory, read without writing (the
+    station's process may own the file); none if the station never stored any."""
+    db_path = state_dir / "station.sqlite3"
+    if not db_path.exists():
+        return []
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    except sqlite3.DatabaseError as exc:
+        raise StationStateError(f"state database in {state_dir} is unreadable: {exc}") from exc
+    try:
+        return ProfileStore(db).all()
+    finally:
+        db.close()
 
 
 @dataclass(frozen=True, slots=True)
