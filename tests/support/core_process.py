@@ -23,6 +23,7 @@ import httpx
 
 from v2g_common.pki import PkiLayout
 from v2g_sim.broker import free_port
+from vpp_core.csms import CsmsConfig
 from vpp_core.fleet import FleetStore, StationRegistry
 
 __all__ = ["CoreProcess", "StationAccount"]
@@ -74,6 +75,8 @@ class CoreProcess:
         self.stations = list(stations)
         self.log_level = log_level
         self.overrides = overrides or {}
+        csms = self.overrides.get("csms", {})
+        self.max_frame_bytes = int(csms.get("max_frame_bytes", CsmsConfig().max_frame_bytes))
         self.token = "tok-" + secrets.token_urlsafe(24)
         self.csms_port, self.api_port, self.metrics_port = free_port(), free_port(), free_port()
         self.db_path = work / "fleet.db"

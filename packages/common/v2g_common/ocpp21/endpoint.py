@@ -298,13 +298,13 @@ class OcppEndpoint:
                     return
                 await result
         except Exception as exc:
-            self._log_handler_failure(frame.action + " (after)", exc)
+            self._log_handler_failure(frame.action + " (after)", exc, outcome="its answer was sent")
 
     async def _await_after(self, frame: Call, pending: Awaitable[Any]) -> None:
         try:
             await pending
         except Exception as exc:
-            self._log_handler_failure(frame.action + " (after)", exc)
+            self._log_handler_failure(frame.action + " (after)", exc, outcome="its answer was sent")
 
     async def _take_send(self, frame: Send) -> None:
         """A SEND is never answered: errors are logged, the payload is dropped."""
@@ -322,7 +322,7 @@ class OcppEndpoint:
         if isinstance(exc, OcppError):
             self._log_limited(("send", frame.action), "%s: SEND %s: %s", frame.action, exc)
         else:
-            self._log_handler_failure(frame.action, exc)
+            self._log_handler_failure(frame.action, exc, outcome="a SEND is not answered")
 
     async def _invoke(self, route: Route, kwargs: dict[str, Any], message_id: str) -> Any:
         result = self._call_route(route, kwargs, message_id)
@@ -427,16 +427,19 @@ class OcppEndpoint:
         except ConnectionClosed:
             LOGGER.debug("%s: closed before %s could be sent", self.identity, frame)
 
-    def _log_handler_failure(self, action: str, exc: Exception) -> None:
+    def _log_handler_failure(
+        self, action: str, exc: Exception, *, outcome: str = "answered InternalError"
+    ) -> None:
         key = ("handler", action, type(exc).__name__)
         if key in self._logged:
             LOGGER.debug("%s: handler for %s failed again: %r", self.identity, action, exc)
             return
         self._logged.add(key)
         LOGGER.error(
-            "%s: handler for %s failed (answered InternalError; repeats logged at debug)",
+            "%s: handler for %s failed (%s; repeats logged at debug)",
             self.identity,
             action,
+            outcome,
             exc_info=exc,
         )
 

@@ -19,6 +19,7 @@ from v2g_common.ocpp21 import CsmsEndpoint, FormatViolation, after, on
 from v2g_common.ocpp21.messages import call_result
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.fleet.errors import MeterValueError
+from vpp_core.fleet.needs import limits_from_needs
 from vpp_core.fleet.state import FleetState
 
 __all__ = ["ProfileReport", "StationEndpoint", "utc_now"]
@@ -147,8 +148,16 @@ class StationEndpoint(CsmsEndpoint):
         return call_result.MeterValues()
 
     @_handles("NotifyEVChargingNeeds")
-    def on_charging_needs(self, evse_id: int, charging_needs: dict[str, Any]) -> Any:
-        self.fleet.touch(self.identity, now=self._clock())
+    def on_charging_needs(
+        self, evse_id: int, charging_needs: dict[str, Any], timestamp: str | None = None
+    ) -> Any:
+        now = self._clock()
+        # read before answering: a value the fleet cannot take (a departure with no UTC
+        # equivalent) is the station's error, a CALLERROR, not an "Accepted" dropped later
+        limits_from_needs(charging_needs, received_at=now)
+        if timestamp:
+            self.fleet.timestamp(timestamp)
+        self.fleet.touch(self.identity, now=now)
         return call_result.NotifyEVChargingNeeds(status="Accepted")
 
     @after("NotifyEVChargingNeeds")
