@@ -28,7 +28,14 @@ async def test_fuzzed_frames_never_stop_the_core_nor_its_bystander(
         stations=fuzz_accounts(CONNECTIONS),
         overrides=CORE_OVERRIDES,
     ) as core:
-        result = await run_fuzz(core, frames=FRAMES, connections=CONNECTIONS, seed=SEED)
+        result = await run_fuzz(
+            core,
+            frames=FRAMES,
+            connections=CONNECTIONS,
+            seed=SEED,
+            bystander_interval_s=0.02,
+            checkpoint_s=0.1,  # the fuzz takes 1-5 s here; writes go every 0.5 s
+        )
         exit_status = await core.stop()
     log = core.log_text()
     # the core never exited, and stops in order when asked
