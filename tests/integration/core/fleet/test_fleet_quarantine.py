@@ -130,8 +130,9 @@ async def test_mixed_batch_lands_and_the_poison_row_is_quarantined(store: FleetS
     assert line in exposition
 
 
-async def test_quarantine_falls_back_to_the_file(store: FleetStore, tmp_path: Path) -> None:
-    """The database is up but refuses the quarantine table too (here: it is gone)."""
+async def write_without_quarantine_table(store: FleetStore) -> WriteBehind:
+    """The database is up but refuses the quarantine table too (here: it is gone); one good
+    and one refused session are written, and the good one lands."""
     async with store._engine.begin() as conn:
         await conn.execute(text("DROP TABLE write_quarantine"))
     fleet = FleetState()
@@ -140,6 +141,11 @@ async def test_quarantine_falls_back_to_the_file(store: FleetStore, tmp_path: Pa
     tx(fleet, "CS-BAD", "tx-bad", 0, seq_no=2**63)
     assert await writer.flush()
     assert len(await store.samples("CS-OK", "tx-ok")) == 1
+    return writer
+
+
+async def test_quarantine_falls_back_to_the_file(store: FleetStore, tmp_path: Path) -> None:
+    writer = await write_without_quarantine_table(store)
     [line] = (tmp_path / "quarantine.jsonl").read_text().splitlines()
     kept = json.loads(line)
     assert kept["table_name"] == "sessions"
@@ -151,14 +157,7 @@ async def test_quarantine_falls_back_to_the_file(store: FleetStore, tmp_path: Pa
 async def test_rows_nowhere_to_go_are_counted_lost(fleet_db_url: str, tmp_path: Path) -> None:
     store = await FleetStore.open(fleet_db_url, quarantine_file=tmp_path)  # a directory
     try:
-        async with store._engine.begin() as conn:
-            await conn.execute(text("DROP TABLE write_quarantine"))
-        fleet = FleetState()
-        writer = WriteBehind(fleet, store)
-        tx(fleet, "CS-OK", "tx-ok", 0)
-        tx(fleet, "CS-BAD", "tx-bad", 0, seq_no=2**63)
-        assert await writer.flush()
-        assert len(await store.samples("CS-OK", "tx-ok")) == 1
+        writer = await write_without_quarantine_table(store)
         assert writer.quarantined_rows == {("sessions", "lost"): 1}
     finally:
         await store.close()
