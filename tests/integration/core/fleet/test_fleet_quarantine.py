@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ocpp.v21 import call_result
 from prometheus_client import generate_latest
 from sqlalchemy import text
 
 from tests.doubles.waiting import eventually_async
 from tests.integration.core.fleet.databases import pg_admin
 from v2g_common.ocpp21 import OcppConnectionClosed
+from v2g_common.ocpp21.messages import call_result
 from vpp_core.csms.commands import StationCommander
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.fleet import FleetState, FleetStore, WriteBehind
