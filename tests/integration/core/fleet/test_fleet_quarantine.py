@@ -201,12 +201,11 @@ async def test_unreachable_database_is_retried_without_loss(
     fleet = FleetState()
     writer = WriteBehind(fleet, store)
     tx(fleet, "CS-OK", "tx-ok", 0)
-    await commands_of_both_outcomes(fleet)
     await start()
     try:
-        assert not await writer.flush()  # SQLite: after its 5 s busy timeout
+        await commands_of_both_outcomes(fleet)  # changes made during the outage
         tx(fleet, "CS-OK", "tx-ok", 10)
-        assert not await writer.flush()
+        assert not await writer.flush()  # SQLite: after its 5 s busy timeout
     finally:
         await end()
     assert await writer.flush()
@@ -214,7 +213,7 @@ async def test_unreachable_database_is_retried_without_loss(
     assert len(await store.commands("CS-GONE")) == 1
     assert len(await store.commands("CS-OK")) == 1
     assert await store.quarantined() == []  # an outage quarantines nothing
-    assert writer.failed_writes == 2
+    assert writer.failed_writes == 1
 
 
 async def test_write_task_keeps_recording_after_a_poison_row(store: FleetStore) -> None:
