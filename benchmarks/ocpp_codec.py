@@ -12,7 +12,9 @@ Paths measured in one run:
   in the default thread executor);
 * ``library_sync_validation``: the same with ``ocpp.messages.ASYNC_VALIDATION = False``.
 
-Prints one JSON object. ``--profile`` adds the top functions (cProfile, by own time) of the
+``stages_cpu_us`` splits one CALL into stages, among them the validation with and without
+the 32-bit bounds on every integer (issue 13), compiled alike. Prints one JSON object.
+``--profile`` adds the top functions (cProfile, by own time) of the
 adapter's inline path and of the library's path.
 
     .venv/bin/python benchmarks/ocpp_codec.py            # default, ~5-10 s
@@ -44,6 +46,7 @@ from websockets.exceptions import ConnectionClosedOK
 from v2g_common.ocpp21 import Call, CallResult, CsmsEndpoint, decode_frame, encode_frame, on
 from v2g_common.ocpp21.keymap import payload_from_wire
 from v2g_common.ocpp21.payloads import codec_for
+from v2g_common.ocpp21.schemas import bound_integers, enums_as_formats, inline_refs
 
 TIMESTAMP = "2026-11-21T10:00:00.000Z"
 
@@ -265,6 +268,13 @@ def stages(action: str, count: int, rounds: int) -> dict[str, float]:
     shipped = fastjsonschema.compile(schema, use_default=False)
     prepared = codec.catalogue.validator(schema_name, outgoing=False)
     library = Draft4Validator(schema)  # what ocpp.messages.get_validator builds
+    # the 32-bit integer bounds (issue 13) on and off, compiled alike: their cost alone
+    checks: dict[str, Any] = {}
+    unbounded_schema = enums_as_formats(inline_refs(schema, schema["definitions"]), checks)
+    unbounded = fastjsonschema.compile(unbounded_schema, use_default=False, formats=checks)
+    bounded = fastjsonschema.compile(
+        bound_integers(unbounded_schema), use_default=False, formats=checks
+    )
     shape = codec.shape(schema_name)
     result = (
         call_result.MeterValues() if action == "MeterValues" else call_result.TransactionEvent()
@@ -279,6 +289,12 @@ def stages(action: str, count: int, rounds: int) -> dict[str, float]:
         ),
         "validate: fastjsonschema, refs inlined + enums as patterns (used)": cpu_us(
             lambda: prepared(frame.payload), count, rounds
+        ),
+        "validate: the same without the 32-bit integer bounds": cpu_us(
+            lambda: unbounded(frame.payload), count, rounds
+        ),
+        "validate: the same with the 32-bit integer bounds": cpu_us(
+            lambda: bounded(frame.payload), count, rounds
         ),
         "keys camel->snake": cpu_us(lambda: payload_from_wire(frame.payload, shape), count, rounds),
         "encode + validate CALLRESULT": cpu_us(
