@@ -161,6 +161,7 @@ class _Core:
                     on_ready(csms)
                 await stop.wait()
                 notifier.notify("STOPPING=1")
+                self.supervisor.hurry()  # a task in its restart back-off goes at once
                 refresh.cancel()
                 heap_task.cancel()
                 gc.callbacks.remove(gc_watch)

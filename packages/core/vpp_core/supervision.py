@@ -30,8 +30,11 @@ write-behind stopped OCPP for the whole fleet). Now a failure is
   long); a one-shot task (:meth:`TaskSupervisor.contain`: a dispatch, a connection) ends.
 
 Cancellation passes through untouched (stopping the core still works), as do ``SystemExit``
-and ``KeyboardInterrupt``. Components take the supervisor as an argument; without one they
-make their own (contained, counted in a registry nobody scrapes).
+and ``KeyboardInterrupt``. When the core stops it calls :meth:`TaskSupervisor.hurry`: a task
+waiting out its back-off is started at once (so the write-behind still makes its last write
+before systemd's stop timeout), and a task that fails after that is not started again.
+Components take the supervisor as an argument; without one they make their own (contained,
+counted in a registry nobody scrapes).
 """
 
 from __future__ import annotations
@@ -73,24 +76,43 @@ class TaskSupervisor:
         self._sleep = sleep
         self._monotonic = monotonic
         self._logged: set[tuple[str, str]] = set()
+        self._hurry = asyncio.Event()
 
     def failure_count(self, task: str) -> float:
         sample = self._registry.get_sample_value("vpp_core_task_failures_total", {"task": task})
         return sample or 0.0
+
+    def hurry(self) -> None:
+        """The core is stopping: no more back-off (see the module docstring)."""
+        self._hurry.set()
 
     async def keep_running(self, task: str, run: Callable[[], Awaitable[None]]) -> None:
         """Run ``run()`` until it returns; each time it raises, note it and start it again
         after the back-off."""
         delay_s = self.restart_min_s
         while True:
+            hurried = self._hurry.is_set()
             started_s = self._monotonic()
-            if await self._contained(task, run()):
+            if await self._contained(task, run()) or hurried:
                 return
             if self._monotonic() - started_s >= self.restart_max_s:
                 delay_s = self.restart_min_s  # it ran fine for a good while: a new episode
             log.info("%s: restarting in %.1f s", task, delay_s)
-            await self._sleep(delay_s)
+            await self._back_off(delay_s)
             delay_s = min(delay_s * 2, self.restart_max_s)
+
+    async def _back_off(self, delay_s: float) -> None:
+        """Sleep ``delay_s``, or less if the core starts stopping meanwhile."""
+        if self._hurry.is_set():
+            return
+        sleeping = asyncio.ensure_future(self._sleep(delay_s))
+        hurry = asyncio.ensure_future(self._hurry.wait())
+        try:
+            await asyncio.wait({sleeping, hurry}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleeping, hurry):
+                waiter.cancel()
+            await asyncio.gather(sleeping, hurry, return_exceptions=True)
 
     async def contain(self, task: str, work: Awaitable[None]) -> None:
         """Await ``work`` once; a failure is noted, not raised."""

@@ -117,3 +117,26 @@ async def test_a_failure_inside_a_task_group_no_longer_ends_its_siblings() -> No
         group.create_task(tasks.keep_running("csms", serving))
     assert served.is_set()
     assert failures == 2
+
+
+async def test_stopping_cuts_the_back_off_short_and_ends_restarts() -> None:
+    """The write-behind failed and waits out a 60 s back-off when the core is told to stop:
+    it runs again at once (its last write), and is not restarted after another failure."""
+    tasks = TaskSupervisor(CollectorRegistry(), restart_min_s=60.0, restart_max_s=60.0)
+    runs = 0
+    failed = asyncio.Event()
+
+    async def run() -> None:
+        nonlocal runs
+        runs += 1
+        failed.set()
+        raise RuntimeError("database driver bug")
+
+    task = asyncio.create_task(tasks.keep_running("fleet-write-behind", run))
+    await failed.wait()
+    await asyncio.sleep(0)  # into its back-off
+    tasks.hurry()
+    async with asyncio.timeout(1.0):  # not the 60 s back-off
+        await task
+    assert runs == 2
+    assert tasks.failure_count("fleet-write-behind") == 2
