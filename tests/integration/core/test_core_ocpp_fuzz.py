@@ -17,6 +17,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
 FRAMES = 5000
 CONNECTIONS = 4
 SEED = 13
+#: the kinds the issue lists, as the generator names them: each must have been sent
+FRAME_KINDS = {
+    "mutated payload", "wrong type id", "duplicate id", "answer for an unknown id",
+    "truncated json", "invalid json", "invalid utf-8 text", "oversize", "binary json",
+    "binary noise", "nested 3000",
+}  # fmt: skip
+MUTATIONS = {"integer outside int32", "negative integer", "string", "float", "object"}
 
 
 async def test_fuzzed_frames_never_stop_the_core_nor_its_bystander(
@@ -44,6 +51,8 @@ async def test_fuzzed_frames_never_stop_the_core_nor_its_bystander(
     # every frame got what OCPP-J says: each CALL an answer under its id, unreadable frames a
     # CALLERROR, answers and SENDs nothing, refused websocket frames a close
     assert result.frames_sent >= FRAMES
+    assert result.frames_by_kind.keys() >= FRAME_KINDS, result.frames_by_kind
+    assert result.payload_mutations.keys() >= MUTATIONS, result.payload_mutations
     assert result.violations == [], result.violations
     assert sum(result.connection_closes.values()) > 0
     assert all(code in (1007, 1009) for code in _close_codes(result.connection_closes))

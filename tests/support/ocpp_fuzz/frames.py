@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Expect", "FrameFuzzer", "FuzzFrame", "expectation", "seed_calls"]
+__all__ = ["Expect", "FrameFuzzer", "FuzzFrame", "expectation", "seed_calls", "value_class"]
 
 UNREADABLE_ID = "-1"
 MALFORMED_CODES = frozenset({"RpcFrameworkError", "MessageTypeNotSupported", "ProtocolError"})
@@ -158,6 +159,8 @@ class FrameFuzzer:
         self.max_frame_bytes = max_frame_bytes
         self._count = 0
         self._recent: list[str] = []
+        #: payload mutations made, by class (what the report shows of them)
+        self.mutations: Counter[str] = Counter()
         self._frame_makers: list[tuple[int, Callable[[], tuple[Any, str, bool]]]] = [
             (20, self._valid_call),
             (35, self._mutated_call),
@@ -235,10 +238,10 @@ class FrameFuzzer:
         mutated = self._mutate(payload)
         for _ in range(self.rng.randrange(3)):
             mutated = self._mutate(mutated)
-        message_id = self.next_id()
-        if self._recent and self.rng.random() < 0.1:
-            message_id = self.rng.choice(self._recent)  # a duplicate id
-        return self._call(message_id, action, mutated), "mutated payload", False
+        message_id, kind = self.next_id(), "mutated payload"
+        if len(self._recent) > 1 and self.rng.random() < 0.1:
+            message_id, kind = self.rng.choice(self._recent[:-1]), "duplicate id"
+        return self._call(message_id, action, mutated), kind, False
 
     def _wrong_type_id(self) -> tuple[Any, str, bool]:
         type_id = self.rng.choice([0, 1, 7, 99, -1, 2**63, 2.0, "2", None, True, [2], {}])
@@ -313,16 +316,33 @@ class FrameFuzzer:
         operation = self.rng.randrange(5)
         if operation == 0 and isinstance(parent, dict):
             del parent[key]
+            self.mutations["key removed"] += 1
         elif operation == 1 and isinstance(parent, dict):
             parent[self.rng.choice(["extra", "customData", "évse", ""])] = self._odd()
+            self.mutations["key added"] += 1
         elif operation == 2:
-            parent[key] = _nested(self.rng.choice([3, 40, 300]), self._odd())
+            depth = self.rng.choice([3, 40, 300])
+            parent[key] = _nested(depth, self._odd())
+            self.mutations[f"value nested {depth} deep"] += 1
         else:
             parent[key] = self._odd()
         return payload
 
     def _odd(self) -> Any:
-        return copy.deepcopy(self.rng.choice(_ODD_VALUES))
+        value = copy.deepcopy(self.rng.choice(_ODD_VALUES))
+        self.mutations[value_class(value)] += 1
+        return value
+
+
+def value_class(value: Any) -> str:
+    """What kind of odd value a mutation put in (for the report)."""
+    if type(value) is int:
+        if not -(2**31) <= value < 2**31:
+            return "integer outside int32"
+        return "negative integer" if value < 0 else "small integer"
+    if isinstance(value, bool) or value is None:
+        return "boolean or null"
+    return {float: "float", str: "string", list: "array", dict: "object"}[type(value)]
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

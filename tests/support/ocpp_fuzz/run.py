@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -43,6 +44,8 @@ def fuzz_accounts(connections: int) -> list[StationAccount]:
 class FuzzResult:
     frames_sent: int
     frames_by_kind: dict[str, int]
+    #: payload mutations by class (in CALLs and in the CALLRESULTs answering the core)
+    payload_mutations: dict[str, int]
     answers: dict[str, int]
     connection_closes: dict[str, int]
     csms_calls_answered: dict[str, int]
@@ -120,28 +123,14 @@ async def _run(
 ) -> FuzzResult:
     before = await _counts(store)
     tally = FuzzTally()
+    stations = _fuzz_stations(core, ssl_for, tally, connections=connections, seed=seed)
+    share = [frames // connections + (n < frames % connections) for n in range(connections)]
     bystander = Bystander(core.csms_url, BYSTANDER, ssl_for, interval_s=interval_s)
     during: list[int] = []
     started = time.perf_counter()
     by_task = asyncio.create_task(bystander.run(), name="bystander")
     watch = asyncio.create_task(_watch(store, bystander, during, checkpoint_s), name="db-watch")
     try:
-        share = [frames // connections + (n < frames % connections) for n in range(connections)]
-        stations = [
-            FuzzStation(
-                core.csms_url,
-                f"FUZZ-{n}",
-                ssl_for,
-                FrameFuzzer(
-                    seed * 1000 + n,
-                    prefix=f"f{n}",
-                    tx_id=f"fuzz-tx-{n}",
-                    max_frame_bytes=core.max_frame_bytes,
-                ),
-                tally,
-            )
-            for n in range(connections)
-        ]
         await asyncio.gather(*(s.run(count) for s, count in zip(stations, share, strict=True)))
     finally:
         bystander.stop.set()
@@ -154,6 +143,7 @@ async def _run(
     return FuzzResult(
         frames_sent=tally.frames,
         frames_by_kind=dict(tally.sent),
+        payload_mutations=dict(sum((s.fuzzer.mutations for s in stations), Counter())),
         answers=dict(tally.answers),
         connection_closes=dict(tally.closes),
         csms_calls_answered=dict(tally.csms_calls),
@@ -169,6 +159,27 @@ async def _run(
         rows_after=await _counts(store),
         elapsed_s=round(elapsed_s, 2),
     )
+
+
+def _fuzz_stations(
+    core: CoreProcess, ssl_for: Any, tally: FuzzTally, *, connections: int, seed: int
+) -> list[FuzzStation]:
+    """One fuzzing station per connection, each with its own seeded frames."""
+    return [
+        FuzzStation(
+            core.csms_url,
+            f"FUZZ-{n}",
+            ssl_for,
+            FrameFuzzer(
+                seed * 1000 + n,
+                prefix=f"f{n}",
+                tx_id=f"fuzz-tx-{n}",
+                max_frame_bytes=core.max_frame_bytes,
+            ),
+            tally,
+        )
+        for n in range(connections)
+    ]
 
 
 async def _bystander_rows(store: FleetStore, bystander: Bystander) -> int:
