@@ -116,6 +116,12 @@ async def test_mixed_batch_lands_and_the_poison_row_is_quarantined(store: FleetS
     assert len(await store.samples("CS-OK", "tx-ok")) == 3
     assert len(await store.quarantined()) == 1
 
+    line = 'vpp_fleet_db_quarantined_rows_total{kept_in="database",table="sessions"} 1.0'
+    assert line in exposition(fleet, writer)
+
+
+def exposition(fleet: FleetState, writer: WriteBehind) -> str:
+    """The fleet's series on the core's /metrics registry, as Prometheus reads them."""
     metrics = CsmsMetrics()
     metrics.watch_fleet(
         last_write_lag_s=lambda: 0.0,
@@ -125,9 +131,7 @@ async def test_mixed_batch_lands_and_the_poison_row_is_quarantined(store: FleetS
         quarantined_rows=lambda: writer.quarantined_rows,
         dropped_rows=writer.dropped_rows,
     )
-    exposition = generate_latest(metrics.registry).decode()
-    line = 'vpp_fleet_db_quarantined_rows_total{kept_in="database",table="sessions"} 1.0'
-    assert line in exposition
+    return generate_latest(metrics.registry).decode()
 
 
 async def write_without_quarantine_table(store: FleetStore) -> WriteBehind:
@@ -214,6 +218,35 @@ async def test_unreachable_database_is_retried_without_loss(
     assert len(await store.commands("CS-OK")) == 1
     assert await store.quarantined() == []  # an outage quarantines nothing
     assert writer.failed_writes == 1
+
+
+async def test_an_outage_keeps_the_queue_bounded_and_counts_what_it_drops(
+    store: FleetStore, fleet_db_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Rows beyond ``max_queued_rows`` are dropped, oldest samples first, both as they
+    arrive and when a failed batch is merged back; each is counted per table, on the metric
+    too, and the rest lands once the database is back."""
+    pg_dsn = request.getfixturevalue("pg_dsn") if fleet_db_url.startswith("postgres") else None
+    start, end = await _outage(fleet_db_url, pg_dsn)
+    fleet = FleetState(max_queued_rows=4)
+    writer = WriteBehind(fleet, store, max_queued_rows=4)
+    await start()
+    try:
+        for s in range(10):
+            tx(fleet, "CS-OK", "tx-ok", s)  # 4 queued: 6 dropped as they arrive
+        await commands_of_both_outcomes(fleet)  # 4 samples + 2 commands: over the bound
+        assert not await writer.flush()  # merged back: 2 more samples dropped, not commands
+    finally:
+        await end()
+    assert await writer.flush()
+    landed = await store.samples("CS-OK", "tx-ok")
+    assert [r["energy_export_wh"] for r in landed] == [108.0, 109.0]  # the newest
+    assert len(await store.commands("CS-GONE")) == len(await store.commands("CS-OK")) == 1
+    assert writer.dropped_rows() == {"session_samples": 8}
+    assert len(landed) + writer.dropped_rows()["session_samples"] == 10
+    assert await store.quarantined() == []
+    line = 'vpp_fleet_db_dropped_rows_total{table="session_samples"} 8.0'
+    assert line in exposition(fleet, writer)
 
 
 async def test_write_task_keeps_recording_after_a_poison_row(store: FleetStore) -> None:
