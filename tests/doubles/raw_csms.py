@@ -23,53 +23,14 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import jsonschema
-import ocpp
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-SCHEMA_DIRS = {
-    "ocpp2.1": Path(ocpp.__file__).parent / "v21" / "schemas",
-    "ocpp2.0.1": Path(ocpp.__file__).parent / "v201" / "schemas",
-}
-
-_FORMATS = jsonschema.FormatChecker()
-
-
-@_FORMATS.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        raise ValueError(f"date-time without offset: {value}")
-    return True
-
-
-class SchemaBook:
-    """Compiled validators for one protocol version's schemas (loaded lazily)."""
-
-    def __init__(self, subprotocol: str) -> None:
-        self.directory = SCHEMA_DIRS[subprotocol]
-        self._validators: dict[str, jsonschema.protocols.Validator] = {}
-
-    def errors(self, name: str, payload: Any) -> list[str]:
-        validator = self._validators.get(name)
-        if validator is None:
-            path = self.directory / f"{name}.json"
-            if not path.exists():
-                return [f"no schema {name}"]
-            schema = json.loads(path.read_text(encoding="utf-8"))
-            validator = jsonschema.Draft6Validator(schema, format_checker=_FORMATS)
-            self._validators[name] = validator
-        return [
-            f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(payload)
-        ]
+from tests.doubles.oca_schemas import SchemaBook
 
 
 @dataclass

@@ -399,6 +399,8 @@ class OcppEndpoint:
             raise OcppConnectionClosed(f"{self.identity}: closed, {action} not sent") from exc
         finally:
             self._pending.pop(message_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # failed by the shutdown while this call was cancelled
 
     async def _result_of(self, action: str, answer: CallResult) -> Any:
         try:

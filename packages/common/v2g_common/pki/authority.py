@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["CertificateAuthority", "IssuedCertificate", "PkiError", "check_identity"]
@@ -160,6 +160,52 @@ class CertificateAuthority:
         check_identity(identity)
         return self._issue(identity, ExtendedKeyUsageOID.CLIENT_AUTH, [], valid_days, now)
 
+    def sign_csr(
+        self,
+        csr_pem: str | bytes,
+        *,
+        identity: str,
+        valid_days: int = 825,
+        now: dt.datetime | None = None,
+    ) -> x509.Certificate:
+        """A client certificate for the key of a PEM certificate signing request, with CN =
+        ``identity`` (whatever the request's subject says besides; it must name the same CN).
+
+        Raises :class:`PkiError` for a request that is not PEM, whose signature does not
+        verify, whose CN is not ``identity`` or whose key is not EC P-256 / RSA >= 2048 bits.
+        """
+        check_identity(identity)
+        data = csr_pem.encode("ascii") if isinstance(csr_pem, str) else csr_pem
+        try:
+            csr = x509.load_pem_x509_csr(data)
+        except ValueError as exc:
+            raise PkiError(f"not a PEM certificate signing request: {exc}") from None
+        if not csr.is_signature_valid:
+            raise PkiError("the signing request's signature does not verify")
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not names or names[0].value != identity:
+            raise PkiError(f"the signing request's CN is not {identity!r}")
+        public_key = _accepted_key(csr.public_key())
+        start = now or dt.datetime.now(dt.UTC)
+        builder = (
+            _base_builder(
+                _name(identity, self.organization),
+                self.root.certificate.subject,
+                public_key,
+                start,
+                valid_days,
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.root.private_key.public_key()
+                ),
+                critical=False,
+            )
+        )
+        return builder.sign(self.root.private_key, hashes.SHA256())
+
     def _issue(
         self,
         common_name: str,
@@ -192,10 +238,23 @@ class CertificateAuthority:
         return IssuedCertificate(builder.sign(self.root.private_key, hashes.SHA256()), key)
 
 
+def _accepted_key(public_key: object) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+    """The key of a signing request if we sign for it: EC P-256/P-384, RSA >= 2048 bits."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ec.SECP256R1 | ec.SECP384R1):
+            raise PkiError(f"EC curve {public_key.curve.name} is not accepted (P-256, P-384)")
+        return public_key
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < 2048:
+            raise PkiError(f"RSA key of {public_key.key_size} bits is too short (>= 2048)")
+        return public_key
+    raise PkiError(f"{type(public_key).__name__} keys are not accepted (EC or RSA)")
+
+
 def _base_builder(
     subject: x509.Name,
     issuer: x509.Name,
-    public_key: ec.EllipticCurvePublicKey,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
     start: dt.datetime,
     valid_days: int,
 ) -> x509.CertificateBuilder:

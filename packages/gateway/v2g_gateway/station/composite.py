@@ -9,14 +9,17 @@ Merge rules (OCPP 2.1 K08):
   charge limit is the minimum of all limits, the discharge limit the one closest to zero, and a
   setpoint is clamped into [dischargeLimit, limit];
 - a profile with ``maxOfflineDuration`` stops applying that long after the station went
-  offline (the next lower one takes over); 0 means not at all while offline.
+  offline (the next lower one takes over); 0 means not at all while offline;
+- the local limits (the EVSE's rating, what the EV declared, whether the CSMS allowed a
+  bidirectional mode) bound everything like one more cap, so a period always carries the
+  ``limit`` it is executed with and never a discharge the EVSE will not do.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from v2g_gateway.station.profiles import ChargingProfile, PeriodWatts
@@ -26,6 +29,7 @@ __all__ = [
     "CompositePeriod",
     "CompositeSchedule",
     "EvseElectrics",
+    "LocalLimits",
     "compose",
     "target_power_w",
 ]
@@ -47,6 +51,15 @@ class EvseElectrics:
     evse_id: int
     voltage_v: float
     phases: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocalLimits:
+    """What the EVSE itself allows now, as magnitudes in W (>= 0): its rating bounded by the
+    EV's declared maxima; ``discharge_w`` is 0 unless a bidirectional mode was negotiated."""
+
+    charge_w: float
+    discharge_w: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +98,10 @@ def compose(
     duration_s: int,
     transaction: ActiveTransaction | None = None,
     offline_since: datetime | None = None,
+    local: LocalLimits | None = None,
 ) -> CompositeSchedule:
-    """Merge ``profiles`` for ``evse`` over ``[start, start + duration_s)``."""
+    """Merge ``profiles`` for ``evse`` over ``[start, start + duration_s)``, bounded by
+    ``local`` when given."""
     relevant = [p for p in profiles if p.evse_id in (0, evse.evse_id)]
     end = start + timedelta(seconds=duration_s)
     times = sorted(
@@ -98,6 +113,8 @@ def compose(
     periods: list[CompositePeriod] = []
     for when in times:
         period = _evaluate(relevant, when, evse, transaction, offline_since)
+        if local is not None:
+            period = _bounded(period, local)
         if periods and _same_values(periods[-1], period):
             continue
         periods.append(period)
@@ -161,6 +178,23 @@ def _merge(when: datetime, tx: PeriodWatts | None, caps: list[PeriodWatts]) -> C
             setpoint_w = max(setpoint_w, discharge_limit_w)
     mode = tx.mode if tx is not None else "ChargingOnly"
     return CompositePeriod(when, mode, limit_w, discharge_limit_w, setpoint_w)
+
+
+def _bounded(period: CompositePeriod, local: LocalLimits) -> CompositePeriod:
+    """``period`` within the local limits: the charge limit is never above ``charge_w``; a
+    period that may discharge gets a dischargeLimit no deeper than ``-discharge_w`` and its
+    setpoint clamped into [dischargeLimit, limit]."""
+    limit_w = local.charge_w if period.limit_w is None else min(period.limit_w, local.charge_w)
+    if period.mode in ("ChargingOnly", "Idle"):
+        return replace(period, limit_w=limit_w)
+    floor_w = -local.discharge_w
+    discharge_w = (
+        floor_w if period.discharge_limit_w is None else max(period.discharge_limit_w, floor_w)
+    )
+    setpoint_w = period.setpoint_w
+    if setpoint_w is not None:
+        setpoint_w = max(min(setpoint_w, limit_w), discharge_w)
+    return replace(period, limit_w=limit_w, discharge_limit_w=discharge_w, setpoint_w=setpoint_w)
 
 
 def _applies(

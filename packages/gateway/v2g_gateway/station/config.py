@@ -24,6 +24,9 @@ class EvseConfig(ConfigSection):
     phases: int = Field(default=3, ge=1, le=3)
     #: "DC" (ISO 15118-20 DC_BPT) or "AC" (AC_BPT): what NotifyEVChargingNeeds requests.
     current_type: Literal["AC", "DC"] = "DC"
+    #: The EVSE's rated power, both directions: the local limit of its composite schedule
+    #: (device model: EVSE.Power maxLimit).
+    max_power_w: float = Field(default=22_000.0, gt=0)
 
 
 class ReconnectConfig(ConfigSection):
@@ -78,6 +81,20 @@ class StationConfig(ConfigSection):
     #: Websocket keep-alive: a dead link is noticed within about ping_interval + ping_timeout.
     ws_ping_interval_s: float = Field(default=20.0, gt=0)
     ws_ping_timeout_s: float = Field(default=20.0, gt=0)
+    #: A RequestStartTransaction waits this long for the EV to be plugged in
+    #: (TxCtrlr.EVConnectionTimeOut).
+    ev_connection_timeout_s: float = Field(default=120.0, gt=0)
+    #: Reset: how long the control loop may take to ramp to 0 W before the restart anyway.
+    reset_ramp_timeout_s: float = Field(default=30.0, gt=0)
+    #: Security profile 3: ask the CSMS for a new client certificate (SignCertificate) this
+    #: long before the current one expires; 0 = only when the CSMS triggers it.
+    certificate_renew_before_days: float = Field(default=30.0, ge=0)
+    #: Organization (O) of the certificate signing requests (SecurityCtrlr.OrganizationName).
+    organization_name: str = Field(default="V2G VPP", min_length=1, max_length=64)
+    #: No CertificateSigned this long after a SignCertificate: ask again, waiting twice as
+    #: long each time, at most ``cert_signing_repeat_times`` times (SecurityCtrlr).
+    cert_signing_wait_minimum_s: float = Field(default=60.0, gt=0)
+    cert_signing_repeat_times: int = Field(default=3, ge=0)
 
     @model_validator(mode="after")
     def _credentials_match_profile(self) -> StationConfig:

@@ -1,22 +1,31 @@
-"""The station's OCPP endpoint: the CSMS's smart-charging and V2X commands, answered from
-:class:`StationServices` (implemented by :class:`~v2g_gateway.station.station.ChargingStation`).
+"""The station's OCPP endpoint: the CSMS's smart-charging and V2X commands, and the
+management commands of a CSMS that runs the station (TriggerMessage, Get/SetVariables,
+GetBaseReport, Reset, RequestStart/StopTransaction, ChangeAvailability, CertificateSigned),
+answered from :class:`StationServices` (implemented by
+:class:`~v2g_gateway.station.station.ChargingStation`).
 
-Handlers only translate; every decision lives in the services. Whatever the CSMS sends that
-has no handler, is malformed or breaks its schema is answered by the adapter with a CALLERROR,
-and the connection stays up.
+Handlers only translate; every decision lives in the services. A command whose effect OCPP
+wants *after* the answer (the triggered message, the Ended event, a report, the reconnect
+with a new certificate) is decided in its ``@on`` handler and carried out in its ``@after``
+hook. Whatever the CSMS sends that has no handler, is malformed or breaks its schema is
+answered by the adapter with a CALLERROR, and the connection stays up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from v2g_common.ocpp21 import ChargingStationEndpoint, on
+from v2g_common.ocpp21 import ChargingStationEndpoint, OccurrenceConstraintViolation, after, on
 from v2g_common.ocpp21.messages import call_result
-from v2g_gateway.station.composite import ActiveTransaction
+from v2g_gateway.station.composite import ActiveTransaction, CompositeSchedule
 from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.smart_charging import SmartCharging, composite_to_wire
+from v2g_gateway.station.variables import ITEMS_PER_MESSAGE
+
+if TYPE_CHECKING:
+    from v2g_gateway.station.management import StationManagement
 
 __all__ = ["StationEndpoint", "StationServices"]
 
@@ -25,6 +34,7 @@ class StationServices(Protocol):
     """What the endpoint needs from the running station."""
 
     smart: SmartCharging
+    management: StationManagement
 
     def now(self) -> datetime: ...
 
@@ -43,6 +53,9 @@ class StationServices(Protocol):
 
     def energy_transfer_allowed(self, transaction_id: str, modes: list[str]) -> bool:
         """Apply NotifyAllowedEnergyTransfer; False when the transaction is unknown."""
+
+    def composite_schedule(self, evse_id: int, *, duration_s: int) -> CompositeSchedule:
+        """The composite schedule within the EVSE's local limits."""
 
 
 def _rejected(exc: ProfileRejected) -> dict[str, str]:
@@ -132,13 +145,7 @@ class StationEndpoint(ChargingStationEndpoint):
             return call_result.GetCompositeSchedule(
                 status="Rejected", status_info={"reason_code": "UnknownEvse"}
             )
-        schedule = svc.smart.composite(
-            evse_id,
-            now=svc.now(),
-            duration_s=duration,
-            transaction=svc.transactions().get(evse_id),
-            offline_since=svc.offline_since(),
-        )
+        schedule = svc.composite_schedule(evse_id, duration_s=duration)
         wire = composite_to_wire(
             schedule,
             unit=charging_rate_unit or "W",
@@ -176,3 +183,146 @@ class StationEndpoint(ChargingStationEndpoint):
                 status="Rejected", status_info={"reason_code": "TxNotFound"}
             )
         return call_result.NotifyAllowedEnergyTransfer(status="Accepted")
+
+    # -- management -----------------------------------------------------------------------
+    @on("TriggerMessage")
+    def on_trigger_message(
+        self, requested_message: str, evse: Mapping[str, Any] | None = None, **_: Any
+    ) -> call_result.TriggerMessage:
+        self.services.contact()
+        status = self.services.management.trigger(requested_message, evse, apply=False)
+        return call_result.TriggerMessage(status=status)
+
+    @after("TriggerMessage")
+    def after_trigger_message(
+        self, requested_message: str, evse: Mapping[str, Any] | None = None, **_: Any
+    ) -> None:
+        self.services.management.trigger(requested_message, evse, apply=True)
+
+    @on("GetVariables")
+    def on_get_variables(
+        self, get_variable_data: list[dict[str, Any]], **_: Any
+    ) -> call_result.GetVariables:
+        self.services.contact()
+        _check_items(get_variable_data, "getVariableData")
+        results = self.services.management.device_model.get(get_variable_data)
+        return call_result.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")
+    def on_set_variables(
+        self, set_variable_data: list[dict[str, Any]], **_: Any
+    ) -> call_result.SetVariables:
+        self.services.contact()
+        _check_items(set_variable_data, "setVariableData")
+        results = self.services.management.device_model.set(set_variable_data)
+        return call_result.SetVariables(set_variable_result=results)
+
+    @on("GetBaseReport")
+    def on_get_base_report(
+        self, request_id: int, report_base: str, **_: Any
+    ) -> call_result.GetBaseReport:
+        self.services.contact()
+        status = self.services.management.base_report(request_id, report_base, apply=False)
+        return call_result.GetBaseReport(status=status)
+
+    @after("GetBaseReport")
+    def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
+        self.services.management.base_report(request_id, report_base, apply=True)
+
+    @on("Reset")
+    def on_reset(self, type: str, evse_id: int | None = None, **_: Any) -> call_result.Reset:
+        self.services.contact()
+        status = self.services.management.reset(type, evse_id, apply=False)
+        return call_result.Reset(status=status)
+
+    @after("Reset")
+    def after_reset(self, type: str, evse_id: int | None = None, **_: Any) -> None:
+        self.services.management.reset(type, evse_id, apply=True)
+
+    @on("RequestStartTransaction")
+    def on_request_start(
+        self,
+        id_token: dict[str, Any],
+        remote_start_id: int,
+        evse_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> call_result.RequestStartTransaction:
+        self.services.contact()
+        status, transaction_id = self.services.management.request_start(
+            id_token=id_token,
+            remote_start_id=remote_start_id,
+            evse_id=evse_id,
+            charging_profile=charging_profile,
+            apply=False,
+        )
+        return call_result.RequestStartTransaction(status=status, transaction_id=transaction_id)
+
+    @after("RequestStartTransaction")
+    def after_request_start(
+        self,
+        id_token: dict[str, Any],
+        remote_start_id: int,
+        evse_id: int | None = None,
+        charging_profile: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        self.services.management.request_start(
+            id_token=id_token,
+            remote_start_id=remote_start_id,
+            evse_id=evse_id,
+            charging_profile=charging_profile,
+            apply=True,
+        )
+
+    @on("RequestStopTransaction")
+    def on_request_stop(self, transaction_id: str, **_: Any) -> call_result.RequestStopTransaction:
+        self.services.contact()
+        status = self.services.management.request_stop(transaction_id, apply=False)
+        return call_result.RequestStopTransaction(status=status)
+
+    @after("RequestStopTransaction")
+    def after_request_stop(self, transaction_id: str, **_: Any) -> None:
+        self.services.management.request_stop(transaction_id, apply=True)
+
+    @on("ChangeAvailability")
+    def on_change_availability(
+        self, operational_status: str, evse: Mapping[str, Any] | None = None, **_: Any
+    ) -> call_result.ChangeAvailability:
+        self.services.contact()
+        status = self.services.management.change_availability(operational_status, evse, apply=False)
+        return call_result.ChangeAvailability(status=status)
+
+    @after("ChangeAvailability")
+    def after_change_availability(
+        self, operational_status: str, evse: Mapping[str, Any] | None = None, **_: Any
+    ) -> None:
+        self.services.management.change_availability(operational_status, evse, apply=True)
+
+    @on("CertificateSigned")
+    def on_certificate_signed(
+        self, certificate_chain: str, certificate_type: str | None = None, **_: Any
+    ) -> call_result.CertificateSigned:
+        self.services.contact()
+        status, reason = self.services.management.certificate_signed(
+            certificate_chain, certificate_type
+        )
+        info = (
+            None
+            if reason is None
+            else {"reason_code": "InvalidCertificate", "additional_info": reason[:1024]}
+        )
+        return call_result.CertificateSigned(status=status, status_info=info)
+
+    @after("CertificateSigned")
+    async def after_certificate_signed(self, **_: Any) -> None:
+        if self.services.management.renewed_certificate():
+            await self.services.management.use_new_certificate()
+
+
+def _check_items(items: list[dict[str, Any]], name: str) -> None:
+    """DeviceDataCtrlr.ItemsPerMessage: a request with more entries is refused whole."""
+    if len(items) > ITEMS_PER_MESSAGE:
+        raise OccurrenceConstraintViolation(
+            f"{name}: {len(items)} entries, at most {ITEMS_PER_MESSAGE} per message"
+        )

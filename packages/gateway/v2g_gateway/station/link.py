@@ -1,8 +1,12 @@
 """The station's link to its CSMS: connect (security profile 1/2/3, ``ocpp2.1`` with an
 optional ``ocpp2.0.1`` fallback), reconnect with exponential backoff and full jitter,
-BootNotification (honouring Pending/Rejected and the interval), Heartbeat, and one sender
-that delivers, in order: StatusNotifications, the TransactionEvent outbox, NotifyEVChargingNeeds
-and ReportChargingProfiles.
+BootNotification (honouring Pending/Rejected and the interval; a TriggerMessage cuts a
+Pending wait short), Heartbeat, and one sender that delivers, in order: StatusNotifications,
+the TransactionEvent outbox, NotifyEVChargingNeeds, then one-off messages in the order they
+were queued (ReportChargingProfiles, NotifyReport, MeterValues, Heartbeat, SignCertificate...).
+
+:meth:`CsmsLink.reconnect` ends the session (the next connection presents a newly installed
+client certificate); :meth:`CsmsLink.restart` also boots again with the given reason.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import logging
 import random
 import ssl
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +35,7 @@ from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.endpoint import StationEndpoint, StationServices
 from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.outbox import TransactionJournal
+from v2g_gateway.station.settings import StationSettings
 
 __all__ = ["CsmsLink", "Outgoing", "backoff_s"]
 
@@ -59,17 +65,29 @@ def backoff_s(
     return base * (1.0 - jitter) + base * jitter * rng.random()
 
 
+#: Called with the CSMS's answer to a one-off message (for SignCertificate's status).
+OnAnswer = Callable[[Any], None]
+
+
 @dataclass
 class Outgoing:
-    """Messages waiting for the link, besides the TransactionEvent outbox."""
+    """Messages waiting for the link, besides the TransactionEvent outbox.
+
+    ``statuses`` and ``needs`` keep the latest per EVSE; ``messages`` are one-off CALLs
+    (``call`` dataclasses), each with an optional callback for its answer. A one-off message
+    whose session ends before its answer is not sent again (the CSMS can ask again)."""
 
     journal: TransactionJournal
     statuses: dict[int, str] = field(default_factory=dict)
     needs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    reports: list[dict[str, Any]] = field(default_factory=list)
+    messages: deque[tuple[Any, OnAnswer | None]] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def nudge(self) -> None:
+        self.wake.set()
+
+    def send(self, request: Any, on_answer: OnAnswer | None = None) -> None:
+        self.messages.append((request, on_answer))
         self.wake.set()
 
 
@@ -82,22 +100,48 @@ class CsmsLink:
         *,
         services: StationServices,
         outgoing: Outgoing,
+        settings: StationSettings,
         on_online: Callable[[bool], None],
         current_statuses: Callable[[], dict[int, str]],
+        boot_reason: str = "PowerUp",
         rng: random.Random | None = None,
     ) -> None:
         self._config = config
         self._services = services
         self._out = outgoing
+        self._settings = settings
         self._on_online = on_online
         self._current_statuses = current_statuses
         self._rng = rng or random.Random()
         self._booted = False
-        self._heartbeat_s = config.heartbeat_interval_s
+        self._boot_reason = boot_reason
+        self._boot_now = asyncio.Event()
         self._last_exchange_s = 0.0
         self._failures: dict[int, int] = {}
         self._session_accepted = False
+        self._connection: Any = None
         self.subprotocol: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """The CSMS accepted our BootNotification (this run of the station)."""
+        return self._booted
+
+    def boot_now(self) -> None:
+        """TriggerMessage(BootNotification) while Pending: send it without waiting."""
+        self._boot_reason = "Triggered"
+        self._boot_now.set()
+
+    async def reconnect(self) -> None:
+        """End the session; the next connection is opened as usual (new TLS context)."""
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def restart(self, boot_reason: str) -> None:
+        """End the session and boot again on the next one (a station reset)."""
+        self._booted = False
+        self._boot_reason = boot_reason
+        await self.reconnect()
 
     async def run(self) -> None:
         attempt = 0
@@ -121,9 +165,11 @@ class CsmsLink:
             if attempt:
                 log.info("CSMS reachable again after %d failed attempt(s)", attempt)
             self._session_accepted = False
+            self._connection = connection
             try:
                 await self._session(connection)
             finally:
+                self._connection = None
                 self._on_online(False)
                 await connection.close()
             # A session that never got as far as an accepted boot counts as a failed attempt,
@@ -151,7 +197,7 @@ class CsmsLink:
             password=cfg.password if cfg.security_profile in (1, 2) else None,
             subprotocols=cfg.subprotocols,
             open_timeout_s=cfg.open_timeout_s,
-            ping_interval=cfg.ws_ping_interval_s,
+            ping_interval=self._settings.ws_ping_interval_s,
             ping_timeout=cfg.ws_ping_timeout_s,
         )
 
@@ -215,27 +261,34 @@ class CsmsLink:
         if cfg.firmware_version:
             station["firmware_version"] = cfg.firmware_version
         while True:
+            self._boot_now.clear()
             response = await endpoint.call(
-                call21.BootNotification(charging_station=station, reason="PowerUp")
+                call21.BootNotification(charging_station=station, reason=self._boot_reason)
             )
             interval = float(response.interval) if response.interval > 0 else None
             if response.status == "Accepted":
                 self._booted = self._session_accepted = True
-                self._heartbeat_s = interval or cfg.heartbeat_interval_s
+                self._boot_reason = "PowerUp"
+                if interval:
+                    self._settings.heartbeat_interval_s = interval
                 self._exchanged()
                 self._on_online(True)
-                log.info("BootNotification accepted (heartbeat %.0f s)", self._heartbeat_s)
+                log.info(
+                    "BootNotification accepted (heartbeat %.0f s)",
+                    self._settings.heartbeat_interval_s,
+                )
                 return
             if response.status == "Pending":
                 # The CSMS is there and may configure us; it is contact, not acceptance.
                 self._exchanged()
                 self._on_online(True)
-            log.warning(
-                "BootNotification %s; retry in %.0f s",
-                response.status,
-                interval or cfg.heartbeat_interval_s,
-            )
-            await asyncio.sleep(interval or cfg.heartbeat_interval_s)
+            wait_s = interval or self._settings.heartbeat_interval_s
+            log.warning("BootNotification %s; retry in %.0f s", response.status, wait_s)
+            try:
+                async with asyncio.timeout(wait_s):
+                    await self._boot_now.wait()
+            except TimeoutError:
+                pass
 
     def _exchanged(self) -> None:
         """A CALLRESULT arrived: the heartbeat timer restarts and the control loop hears of it."""
@@ -245,7 +298,7 @@ class CsmsLink:
     async def _heartbeat(self, endpoint: StationEndpoint) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            idle_s = min(self._heartbeat_s, self._config.contact_probe_interval_s)
+            idle_s = min(self._settings.heartbeat_interval_s, self._config.contact_probe_interval_s)
             wait_s = self._last_exchange_s + idle_s - loop.time()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
@@ -309,19 +362,22 @@ class CsmsLink:
             if out.needs.get(evse_id) is request:
                 del out.needs[evse_id]
             return True
-        if out.reports:
-            report = out.reports.pop(0)
-            await self._exchange_or_drop(endpoint, call21.ReportChargingProfiles(**report))
+        if out.messages:
+            request, on_answer = out.messages.popleft()
+            answer = await self._exchange_or_drop(endpoint, request)
+            if answer is not None and on_answer is not None:
+                on_answer(answer)
             return True
         return False
 
-    async def _exchange_or_drop(self, endpoint: StationEndpoint, request: Any) -> None:
+    async def _exchange_or_drop(self, endpoint: StationEndpoint, request: Any) -> Any:
         """Send a message that is not worth a retry loop: a CALLERROR or a payload the
-        negotiated version cannot carry is logged and the message dropped."""
+        negotiated version cannot carry is logged and the message dropped (None)."""
         try:
-            await self._exchange(endpoint, request)
+            return await self._exchange(endpoint, request)
         except (OcppCallError, RequestInvalid) as exc:
             log.error("%s not delivered: %s", type(request).__name__, exc)
+            return None
 
     def _needs_for_version(self, request: dict[str, Any]) -> Any:
         """2.0.1 knows neither V2X parameters nor BPT modes: send what it can carry."""
@@ -355,11 +411,11 @@ class CsmsLink:
         except OcppCallError as exc:
             failures = self._failures.get(position, 0) + 1
             self._failures[position] = failures
-            if failures < self._config.transaction_message_attempts:
+            if failures < self._settings.transaction_message_attempts:
                 log.warning(
                     "TransactionEvent seqNo %s refused (%s); retrying", payload.get("seq_no"), exc
                 )
-                await asyncio.sleep(self._config.transaction_message_retry_interval_s)
+                await asyncio.sleep(self._settings.transaction_message_retry_interval_s)
                 return
             log.error("TransactionEvent %s dropped after %d CALLERRORs: %s", payload, failures, exc)
         self._failures.pop(position, None)

@@ -47,8 +47,9 @@ SUPPORTED_PURPOSES = frozenset(PURPOSES[:4])
 class PeriodWatts:
     """One period's values in signed watts (positive into the EV).
 
-    ``setpoint_w`` is set for CentralSetpoint periods and for legacy negative limits (a CSMS
-    older than 2.1 asks for discharge that way); ``discharge_limit_w`` is <= 0.
+    ``setpoint_w`` is set for CentralSetpoint periods; a legacy negative limit (a CSMS older
+    than 2.1 asks for discharge that way) becomes a CentralSetpoint period whose setpoint and
+    dischargeLimit are that limit; ``discharge_limit_w`` is <= 0.
     """
 
     mode: str
@@ -86,10 +87,11 @@ class SchedulePeriod:
 
         limit = total(self.limit, self.limit_l2, self.limit_l3)
         setpoint = total(self.setpoint, self.setpoint_l2, self.setpoint_l3)
-        if limit is not None and limit < 0 and setpoint is None:
-            # Backwards compatibility: a negative limit is a discharge request.
-            setpoint, limit = limit, None
         discharge = total(self.discharge_limit, self.discharge_limit_l2, self.discharge_limit_l3)
+        if limit is not None and limit < 0 and setpoint is None:
+            # Backwards compatibility: a negative limit is a discharge request, executed and
+            # reported as what it is: a central setpoint, bounded by itself.
+            return PeriodWatts("CentralSetpoint", None, limit, limit)
         return PeriodWatts(self.operation_mode, limit, discharge, setpoint)
 
 

@@ -16,6 +16,7 @@ from v2g_gateway.station.composite import (
     ActiveTransaction,
     CompositeSchedule,
     EvseElectrics,
+    LocalLimits,
     compose,
 )
 from v2g_gateway.station.config import StationConfig
@@ -144,6 +145,7 @@ class SmartCharging:
         duration_s: int,
         transaction: ActiveTransaction | None,
         offline_since: datetime | None,
+        local: LocalLimits | None = None,
     ) -> CompositeSchedule:
         return compose(
             self._store.profiles(),
@@ -152,6 +154,7 @@ class SmartCharging:
             duration_s=duration_s,
             transaction=transaction,
             offline_since=offline_since,
+            local=local,
         )
 
     def purge_expired(self, *, now: datetime) -> list[int]:
@@ -191,21 +194,23 @@ def composite_to_wire(
     unit: str,
     electrics: EvseElectrics,
     legacy: bool = False,
-    unlimited_w: float = 1e6,
 ) -> dict[str, Any]:
     """A snake_case ``CompositeScheduleType`` dict in ``unit`` (W or A).
 
+    The schedule must be bounded by local limits (every period then has its ``limit``).
     ``legacy`` (OCPP 2.0.1) has only ``limit``, which it requires: a setpoint goes out as
-    that (negative = discharge, the old convention), no limit as ``unlimited_w``."""
+    that (negative = discharge, the old convention)."""
     scale = 1.0 if unit == "W" else 1.0 / (electrics.voltage_v * electrics.phases)
     periods = []
     for period in schedule.periods:
+        if period.limit_w is None:
+            raise ValueError(f"composite period at {period.start} has no limit")
         item: dict[str, Any] = {
             "start_period": int((period.start - schedule.start).total_seconds())
         }
         if legacy:
             limit = period.setpoint_w if period.setpoint_w is not None else period.limit_w
-            item["limit"] = round((unlimited_w if limit is None else limit) * scale, 3)
+            item["limit"] = round(limit * scale, 3)
             periods.append(item)
             continue
         item["operation_mode"] = period.mode

@@ -6,9 +6,17 @@
 It owns a TaskGroup with two tasks: ``station-link`` (connection, boot, heartbeat, sender; see
 :mod:`~v2g_gateway.station.link`) and ``station-control`` (every ``control_tick_s``: composite
 schedule -> setpoint lease, transactions and meter values from the control snapshot, the EV's
-charging needs). The lease is short and renewed each tick, so a station that stops ticking
-stops the discharge; contact is reported to the control loop only on real CSMS exchanges, so
-its comms-loss fail-safe sees a dead link.
+charging needs), plus a task per reset in progress. The lease is short and renewed each tick,
+so a station that stops ticking stops the discharge; contact is reported to the control loop
+only on real CSMS exchanges, so its comms-loss fail-safe sees a dead link.
+
+The CSMS's management commands (TriggerMessage, device model, Reset, remote start/stop,
+availability, certificate renewal) are answered by :class:`~v2g_gateway.station.management.
+StationManagement`; what they change in the transactions happens here, on the next tick.
+
+A Reset of the whole station ramps to 0 W, ends the transactions and then calls ``on_reset``
+(the daemon's: stop the control loop, contactor open, and exit so systemd restarts it);
+without one the station restarts its own session and boots again with reason RemoteReset.
 """
 
 from __future__ import annotations
@@ -16,13 +24,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from v2g_gateway.station.composite import ActiveTransaction, target_power_w
+from v2g_common.ocpp21.messages import call as call21
+from v2g_gateway.station.availability import Availability
+from v2g_gateway.station.certificates import CertificateRenewal
+from v2g_gateway.station.composite import (
+    ActiveTransaction,
+    CompositeSchedule,
+    LocalLimits,
+    target_power_w,
+)
 from v2g_gateway.station.config import StationConfig
+from v2g_gateway.station.device_model import DeviceModel
+from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.link import CsmsLink, Outgoing
+from v2g_gateway.station.management import StationManagement, take_boot_reason
 from v2g_gateway.station.needs import allows_discharge, charging_needs_request
 from v2g_gateway.station.outbox import TransactionJournal
 from v2g_gateway.station.ports import (
@@ -35,9 +54,12 @@ from v2g_gateway.station.ports import (
     SystemClock,
 )
 from v2g_gateway.station.profiles import parse_datetime
+from v2g_gateway.station.remote import RemoteControl
+from v2g_gateway.station.settings import StationSettings
 from v2g_gateway.station.smart_charging import SmartCharging
-from v2g_gateway.station.store import ProfileStore, open_state_db
-from v2g_gateway.station.transactions import EvseTransactions, TickInputs
+from v2g_gateway.station.store import ProfileStore, WrittenVariables, open_state_db
+from v2g_gateway.station.transactions import EvseTransactions, StartInfo, TickInputs
+from v2g_gateway.station.variables import StationFacts, station_variables
 
 __all__ = ["ChargingStation"]
 
@@ -59,8 +81,12 @@ class ChargingStation:
         ev_link: EvLink | Mapping[int, EvLink] | None = None,
         clock: StationClock | None = None,
         rng: random.Random | None = None,
+        on_reset: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
+        self.settings = StationSettings.from_config(config)
+        self._on_reset = on_reset
+        self._spawned: set[asyncio.Task[None]] = set()
         self._controls = _per_evse(config, control)
         self._ev_links = {} if ev_link is None else _per_evse(config, ev_link)
         self._clock = clock or SystemClock()
@@ -109,20 +135,54 @@ class ChargingStation:
             self.config,
             services=self,
             outgoing=self.outgoing,
+            settings=self.settings,
             on_online=self._set_online,
             current_statuses=self._current_statuses,
+            boot_reason=take_boot_reason(self.journal),
             rng=self._rng,
         )
+        self.management = self._management()
         self._tasks = asyncio.TaskGroup()
         await self._tasks.__aenter__()
         self._link_task = self._tasks.create_task(self.link.run(), name="station-link")
         self._control_task = self._tasks.create_task(self._control_loop(), name="station-control")
         return self
 
+    def _management(self) -> StationManagement:
+        availability = Availability(self.journal, (e.id for e in self.config.evses))
+        facts = StationFacts(
+            now=self.now,
+            station_state=lambda: (
+                "Available" if availability.station_operative() else "Unavailable"
+            ),
+            evse_state=lambda evse_id: self.management.status(evse_id, self.view(evse_id)),
+            evse_operative=availability.operative,
+            sampled_interval_changed=self._sampled_interval_changed,
+        )
+        variables = station_variables(self.config, self.settings, facts)
+        return StationManagement(
+            self.config,
+            station=self,
+            settings=self.settings,
+            outgoing=self.outgoing,
+            link=self.link,
+            remote=RemoteControl(),
+            availability=availability,
+            device_model=DeviceModel(variables, WrittenVariables(self._db)),
+            renewal=CertificateRenewal(self.config, self.settings),
+            on_reset=self._on_reset,
+        )
+
+    def _sampled_interval_changed(self) -> None:
+        for tracker in self._trackers.values():
+            tracker.sampled_interval_s = self.settings.sampled_data_interval_s
+
     async def __aexit__(self, *exc: Any) -> None:
         assert self._tasks is not None
         self._link_task.cancel()
         self._control_task.cancel()
+        for task in self._spawned:
+            task.cancel()
         try:
             # The body's own exception propagates as it is; a task's crash comes as a group.
             await self._tasks.__aexit__(None, None, None)
@@ -167,21 +227,43 @@ class ChargingStation:
     def online(self) -> bool:
         return self._online
 
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def view(self, evse_id: int) -> ControlView:
+        return self._controls[evse_id].snapshot()
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the station's task group (cancelled when the station stops)."""
+        assert self._tasks is not None
+        task = self._tasks.create_task(work, name=name)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
     def profiles_changed(self) -> None:
         self._poke.set()
 
     def queue_profile_report(self, request_id: int, evse_profiles: list[tuple[int, Any]]) -> None:
         for index, (evse_id, profiles) in enumerate(evse_profiles):
-            self.outgoing.reports.append(
-                {
-                    "request_id": request_id,
-                    "charging_limit_source": "CSO",
-                    "evse_id": evse_id,
-                    "charging_profile": profiles,
-                    "tbc": index < len(evse_profiles) - 1,
-                }
+            report = call21.ReportChargingProfiles(
+                request_id=request_id,
+                charging_limit_source="CSO",
+                evse_id=evse_id,
+                charging_profile=profiles,
+                tbc=index < len(evse_profiles) - 1,
             )
-        self.outgoing.nudge()
+            self.outgoing.send(report)
+
+    def composite_schedule(self, evse_id: int, *, duration_s: int) -> CompositeSchedule:
+        """The composite schedule within the local limits (GetCompositeSchedule)."""
+        return self.smart.composite(
+            evse_id,
+            now=self.now(),
+            duration_s=duration_s,
+            transaction=self.transactions().get(evse_id),
+            offline_since=self.offline_since(),
+            local=self.local_limits(evse_id),
+        )
 
     def energy_transfer_allowed(self, transaction_id: str, modes: list[str]) -> bool:
         for evse_id, tx in self.transactions().items():
@@ -209,7 +291,7 @@ class ChargingStation:
 
     def _current_statuses(self) -> dict[int, str]:
         return {
-            evse_id: _connector_status(control.snapshot())
+            evse_id: self.management.status(evse_id, control.snapshot())
             for evse_id, control in self._controls.items()
         }
 
@@ -230,8 +312,11 @@ class ChargingStation:
         self.smart.purge_expired(now=now)
         expired = self.smart.expire_offline(now=now, offline_since=self.offline_since())
         queued = bool(expired)
+        busy = set(self.transactions())
+        self.management.availability.settle(busy=busy)
         for evse_id, control in self._controls.items():
             queued |= await self._tick_evse(evse_id, control, now)
+        self.management.on_tick()
         if queued:
             self.outgoing.nudge()
         self._persist_contact()
@@ -250,23 +335,74 @@ class ChargingStation:
             duration_s=1,
             transaction=tracker.transaction,
             offline_since=self.offline_since(),
+            local=self.local_limits(evse_id),
         ).at(now)
         target_w = target_power_w(period, charge_w=self._charge_w(evse_id))
-        if not view.ev_connected:
+        if not (view.ev_connected and self._may_deliver(evse_id)):
             target_w = 0.0
         control.grant_lease(SetpointLease(target_w, self.config.lease_valid_for_s))
-        ended = tracker.transaction
-        reasons = tracker.tick(
-            TickInputs(view, now, self._clock.monotonic(), self._online, period.mode, target_w)
-        )
-        if "EVCommunicationLost" in reasons and ended is not None:
-            self.smart.transaction_ended(ended.transaction_id)
-        status = _connector_status(view)
+        tick = TickInputs(view, now, self._clock.monotonic(), self._online, period.mode, target_w)
+        reasons = self._advance_transactions(evse_id, tick)
+        status = self.management.status(evse_id, view)
         if view.cycles and status != self._statuses.get(evse_id):
             self._statuses[evse_id] = status
             self.outgoing.statuses[evse_id] = status
             return True
         return bool(reasons)
+
+    def _may_deliver(self, evse_id: int) -> bool:
+        """Energy flows only on an operative EVSE, not after a remote stop (until unplug)."""
+        return self.management.operative(evse_id) and not self.management.remote.held(evse_id)
+
+    def _advance_transactions(self, evse_id: int, tick: TickInputs) -> list[str]:
+        """Carry out what the CSMS asked for this EVSE, then follow the snapshot."""
+        tracker, remote = self._trackers[evse_id], self.management.remote
+        running = tracker.transaction
+        reasons: list[str] = []
+        stop = remote.take_stop(evse_id, ev_connected=tick.view.ev_connected)
+        if stop is not None and running is not None:
+            reasons.append(tracker.stop(tick, stop.trigger_reason, stop.stopped_reason))
+        elif running is not None:
+            authorization = remote.take_authorization(evse_id)
+            if authorization is not None:
+                reasons.append(tracker.report(tick, authorization.start))
+            if remote.take_trigger(evse_id):
+                reasons.append(tracker.report(tick, StartInfo("Trigger")))
+        if not tick.view.ev_connected:
+            remote.unplugged(evse_id)
+        pending = None
+        if tracker.transaction is None and tick.view.ev_connected and self._may_deliver(evse_id):
+            pending = remote.take_start(evse_id, now_s=tick.monotonic_s)
+        reasons += tracker.tick(
+            tick,
+            may_start=self._may_deliver(evse_id),
+            start=None if pending is None else pending.start,
+        )
+        if running is not None and tracker.transaction is None:
+            self.smart.transaction_ended(running.transaction_id)
+            remote.forget(evse_id)
+        if pending is not None and pending.charging_profile is not None:
+            self._install_remote_profile(evse_id, pending.charging_profile)
+        return reasons
+
+    def _install_remote_profile(self, evse_id: int, profile: dict[str, Any]) -> None:
+        """A RequestStartTransaction's charging profile, for the transaction it started."""
+        try:
+            self.smart.install(evse_id, profile, transactions=self.transactions(), now=self.now())
+        except ProfileRejected as exc:
+            log.warning("charging profile of the remote start refused: %s", exc)
+
+    def local_limits(self, evse_id: int) -> LocalLimits:
+        """The EVSE's rating, bounded by what its EV declared (and was allowed)."""
+        if evse_id == 0:
+            parts = [self.local_limits(e.id) for e in self.config.evses]
+            return LocalLimits(sum(p.charge_w for p in parts), sum(p.discharge_w for p in parts))
+        rated_w = self.config.evse(evse_id).max_power_w
+        needs = self._needs.get(evse_id)
+        if needs is None:
+            return LocalLimits(rated_w, 0.0)
+        _, discharge_w = self.ev_limits(evse_id)
+        return LocalLimits(min(rated_w, needs.max_charge_w), min(rated_w, discharge_w))
 
     def _charge_w(self, evse_id: int) -> float:
         if self.config.default_charge_w is not None:
@@ -294,7 +430,11 @@ class ChargingStation:
         self._renegotiate.discard(evse_id)
         current_type = self.config.evse(evse_id).current_type
         self.outgoing.needs[evse_id] = charging_needs_request(
-            needs, evse_id=evse_id, now=now, current_type=current_type
+            needs,
+            evse_id=evse_id,
+            now=now,
+            current_type=current_type,
+            discharge_allowed=self._discharge_allowed.get(evse_id, True),
         )
         self.outgoing.nudge()
 
@@ -333,13 +473,6 @@ class ChargingStation:
         if force or stored is None or (last - stored).total_seconds() >= _CONTACT_PERSIST_S:
             self.journal.put(_LAST_CONTACT, last.isoformat())
             self._persisted_contact = last
-
-
-def _connector_status(view: ControlView) -> str:
-    """Faulted on a hardware trip (the comms-loss fail-safe is not a fault of the EVSE)."""
-    if view.trip_code is not None:
-        return "Faulted"
-    return "Occupied" if view.ev_connected else "Available"
 
 
 def _per_evse(config: StationConfig, ports: Any) -> dict[int, Any]:

@@ -1,5 +1,6 @@
 """The station's durable state in one SQLite file under the state directory: installed charging
-profiles, the TransactionEvent outbox, running transactions, and the last CSMS contact.
+profiles, the TransactionEvent outbox, running transactions, the last CSMS contact, and the
+device-model values and availability the CSMS set.
 
 Every write commits before the caller goes on (``synchronous=FULL``): a profile the station
 answered ``Accepted`` for, or an event it queued, survives a crash or power cut.
@@ -23,7 +24,13 @@ from v2g_gateway.station.profiles import (
     parse_profile,
 )
 
-__all__ = ["ProfileStore", "StoredProfile", "open_state_db", "read_installed_profiles"]
+__all__ = [
+    "ProfileStore",
+    "StoredProfile",
+    "WrittenVariables",
+    "open_state_db",
+    "read_installed_profiles",
+]
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -209,3 +216,24 @@ def _received(profile: ChargingProfile) -> datetime:
     if profile.received_at is None:
         raise ValueError("a profile to install needs received_at")
     return profile.received_at
+
+
+class WrittenVariables:
+    """Device-model values the CSMS wrote (``kv`` rows keyed ``dm:<variable>``)."""
+
+    _PREFIX = "dm:"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def load(self) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, value FROM kv WHERE substr(key, 1, 3) = ?", (self._PREFIX,)
+        ).fetchall()
+        return {str(key)[len(self._PREFIX) :]: str(value) for key, value in rows}
+
+    def save(self, name: str, value: str) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (self._PREFIX + name, value)
+            )

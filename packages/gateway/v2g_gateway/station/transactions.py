@@ -3,8 +3,11 @@ unplugging ends it, and in between meter values go out every sampled-data interv
 whenever the charging rate, the operation mode or the charging state changes.
 
 The transaction starts at EV connection (TxStartPoint ``EVConnected``) and stops at
-disconnection (TxStopPoint ``EVConnected``). Events are TransactionEvent request payloads in
-snake_case, written to the :class:`~v2g_gateway.station.outbox.TransactionJournal`.
+disconnection (TxStopPoint ``EVConnected``); the CSMS may also stop it (RequestStopTransaction,
+Reset) while the EV stays plugged in, authorize it (RequestStartTransaction: an ``Updated``
+with trigger reason ``RemoteStart`` and the idToken), or ask for an event at once
+(TriggerMessage). Events are TransactionEvent request payloads in snake_case, written to the
+:class:`~v2g_gateway.station.outbox.TransactionJournal`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from v2g_gateway.station.composite import ActiveTransaction
 from v2g_gateway.station.outbox import TransactionJournal
 from v2g_gateway.station.ports import ControlView
 
-__all__ = ["EvseTransactions", "TickInputs", "meter_value"]
+__all__ = ["EvseTransactions", "StartInfo", "TickInputs", "meter_value"]
 
 
 def meter_value(view: ControlView, *, now: datetime, context: str) -> dict[str, Any]:
@@ -56,6 +59,15 @@ class TickInputs:
     target_w: float
 
 
+@dataclass(frozen=True, slots=True)
+class StartInfo:
+    """Who starts or authorizes a transaction: a plug-in by itself, or a remote start."""
+
+    trigger_reason: str = "CablePluggedIn"
+    id_token: dict[str, Any] | None = None
+    remote_start_id: int | None = None
+
+
 class EvseTransactions:
     """The transaction state machine of one EVSE (restored from the journal after a restart)."""
 
@@ -71,7 +83,8 @@ class EvseTransactions:
         self._journal = journal
         self.evse_id = evse_id
         self._connector_id = connector_id
-        self._interval_s = sampled_interval_s
+        #: TxUpdatedInterval: the device model may change it while running.
+        self.sampled_interval_s = sampled_interval_s
         self._threshold_w = rate_change_threshold_w
         record = journal.running().get(evse_id)
         self.transaction: ActiveTransaction | None = (
@@ -82,14 +95,19 @@ class EvseTransactions:
         self._last_target_w: float | None = None
         self._last_state: str | None = None
 
-    def tick(self, tick: TickInputs) -> list[str]:
-        """Advance on one snapshot; returns the trigger reasons of the events it queued."""
+    def tick(
+        self, tick: TickInputs, *, may_start: bool = True, start: StartInfo | None = None
+    ) -> list[str]:
+        """Advance on one snapshot; returns the trigger reasons of the events it queued.
+
+        ``may_start`` False keeps a plugged-in EV without a transaction (EVSE inoperative,
+        stopped remotely); ``start`` says who started it when one starts."""
         if tick.view.cycles == 0:
             return []  # the control loop has not measured anything yet
-        if self.transaction is None and tick.view.ev_connected:
-            return [self._start(tick)]
+        if self.transaction is None and tick.view.ev_connected and may_start:
+            return [self._start(tick, start or StartInfo())]
         if self.transaction is not None and not tick.view.ev_connected:
-            return [self._end(tick)]
+            return [self.stop(tick, "EVCommunicationLost", "EVDisconnected")]
         if self.transaction is not None:
             reason = self._update_reason(tick)
             if reason is not None:
@@ -97,24 +115,36 @@ class EvseTransactions:
                 return [reason]
         return []
 
-    def _start(self, tick: TickInputs) -> str:
+    def _start(self, tick: TickInputs, start: StartInfo) -> str:
         transaction_id = str(uuid.uuid4())
         self._journal.begin(self.evse_id, transaction_id, tick.now)
         self.transaction = ActiveTransaction(transaction_id, tick.now)
-        payload = self._payload(tick, "Started", "CablePluggedIn", "Transaction.Begin")
+        payload = self._payload(tick, "Started", start.trigger_reason, "Transaction.Begin")
         payload["evse"] = {"id": self.evse_id, "connector_id": self._connector_id}
+        _authorized_by(payload, start)
         self._journal.enqueue(self.evse_id, payload)
         self._remember(tick)
-        return "CablePluggedIn"
+        return start.trigger_reason
 
-    def _end(self, tick: TickInputs) -> str:
-        payload = self._payload(tick, "Ended", "EVCommunicationLost", "Transaction.End")
-        payload["transaction_info"]["stopped_reason"] = "EVDisconnected"
-        payload["transaction_info"]["charging_state"] = "Idle"
+    def stop(self, tick: TickInputs, trigger_reason: str, stopped_reason: str) -> str:
+        """End the running transaction now (``Ended`` with these reasons)."""
+        payload = self._payload(tick, "Ended", trigger_reason, "Transaction.End")
+        info = payload["transaction_info"]
+        info["stopped_reason"] = stopped_reason
+        info["charging_state"] = "EVConnected" if tick.view.ev_connected else "Idle"
         self._journal.enqueue(self.evse_id, payload, ends=True)
         self.transaction = None
         self._last_sample_s = self._last_mode = self._last_target_w = self._last_state = None
-        return "EVCommunicationLost"
+        return trigger_reason
+
+    def report(self, tick: TickInputs, start: StartInfo) -> str:
+        """An ``Updated`` event now: ``Trigger`` (TriggerMessage) or ``RemoteStart`` with the
+        idToken that authorizes the running transaction."""
+        payload = self._payload(tick, "Updated", start.trigger_reason, "Trigger")
+        _authorized_by(payload, start)
+        self._journal.enqueue(self.evse_id, payload)
+        self._remember(tick)
+        return start.trigger_reason
 
     def _update_reason(self, tick: TickInputs) -> str | None:
         if self._last_sample_s is None:
@@ -127,7 +157,7 @@ class EvseTransactions:
             return "ChargingRateChanged"
         if _charging_state(tick) != self._last_state:
             return "ChargingStateChanged"
-        if tick.monotonic_s - self._last_sample_s >= self._interval_s:
+        if tick.monotonic_s - self._last_sample_s >= self.sampled_interval_s:
             return "MeterValuePeriodic"
         return None
 
@@ -160,6 +190,13 @@ class EvseTransactions:
         if not tick.online:
             payload["offline"] = True
         return payload
+
+
+def _authorized_by(payload: dict[str, Any], start: StartInfo) -> None:
+    if start.id_token is not None:
+        payload["id_token"] = dict(start.id_token)
+    if start.remote_start_id is not None:
+        payload["transaction_info"]["remote_start_id"] = start.remote_start_id
 
 
 def _charging_state(tick: TickInputs) -> str:

@@ -187,7 +187,7 @@ async def test_malformed_and_invalid_calls_get_callerrors(csms: RawCsms, tmp_pat
         await csms.send_raw("[2, this is not json")
         assert (await waiter).kind == 4
         with pytest.raises(CallErrorReceived):
-            await csms.call("Reset", {"type": "Immediate"})
+            await csms.call("UnlockConnector", {"evseId": 1, "connectorId": 1})
         # The same connection still serves valid CALLs.
         composite = await csms.call("GetCompositeSchedule", {"duration": 60, "evseId": 1})
         assert composite["status"] == "Accepted"

@@ -16,6 +16,7 @@ from v2g_gateway.station.composite import (
     ActiveTransaction,
     CompositePeriod,
     EvseElectrics,
+    LocalLimits,
     compose,
     target_power_w,
 )
@@ -82,6 +83,7 @@ class Case:
     offline_since_s: float | None = None
     transaction: ActiveTransaction | None = TX
     extra: dict[str, Any] = field(default_factory=dict)
+    local: LocalLimits | None = None
 
 
 CASES = [
@@ -158,10 +160,45 @@ CASES = [
         ("CentralSetpoint", 22000, -4000, -4000),
     ),
     Case(
-        "legacy negative limit is a discharge setpoint",
+        "legacy negative limit is a discharge setpoint, reported as one",
         [profile(1, "TxProfile", 50, [period(limit=-7000)])],
         0,
-        ("ChargingOnly", None, None, -7000),
+        ("CentralSetpoint", None, -7000, -7000),
+    ),
+    Case(
+        "legacy negative limit within the local limits",
+        [profile(1, "TxProfile", 50, [period(limit=-7000)])],
+        0,
+        ("CentralSetpoint", 11000, -7000, -7000),
+        local=LocalLimits(11000, 9000),
+    ),
+    Case(
+        "no profile, local limits: the limit is what the EVSE allows",
+        [],
+        0,
+        ("ChargingOnly", 11000, None, None),
+        local=LocalLimits(11000, 0),
+    ),
+    Case(
+        "charge limit above the local one is bounded",
+        [profile(1, "TxProfile", 5, [period(limit=22000)])],
+        0,
+        ("ChargingOnly", 11000, None, None),
+        local=LocalLimits(11000, 9000),
+    ),
+    Case(
+        "discharge setpoint without a bidirectional mode: nothing to discharge",
+        [profile(1, "TxProfile", 50, [period(setpoint=-4000, discharge_limit=-4000, **SETPOINT)])],
+        0,
+        ("CentralSetpoint", 11000, 0, 0),
+        local=LocalLimits(11000, 0),
+    ),
+    Case(
+        "discharge setpoint beyond what the EV declared",
+        [profile(1, "TxProfile", 50, [period(setpoint=-7000, **SETPOINT)])],
+        0,
+        ("CentralSetpoint", 11000, -5000, -5000),
+        local=LocalLimits(11000, 5000),
     ),
     Case(
         "ampere limit, 3 phases at 230 V",
@@ -331,6 +368,7 @@ def test_composite_table(case: Case) -> None:
         duration_s=60,
         transaction=case.transaction,
         offline_since=offline,
+        local=case.local,
     )
     got = schedule.at(when)
     assert (got.mode, got.limit_w, got.discharge_limit_w, got.setpoint_w) == pytest.approx(
@@ -416,15 +454,51 @@ def test_composite_to_wire_in_amperes() -> None:
             [period(limit=6900), period(600, setpoint=-3450, operation_mode="CentralSetpoint")],
         )
     ]
-    schedule = compose(profiles, evse=EVSE, start=T0, duration_s=900, transaction=TX)
+    local = LocalLimits(6900 * 2, 6900)
+    schedule = compose(profiles, evse=EVSE, start=T0, duration_s=900, transaction=TX, local=local)
     wire = composite_to_wire(schedule, unit="A", electrics=EVSE)
     assert wire["charging_rate_unit"] == "A"
     assert wire["duration"] == 900
     assert wire["schedule_start"] == T0.isoformat()
     assert wire["charging_schedule_period"] == [
         {"start_period": 0, "operation_mode": "ChargingOnly", "limit": 10.0},
-        {"start_period": 600, "operation_mode": "CentralSetpoint", "setpoint": -5.0},
+        {
+            "start_period": 600,
+            "operation_mode": "CentralSetpoint",
+            "limit": 20.0,
+            "discharge_limit": -10.0,
+            "setpoint": -5.0,
+        },
     ]
+
+
+def test_composite_to_wire_legacy_always_has_a_limit() -> None:
+    """OCPP 2.0.1 (only ``limit``): no profile is the local limit, not a made-up 1 MW; a
+    legacy negative limit goes back out as it came."""
+    local = LocalLimits(11000, 9000)
+    idle = compose([], evse=EVSE, start=T0, duration_s=60, local=local)
+    assert composite_to_wire(idle, unit="W", electrics=EVSE, legacy=True)[
+        "charging_schedule_period"
+    ] == [{"start_period": 0, "limit": 11000.0}]
+    legacy = [profile(1, "TxProfile", 50, [period(limit=-3000)])]
+    schedule = compose(legacy, evse=EVSE, start=T0, duration_s=60, transaction=TX, local=local)
+    assert composite_to_wire(schedule, unit="W", electrics=EVSE, legacy=True)[
+        "charging_schedule_period"
+    ] == [{"start_period": 0, "limit": -3000.0}]
+    assert composite_to_wire(schedule, unit="W", electrics=EVSE)["charging_schedule_period"] == [
+        {
+            "start_period": 0,
+            "operation_mode": "CentralSetpoint",
+            "limit": 11000.0,
+            "discharge_limit": -3000.0,
+            "setpoint": -3000.0,
+        }
+    ]
+
+
+def test_composite_to_wire_needs_local_limits() -> None:
+    with pytest.raises(ValueError, match="no limit"):
+        composite_to_wire(compose([], evse=EVSE, start=T0, duration_s=60), unit="W", electrics=EVSE)
 
 
 @settings(max_examples=200, deadline=None)

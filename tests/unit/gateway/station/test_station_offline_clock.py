@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.doubles.scripted_control import ScriptedControl
+from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
 from v2g_gateway.station import ChargingStation, StationConfig
 from v2g_gateway.station.composite import ActiveTransaction
 from v2g_gateway.station.outbox import TransactionJournal
@@ -94,7 +94,9 @@ async def test_vpp_profile_applies_until_max_offline_duration(tmp_path: Path) ->
     control = ScriptedControl()
     control.plug_in()
     clock = FakeClock(T0 + timedelta(seconds=29.9))
-    async with ChargingStation(config, control=control, clock=clock) as station:
+    async with ChargingStation(
+        config, control=control, ev_link=ScriptedEvLink(control), clock=clock
+    ) as station:
         await station.tick()
         assert control.leases[-1].power_w == -7000.0
         clock.advance(0.1)  # exactly T0 + 30 s
@@ -102,7 +104,9 @@ async def test_vpp_profile_applies_until_max_offline_duration(tmp_path: Path) ->
         assert control.leases[-1].power_w == 0.0
         assert control.contacts == 0
     # A restart does not restart the offline clock.
-    async with ChargingStation(config, control=control, clock=clock) as station:
+    async with ChargingStation(
+        config, control=control, ev_link=ScriptedEvLink(control), clock=clock
+    ) as station:
         await station.tick()
         assert control.leases[-1].power_w == 0.0
         since = station.offline_since()

@@ -18,7 +18,7 @@ from v2g_gateway.station.link import backoff_s
 from v2g_gateway.station.needs import allows_discharge, charging_needs_request
 from v2g_gateway.station.outbox import TransactionJournal
 from v2g_gateway.station.store import open_state_db
-from v2g_gateway.station.transactions import EvseTransactions, TickInputs
+from v2g_gateway.station.transactions import EvseTransactions, StartInfo, TickInputs
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 IDLE = ScriptedSnapshot(0.0, 0.0, None, False, 1000.0, 500.0, False, False, None, 5)
@@ -128,6 +128,45 @@ def test_charging_needs_request() -> None:
     assert "max_discharge_power" not in uni["charging_needs"]["v2x_charging_parameters"]
     assert allows_discharge(["DC", "DC_BPT"])
     assert not allows_discharge(["DC", "AC_three_phase"])
+
+
+def test_renegotiated_needs_without_bpt_declare_no_discharge() -> None:
+    """After NotifyAllowedEnergyTransfer ["DC"] a bidirectional EV renegotiates plain DC: no
+    DC_BPT requested or offered, no discharge powers, no V2X energy requests."""
+    needs = ev_needs(departure=T0 + timedelta(hours=8))
+    request = charging_needs_request(
+        needs, evse_id=1, now=T0, current_type="DC", discharge_allowed=False
+    )
+    cn = request["charging_needs"]
+    assert cn["requested_energy_transfer"] == "DC"
+    assert cn["available_energy_transfer"] == ["DC"]
+    v2x = cn["v2x_charging_parameters"]
+    assert "max_discharge_power" not in v2x
+    assert "min_discharge_power" not in v2x
+    assert "ev_min_v2x_energy_request" not in v2x
+    assert v2x["max_charge_power"] == 11000.0
+
+
+def test_remote_stop_and_reports_while_plugged_in(tmp_path: Path) -> None:
+    """RemoteStop ends the transaction with the EV still plugged in (no new one starts while
+    ``may_start`` is False); a RemoteStart authorization and a Trigger are Updated events."""
+    t, journal = tracker(tmp_path)
+    start = StartInfo("RemoteStart", {"id_token": "TAG1", "type": "ISO14443"}, 42)
+    assert t.tick(tick(PLUGGED, 1), start=start) == ["RemoteStart"]
+    assert t.report(tick(PLUGGED, 2), StartInfo("Trigger")) == "Trigger"
+    assert t.stop(tick(PLUGGED, 3), "RemoteStop", "Remote") == "RemoteStop"
+    assert t.transaction is None
+    assert t.tick(tick(PLUGGED, 4), may_start=False) == []
+    started, triggered, ended = drain(journal)
+    assert started["id_token"] == {"id_token": "TAG1", "type": "ISO14443"}
+    assert started["transaction_info"]["remote_start_id"] == 42
+    assert started["trigger_reason"] == "RemoteStart"
+    assert triggered["event_type"] == "Updated"
+    assert triggered["meter_value"][0]["sampled_value"][0]["context"] == "Trigger"
+    assert ended["event_type"] == "Ended"
+    assert ended["transaction_info"]["stopped_reason"] == "Remote"
+    assert ended["transaction_info"]["charging_state"] == "EVConnected"
+    assert t.tick(tick(PLUGGED, 5)) == ["CablePluggedIn"]  # a fresh one once allowed
 
 
 def test_backoff_grows_caps_and_jitters() -> None:

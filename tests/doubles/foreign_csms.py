@@ -1,0 +1,220 @@
+"""A CSMS that is not ours: the ``ocpp`` library's own ``ChargePoint`` (v2.1 or v2.0.1) in the
+CSMS role, served with plain ``websockets``, every frame both ways recorded and checked
+against the OCA schemas (:class:`~tests.doubles.oca_schemas.ValidatingConnection`).
+
+Known defects of ``ocpp`` 2.1.0 (docs: /work/shared/OCPP21-V2X.md) are worked around here,
+in the harness, never in our adapter:
+
+* an action without a handler gets no reply at all under 2.1: :meth:`_Csms.route_message`
+  answers CALLERROR ``NotImplemented`` for it first;
+* a CALLERROR is returned as ``None`` by ``call`` unless ``suppress=False``:
+  :meth:`ForeignCsms.call` always passes it, so the error is raised;
+* outgoing snake->camel conversion breaks some 2.1 keys (``*_L2``, ``LimitAtSoC.soc``...):
+  the commands these tests send use none of them.
+
+Station-initiated messages are answered with fixed, schema-valid answers; a SignCertificate
+is Accepted when ``accept_signing`` (its CSR lands in ``csrs`` for the test to sign).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v21 import ChargePoint as ChargePoint21
+from ocpp.v21 import call_result as result21
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call_result as result201
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from tests.doubles.oca_schemas import ValidatingConnection
+
+__all__ = ["ForeignCsms"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _handlers(results: Any) -> dict[str, Any]:
+    """The station-initiated actions a CSMS must answer, for one version's result classes."""
+
+    class Handlers:
+        @on("BootNotification")
+        def boot(self, **_: Any) -> Any:
+            return results.BootNotification(
+                current_time=_now(), interval=self.heartbeat_s, status=self.boot_status
+            )
+
+        @on("Heartbeat")
+        def heartbeat(self, **_: Any) -> Any:
+            return results.Heartbeat(current_time=_now())
+
+        @on("StatusNotification")
+        def status(self, **_: Any) -> Any:
+            return results.StatusNotification()
+
+        @on("TransactionEvent")
+        def transaction_event(self, **_: Any) -> Any:
+            return results.TransactionEvent()
+
+        @on("NotifyEVChargingNeeds")
+        def needs(self, **_: Any) -> Any:
+            return results.NotifyEVChargingNeeds(status="Accepted")
+
+        @on("MeterValues")
+        def meter_values(self, **_: Any) -> Any:
+            return results.MeterValues()
+
+        @on("NotifyReport")
+        def notify_report(self, **_: Any) -> Any:
+            return results.NotifyReport()
+
+        @on("ReportChargingProfiles")
+        def profiles(self, **_: Any) -> Any:
+            return results.ReportChargingProfiles()
+
+        @on("LogStatusNotification")
+        def log_status(self, **_: Any) -> Any:
+            return results.LogStatusNotification()
+
+        @on("FirmwareStatusNotification")
+        def firmware_status(self, **_: Any) -> Any:
+            return results.FirmwareStatusNotification()
+
+        @on("SecurityEventNotification")
+        def security_event(self, **_: Any) -> Any:
+            return results.SecurityEventNotification()
+
+        @on("SignCertificate")
+        def sign_certificate(self, csr: str, **_: Any) -> Any:
+            self.csrs.append(csr)
+            return results.SignCertificate(status="Accepted" if self.accept_signing else "Rejected")
+
+    return {k: v for k, v in vars(Handlers).items() if not k.startswith("__")}
+
+
+class _Csms:
+    """Shared by both versions' classes: NotImplemented for actions without a handler."""
+
+    heartbeat_s = 300
+    boot_status = "Accepted"
+
+    def _init_harness(self, csrs: list[str], accept_signing: bool) -> None:
+        self.csrs = csrs
+        self.accept_signing = accept_signing
+
+    async def route_message(self, raw_msg: str) -> None:
+        message = json.loads(raw_msg)
+        if message[0] == 2 and message[2] not in self.route_map:  # type: ignore[attr-defined]
+            reply = [4, message[1], "NotImplemented", f"no handler for {message[2]}", {}]
+            await self._send(json.dumps(reply))  # type: ignore[attr-defined]
+            return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+
+Csms21 = type("Csms21", (_Csms, ChargePoint21), _handlers(result21))
+Csms201 = type("Csms201", (_Csms, ChargePoint201), _handlers(result201))
+
+
+class ForeignCsms:
+    """``async with ForeignCsms() as csms``; configure the station with ``csms.url``."""
+
+    def __init__(
+        self,
+        *,
+        subprotocols: tuple[str, ...] = ("ocpp2.1",),
+        passwords: dict[str, str] | None = None,
+        ssl_context: Any = None,
+        accept_signing: bool = False,
+    ) -> None:
+        self._subprotocols = subprotocols
+        self._passwords = passwords
+        self._ssl = ssl_context
+        self.accept_signing = accept_signing
+        self.csrs: list[str] = []
+        self.connections: list[ValidatingConnection] = []
+        self.cp: Any = None
+        self.connected = asyncio.Event()
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ForeignCsms:
+        self._server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            ssl=self._ssl,
+            subprotocols=list(self._subprotocols),  # type: ignore[arg-type]
+            process_request=self._process_request,
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        port = next(iter(self._server.sockets)).getsockname()[1]
+        return f"{'wss' if self._ssl else 'ws'}://localhost:{port}/ocpp"
+
+    @property
+    def connection(self) -> ValidatingConnection:
+        return self.connections[-1]
+
+    @property
+    def violations(self) -> list[str]:
+        return [v for c in self.connections for v in c.violations]
+
+    def calls(self, action: str) -> list[Any]:
+        """CALL payloads ``action`` the station sent, over every connection, in order."""
+        return [p for c in self.connections for p in c.calls(action, "in")]
+
+    async def call(self, request: Any, *, timeout_s: float = 10.0) -> Any:
+        """Send a command with the library's ``call``; a CALLERROR is raised."""
+        assert self.cp is not None, "no station connected"
+        return await asyncio.wait_for(self.cp.call(request, suppress=False), timeout_s)
+
+    async def wait_for(self, predicate: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not predicate():  # noqa: ASYNC110 - frames arrive on the library's task
+                await asyncio.sleep(0.02)
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self._passwords is None:
+            return None
+        identity = request.path.rsplit("/", 1)[-1]
+        expected = self._passwords.get(identity, "")
+        token = base64.b64encode(f"{identity}:{expected}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {token}":
+            return Response(401, "Unauthorized", Headers(), b"")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        connection = ValidatingConnection(ws)
+        self.connections.append(connection)
+        identity = ws.request.path.rsplit("/", 1)[-1] if ws.request else "?"
+        kind = Csms201 if ws.subprotocol == "ocpp2.0.1" else Csms21
+        cp = kind(identity, connection)
+        cp._init_harness(self.csrs, self.accept_signing)
+        self.cp = cp
+        self.connected.set()
+        try:
+            await cp.start()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.cp is cp:
+                self.cp = None
+                self.connected.clear()
