@@ -6,7 +6,8 @@ contactor) and the asyncio supervisor (lease sources, systemd notification, sign
 Signals: SIGTERM/SIGINT ramp to 0 W, open the contactor and exit 0; SIGHUP reloads limits
 and services from the same file; SIGUSR2 stalls the control loop for ``daemon.test_stall_s``
 when ``daemon.test_hooks = true`` (for watchdog tests only; never on a field unit).
-Exit status: 0 clean stop, 1 failure (systemd restarts), 2 configuration error (it does not).
+Exit status: 0 clean stop, 1 failure (systemd restarts), 2 configuration error (it does not),
+4 restart asked for by the CSMS (OCPP Reset; systemd restarts after the clean stop).
 """
 
 from __future__ import annotations

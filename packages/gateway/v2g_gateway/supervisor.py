@@ -3,7 +3,10 @@ source now; the OCPP station and the MQTT uplink later), tells systemd how thing
 feeds its watchdog only while the control loop reports on time.
 
 Services are components: anything with a ``name``, ``async run(channel)`` and
-``reload(config)``; the daemon's wiring lists them, one line each.
+``reload(config)``; the daemon's wiring lists them, one line each. A service may also carry a
+``restart_requested`` event (the OCPP station sets it on a Reset from its CSMS): the
+supervisor then stops like on SIGTERM (ramp to 0 W, contactor open) and exits with
+:data:`RESTART_STATUS`, which systemd's ``Restart=on-failure`` answers with a restart.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from v2g_gateway.control.channel import ControlChannel, ControlEvent, ControlSna
 from v2g_gateway.control.events import EVENT_HELP, MODULE_FAULT_CODES, EventCode
 from v2g_gateway.control_host import ControlProcess
 
-__all__ = ["StartupError", "SupervisedService", "Supervisor"]
+__all__ = ["RESTART_STATUS", "StartupError", "SupervisedService", "Supervisor"]
 
 log = logging.getLogger("v2g_gateway.supervisor")
 
@@ -37,6 +40,8 @@ _ERROR_CODES = MODULE_FAULT_CODES | {
 }
 _WARNING_CODES = {EventCode.COMMS_LOSS_FAILSAFE, EventCode.LEASE_EXPIRED}
 _HEALTH_CHECK_S = 0.25
+#: Exit status after a clean stop that a service asked for as a restart (OCPP Reset).
+RESTART_STATUS = 4
 
 
 class SupervisedService(Protocol):
@@ -96,6 +101,9 @@ class Supervisor:
                 for task in services:  # no new leases from here on
                     task.cancel()
                 status = await self.stop_control() if stop_requested else await self._exited()
+                if stop_requested and status == 0 and self._restart_wanted():
+                    log.warning("restarting at the CSMS's request (exit status %d)", RESTART_STATUS)
+                    status = RESTART_STATUS
                 watchdog.cancel()
                 events.cancel()
             return status
@@ -116,15 +124,23 @@ class Supervisor:
             raise StartupError(f"control process exited during start-up (status {code})")
 
     async def _wait_stop_or_exit(self) -> bool:
-        """True on a stop request, False when the control process went away by itself."""
-        stop = asyncio.ensure_future(self._stop.wait())
+        """True on a stop (or restart) request, False when the control process went away."""
+        waits = [self._stop.wait(), *(e.wait() for e in self._restart_events())]
+        stops = [asyncio.ensure_future(w) for w in waits]
         closed = asyncio.ensure_future(self._channel.wait_closed())
         try:
-            await asyncio.wait({stop, closed}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*stops, closed}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop.cancel()
-            closed.cancel()
-        return self._stop.is_set()
+            for waiting in (*stops, closed):
+                waiting.cancel()
+        return self._stop.is_set() or self._restart_wanted()
+
+    def _restart_events(self) -> list[asyncio.Event]:
+        events = (getattr(s, "restart_requested", None) for s in self._services)
+        return [e for e in events if isinstance(e, asyncio.Event)]
+
+    def _restart_wanted(self) -> bool:
+        return any(e.is_set() for e in self._restart_events())
 
     async def _exited(self) -> int:
         code = await self._control.wait()

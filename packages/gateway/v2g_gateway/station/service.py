@@ -2,6 +2,10 @@
 shape :class:`v2g_gateway.supervisor.Supervisor` runs. The daemon's wiring adds one line::
 
     services.append(StationService(config.station, ev_link=...))
+
+A Reset of the whole station from the CSMS sets :attr:`StationService.restart_requested`
+once the station has ramped to 0 W and ended its transactions; the supervisor then stops the
+control loop (contactor open) and exits for systemd to restart the gateway.
 """
 
 from __future__ import annotations
@@ -33,17 +37,28 @@ class StationService:
         self._ev_link = ev_link
         self._clock = clock or SystemClock()
         self._station: ChargingStation | None = None
+        #: Set when the CSMS reset the station: the supervisor restarts the gateway.
+        self.restart_requested = asyncio.Event()
 
     async def run(self, channel: ControlPort) -> None:
         """Run the station on ``channel`` until cancelled."""
         async with ChargingStation(
-            self._config, control=channel, ev_link=self._ev_link, clock=self._clock
+            self._config,
+            control=channel,
+            ev_link=self._ev_link,
+            clock=self._clock,
+            on_reset=self._restart,
         ) as station:
             self._station = station
             try:
                 await asyncio.Event().wait()
             finally:
                 self._station = None
+
+    async def _restart(self) -> None:
+        log.warning("OCPP Reset: asking the supervisor for a restart")
+        self.restart_requested.set()
+        await asyncio.Event().wait()  # the supervisor cancels this service
 
     def ev_limits(self) -> tuple[float, float] | None:
         """(max charge W, max discharge W) the first EVSE's EV allows now, as the control loop
