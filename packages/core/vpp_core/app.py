@@ -6,6 +6,7 @@
     vpp-core --config etc/core.toml stations list [--json]
     vpp-core --config etc/core.toml stations disable CS-0001
     vpp-core --config etc/core.toml db migrate
+    vpp-core --config etc/core.toml tokens|certificates|device-model ...   (equipment_cli)
 
 ``run`` restores the fleet from the database, serves OCPP, writes the fleet behind, serves
 Prometheus metrics, and exits cleanly on SIGTERM/SIGINT (connections closed, last write
@@ -34,6 +35,9 @@ from v2g_common.redaction import redact_credentials
 from v2g_common.sdnotify import SystemdNotifier
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsMetrics, CsmsServer
+from vpp_core.csms.equipment import Equipment, EquipmentSync
+from vpp_core.equipment_cli import COMMANDS as EQUIPMENT_COMMANDS
+from vpp_core.equipment_cli import add_equipment_commands, run_equipment_command
 from vpp_core.fleet import (
     FleetError,
     FleetState,
@@ -41,6 +45,7 @@ from vpp_core.fleet import (
     StationRegistry,
     WriteBehind,
 )
+from vpp_core.fleet.equipment import EquipmentStore
 from vpp_core.fleet.registry import new_password
 from vpp_core.fleet.writer_thread import StoreThread
 from vpp_core.grid_services import GridServices, open_grid_services
@@ -113,6 +118,9 @@ class _Core:
         )
         self.metrics = CsmsMetrics()
         self.supervisor = TaskSupervisor(self.metrics.registry)
+        records = EquipmentStore(store.engine)
+        self.equipment = Equipment.from_config(config.csms, records=records)
+        self.equipment_sync = EquipmentSync(self.equipment, records)
         self.grid: GridServices | None = None
         self.metrics.watch_fleet(
             last_write_lag_s=lambda: self.writer.last_lag_s,
@@ -130,13 +138,25 @@ class _Core:
         if self.config.metrics.port:
             m = self.config.metrics
             start_http_server(m.port, m.host, registry=self.metrics.registry)
+        await self.equipment_sync.refresh()  # idTokens, certificates (revocations)
         keep = self.supervisor.keep_running  # every task below is contained (supervision.py)
         async with asyncio.TaskGroup() as tasks:
             writer = keep("fleet-write-behind", self.writer.run)
             tasks.create_task(writer, name="fleet-write-behind")
+            equipment = tasks.create_task(
+                keep(
+                    "equipment-refresh",
+                    lambda: self.equipment_sync.run(self.config.fleet.registry_refresh_s),
+                ),
+                name="equipment-refresh",
+            )
             async with (
                 CsmsServer(
-                    self.config.csms, self.fleet, metrics=self.metrics, supervisor=self.supervisor
+                    self.config.csms,
+                    self.fleet,
+                    metrics=self.metrics,
+                    supervisor=self.supervisor,
+                    equipment=self.equipment,
                 ) as csms,
                 open_grid_services(
                     self.config,
@@ -163,6 +183,7 @@ class _Core:
                 notifier.notify("STOPPING=1")
                 self.supervisor.hurry()  # a task in its restart back-off goes at once
                 refresh.cancel()
+                equipment.cancel()
                 heap_task.cancel()
                 gc.callbacks.remove(gc_watch)
             self.writer.stop()  # after the connections closed: their disconnects are written
@@ -346,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="db_command", required=True
     )
     db.add_parser("migrate", parents=[common], help="create or upgrade the schema")
+    add_equipment_commands(commands, common)
     return parser
 
 
@@ -355,6 +377,8 @@ def _dispatch(config: CoreConfig, args: argparse.Namespace) -> int:
         return 0
     if args.command == "db":
         return _db_migrate(config, args)
+    if args.command in EQUIPMENT_COMMANDS:
+        return run_equipment_command(config, args)
     sub = args.stations_command
     if sub in ("enable", "disable"):
         return _stations_enable(config, args, sub == "enable")

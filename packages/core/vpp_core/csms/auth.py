@@ -2,7 +2,8 @@
 
 * unknown identity, disabled station, profile not allowed on this listener -> 403;
 * security profile 3: TLS with a verified client certificate whose CN equals the URL
-  identity, else 403 (a certificate for another station is impersonation);
+  identity, else 403 (a certificate for another station is impersonation); a revoked or
+  superseded certificate is refused too (403, :mod:`vpp_core.csms.certificates`);
 * security profiles 1/2: Basic auth whose user is the identity and whose password matches
   the stored scrypt hash, else 401 (profile 2 also needs TLS, else 403).
 
@@ -32,6 +33,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from v2g_common.pki import peer_common_name
+from vpp_core.csms.certificates import PeerCertificate, StationCertificates
 from vpp_core.fleet.model import StationEntry
 from vpp_core.fleet.registry import verify_password
 
@@ -69,8 +71,10 @@ class HandshakeAuthority:
         auth_workers: int = 1,
         auth_queue_max: int = 2000,
         on_refusal: Callable[[HTTPStatus], None] | None = None,
+        certificates: StationCertificates | None = None,
     ) -> None:
         self.entries: dict[str, StationEntry] = {}
+        self._certificates = certificates
         self._allow_sp1 = allow_security_profile_1
         self._pool = ThreadPoolExecutor(max_workers=auth_workers, thread_name_prefix="csms-auth")
         self._queue_max = auth_queue_max
@@ -115,13 +119,18 @@ class HandshakeAuthority:
             return Admission(identity, HTTPStatus.FORBIDDEN, "security profile 1 not allowed")
         return await self._admit_password(entry, authorization)
 
-    @staticmethod
-    def _admit_certificate(identity: str, tls: Any) -> Admission:
-        cn = peer_common_name(tls.getpeercert()) if tls is not None else None
+    def _admit_certificate(self, identity: str, tls: Any) -> Admission:
+        peercert = tls.getpeercert() if tls is not None else None
+        cn = peer_common_name(peercert)
         if cn is None:
             return Admission(identity, HTTPStatus.FORBIDDEN, "client certificate required")
         if cn != identity:
             return Admission(identity, HTTPStatus.FORBIDDEN, f"certificate is for {cn!r}")
+        peer = PeerCertificate.from_peercert(peercert)
+        if self._certificates is not None and peer is not None:
+            refusal = self._certificates.refusal(identity, peer)
+            if refusal is not None:
+                return Admission(identity, HTTPStatus.FORBIDDEN, refusal)
         return Admission(identity, None, "client certificate")
 
     async def _admit_password(self, entry: StationEntry, authorization: str | None) -> Admission:

@@ -30,7 +30,7 @@ from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.dispatch.ports import CommandResult
 from vpp_core.fleet.state import FleetState
 
-__all__ = ["StationCommander"]
+__all__ = ["StationCommander", "command_result"]
 
 log = logging.getLogger(__name__)
 _RESYNC_ON_REJECT = frozenset(
@@ -157,6 +157,11 @@ class StationCommander:
         request = call.TriggerMessage(requested_message=requested_message, evse=evse)
         return await self._status_command(station_id, request, None)
 
+    async def send(self, station_id: str, request: Any, *, timeout_s: float | None = None) -> Any:
+        """Any other command (a ``call.<Action>``): the station's answer, logged like the rest
+        (``vpp_core.csms.operations`` builds on it)."""
+        return await self._call(station_id, request, timeout_s)
+
     # -- plumbing -------------------------------------------------------------------------
 
     def _endpoint(self, station_id: str) -> StationEndpoint:
@@ -242,9 +247,16 @@ def _drop_none(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def command_result(answer: Any) -> CommandResult:
+    """A station's answer with a ``status`` (and maybe ``statusInfo``) as a result."""
+    return _result(answer)
+
+
 def _result(answer: Any) -> CommandResult:
+    """``Answered`` for answers without an overall status (GetVariables, SetVariables)."""
     info = getattr(answer, "status_info", None) or {}
     reason = info.get("reason_code")
     if reason and info.get("additional_info"):
         reason = f"{reason}: {info['additional_info']}"
-    return CommandResult(status=str(answer.status), reason=reason)
+    status = getattr(answer, "status", None)
+    return CommandResult(status="Answered" if status is None else str(status), reason=reason)

@@ -46,6 +46,18 @@ class CsmsConfig(ConfigSection):
     #: Password verifications (scrypt) running at once / waiting; more are refused (503).
     auth_workers: int = Field(default=1, ge=1)
     auth_queue_max: int = Field(default=2000, ge=1)
+    #: Authorize / TransactionEvent idTokens: "accept_all" (sites that authorize locally) or
+    #: "token_list" (only tokens added with ``vpp-core tokens add``; others are Unknown).
+    id_token_policy: Literal["accept_all", "token_list"] = "accept_all"
+    #: CA that signs station certificates on SignCertificate (security profile 3 renewal).
+    #: Stations must trust its certificates: it is, or is in, ``tls_client_ca_file``.
+    #: Without it SignCertificate is Rejected.
+    ca_cert_file: Path | None = None
+    ca_key_file: Path | None = None
+    station_certificate_valid_days: int = Field(default=365, ge=1, le=3650)
+    #: A profile-3 station whose certificate expires within this is asked to renew it
+    #: (TriggerMessage SignChargingStationCertificate after its boot); 0 = never.
+    certificate_renew_before_days: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _tls_pairs(self) -> CsmsConfig:
@@ -53,6 +65,8 @@ class CsmsConfig(ConfigSection):
             raise ValueError("tls_cert_file and tls_key_file go together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file needs tls_cert_file/tls_key_file")
+        if (self.ca_cert_file is None) != (self.ca_key_file is None):
+            raise ValueError("ca_cert_file and ca_key_file go together")
         return self
 
     @property

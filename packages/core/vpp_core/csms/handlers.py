@@ -1,28 +1,39 @@
-"""The CSMS side of one station connection: thin handlers over the live fleet.
+"""The CSMS side of one station connection: thin handlers over the live fleet and the
+CSMS's equipment records (idToken policy, certificates, device models).
 
-Each handler reads its arguments, calls one ``FleetState.record_*`` method and answers.
-``NotifyEVChargingNeeds`` is answered first and recorded after (the station is waiting on
-ISO 15118 timing). Unknown actions, malformed frames and schema-invalid payloads never
-reach this module: the adapter answers them with CALLERRORs.
+Each handler reads its arguments, calls one ``FleetState.record_*`` method (or asks
+:class:`~vpp_core.csms.equipment.Equipment`) and answers. ``NotifyEVChargingNeeds`` is
+answered first and recorded after (the station is waiting on ISO 15118 timing); a
+NotifyReport is answered first and written after; a SignCertificate is answered, then signed
+and sent back as CertificateSigned. Unknown actions, malformed frames and schema-invalid
+payloads never reach this module: the adapter answers them with CALLERRORs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from v2g_common.ocpp21 import CsmsEndpoint, FormatViolation, after, on
+from v2g_common.ocpp21 import CsmsEndpoint, FormatViolation, OcppAdapterError, after, on
+from v2g_common.ocpp21.messages import call as call21
 from v2g_common.ocpp21.messages import call_result
+from v2g_common.pki import PkiError
+from vpp_core.csms import device_model
+from vpp_core.csms.certificates import PeerCertificate
+from vpp_core.csms.equipment import Equipment
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.fleet.errors import MeterValueError
 from vpp_core.fleet.needs import limits_from_needs
 from vpp_core.fleet.state import FleetState
 
-__all__ = ["ProfileReport", "StationEndpoint", "utc_now"]
+__all__ = ["PendingReport", "ProfileReport", "StationEndpoint", "utc_now"]
+
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,12 +61,26 @@ def _handles(action: str) -> Callable[[F], F]:
     return wrap
 
 
-class ProfileReport:
-    """Profiles reported for one ``GetChargingProfiles`` request id, until ``tbc`` is false."""
+class PendingReport:
+    """What a station reports for one request id (over several messages), until ``tbc`` is
+    false: profiles for GetChargingProfiles, ``reportData`` for GetBaseReport."""
 
     def __init__(self) -> None:
-        self.profiles: list[dict[str, Any]] = []
+        self.items: list[dict[str, Any]] = []
         self.done = asyncio.Event()
+
+    def add(self, items: list[dict[str, Any]], *, tbc: bool) -> None:
+        self.items.extend(items)
+        if not tbc:
+            self.done.set()
+
+
+class ProfileReport(PendingReport):
+    """Profiles reported for one ``GetChargingProfiles`` request id."""
+
+    @property
+    def profiles(self) -> list[dict[str, Any]]:
+        return self.items
 
 
 class StationEndpoint(CsmsEndpoint):
@@ -69,15 +94,21 @@ class StationEndpoint(CsmsEndpoint):
         fleet: FleetState,
         metrics: CsmsMetrics,
         heartbeat_interval_s: int,
+        equipment: Equipment,
+        peer_certificate: PeerCertificate | None = None,
         response_timeout_s: float = 30.0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         super().__init__(identity, connection, response_timeout_s=response_timeout_s)
         self.fleet = fleet
         self.metrics = metrics
+        self.equipment = equipment
+        #: The client certificate this connection was admitted with (security profile 3).
+        self.peer_certificate = peer_certificate
         self._heartbeat_interval_s = heartbeat_interval_s
         self._clock = clock
         self.profile_reports: dict[int, ProfileReport] = {}
+        self.device_reports: dict[int, PendingReport] = {}
 
     @_handles("BootNotification")
     def on_boot(self, charging_station: dict[str, Any], reason: str) -> Any:
@@ -93,6 +124,19 @@ class StationEndpoint(CsmsEndpoint):
         return call_result.BootNotification(
             current_time=now.isoformat(), interval=self._heartbeat_interval_s, status="Accepted"
         )
+
+    @after("BootNotification")
+    async def renew_certificate_if_due(self, **_: Any) -> None:
+        """Ask a profile-3 station whose certificate expires soon for a renewal (A02)."""
+        if not self.equipment.certificates.renewal_due(self.peer_certificate, now=self._clock()):
+            return
+        request = call21.TriggerMessage(requested_message="SignChargingStationCertificate")
+        try:
+            answer = await self.call(request)
+        except OcppAdapterError as exc:
+            log.warning("%s: renewal trigger failed: %s", self.identity, exc)
+            return
+        log.info("%s: certificate renewal asked for (%s)", self.identity, answer.status)
 
     @_handles("Heartbeat")
     def on_heartbeat(self) -> Any:
@@ -136,9 +180,16 @@ class StationEndpoint(CsmsEndpoint):
             meter_value=meter_value,
             now=self._clock(),
         )
-        if id_token is not None:  # authorization policy is not the VPP's: accept
-            return call_result.TransactionEvent(id_token_info={"status": "Accepted"})
+        if id_token is not None:
+            info = self.equipment.tokens.authorize(id_token, now=self._clock())
+            return call_result.TransactionEvent(id_token_info=info)
         return call_result.TransactionEvent()
+
+    @_handles("Authorize")
+    def on_authorize(self, id_token: dict[str, Any]) -> Any:
+        self.fleet.touch(self.identity, now=self._clock())
+        info = self.equipment.tokens.authorize(id_token, now=self._clock())
+        return call_result.Authorize(id_token_info=info)
 
     @_handles("MeterValues")
     def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]]) -> Any:
@@ -207,10 +258,81 @@ class StationEndpoint(CsmsEndpoint):
         )
         report = self.profile_reports.get(request_id)
         if report is not None:
-            report.profiles.extend({**p, "evse_id": evse_id} for p in charging_profile)
-            if not tbc:
-                report.done.set()
+            report.add([{**p, "evse_id": evse_id} for p in charging_profile], tbc=tbc)
         return call_result.ReportChargingProfiles()
+
+    @_handles("NotifyReport")
+    def on_notify_report(
+        self,
+        request_id: int,
+        generated_at: str,
+        seq_no: int,
+        report_data: list[dict[str, Any]] | None = None,
+        tbc: bool = False,
+    ) -> Any:
+        self.fleet.touch(self.identity, now=self._clock())
+        report = self.device_reports.get(request_id)
+        if report is not None:
+            report.add(list(report_data or []), tbc=tbc)
+        return call_result.NotifyReport()
+
+    @after("NotifyReport")
+    async def record_report(
+        self, report_data: list[dict[str, Any]] | None = None, **_: Any
+    ) -> None:
+        variables = device_model.from_report(report_data or [], now=self._clock())
+        await self.equipment.save_variables(self.identity, variables)
+
+    @_handles("SignCertificate")
+    def on_sign_certificate(self, csr: str, certificate_type: str | None = None, **_: Any) -> Any:
+        refusal = self.equipment.certificates.refuse_request(self.identity, certificate_type)
+        if refusal is not None:
+            log.warning("%s: SignCertificate refused: %s", self.identity, refusal)
+            info = {"reason_code": "NotSupported", "additional_info": refusal}
+            return call_result.SignCertificate(status="Rejected", status_info=info)
+        return call_result.SignCertificate(status="Accepted")
+
+    @after("SignCertificate")
+    async def issue_certificate(
+        self, csr: str, certificate_type: str | None = None, **_: Any
+    ) -> None:
+        """Sign an accepted request and send it (A02: CertificateSigned after the answer)."""
+        certificates = self.equipment.certificates
+        if certificates.refuse_request(self.identity, certificate_type) is not None:
+            return
+        try:
+            chain, record = certificates.sign(self.identity, csr, now=self._clock())
+        except PkiError as exc:
+            log.warning("%s: certificate signing request not signed: %s", self.identity, exc)
+            return
+        await self.equipment.save_certificates([record])
+        request = call21.CertificateSigned(
+            certificate_chain=chain, certificate_type="ChargingStationCertificate"
+        )
+        try:
+            answer = await self.call(request)
+        except OcppAdapterError as exc:
+            log.warning("%s: CertificateSigned not delivered: %s", self.identity, exc)
+            return
+        log.info("%s: certificate %s %s", self.identity, record.serial, answer.status)
+
+    @_handles("NotifyEvent")
+    def on_notify_event(
+        self, generated_at: str, seq_no: int, event_data: list[dict[str, Any]], tbc: bool = False
+    ) -> Any:
+        """Monitoring events are not used by the VPP: acknowledged, not kept."""
+        self.fleet.touch(self.identity, now=self._clock())
+        return call_result.NotifyEvent()
+
+    @_handles("LogStatusNotification")
+    def on_log_status(self, status: str, request_id: int | None = None) -> Any:
+        self.fleet.touch(self.identity, now=self._clock())
+        return call_result.LogStatusNotification()
+
+    @_handles("FirmwareStatusNotification")
+    def on_firmware_status(self, status: str, request_id: int | None = None) -> Any:
+        self.fleet.touch(self.identity, now=self._clock())
+        return call_result.FirmwareStatusNotification()
 
     @_handles("SecurityEventNotification")
     def on_security_event(self, type: str, timestamp: str, tech_info: str | None = None) -> Any:

@@ -24,11 +24,14 @@ from v2g_common.ocpp21 import select_subprotocol, server_subprotocols
 from v2g_common.pki import server_context
 from v2g_common.redaction import redact_credentials
 from vpp_core.csms.auth import HandshakeAuthority, identity_from_path
+from vpp_core.csms.certificates import PeerCertificate
 from vpp_core.csms.commands import StationCommander
 from vpp_core.csms.config import CsmsConfig
 from vpp_core.csms.connection import ThrottledConnection
+from vpp_core.csms.equipment import Equipment
 from vpp_core.csms.handlers import StationEndpoint, utc_now
 from vpp_core.csms.metrics import CsmsMetrics
+from vpp_core.csms.operations import StationOperations
 from vpp_core.fleet.model import StationEntry
 from vpp_core.fleet.state import FleetState
 from vpp_core.supervision import TaskSupervisor
@@ -44,6 +47,14 @@ _COMMANDS = (
     "GetCompositeSchedule",
     "NotifyAllowedEnergyTransfer",
     "TriggerMessage",
+    "GetVariables",
+    "SetVariables",
+    "GetBaseReport",
+    "Reset",
+    "RequestStartTransaction",
+    "RequestStopTransaction",
+    "ChangeAvailability",
+    "CertificateSigned",
 )
 
 
@@ -60,7 +71,9 @@ def tls_context(config: CsmsConfig) -> ssl.SSLContext | None:
 
 
 class CsmsServer:
-    """OCPP server for the fleet. ``commands`` sends commands to connected stations."""
+    """OCPP server for the fleet. ``commands`` sends smart-charging commands to connected
+    stations, ``operations`` the management ones (device model, reset, remote start/stop,
+    availability, certificate renewal)."""
 
     def __init__(
         self,
@@ -69,12 +82,15 @@ class CsmsServer:
         *,
         metrics: CsmsMetrics | None = None,
         supervisor: TaskSupervisor | None = None,
+        equipment: Equipment | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
         self.fleet = fleet
         self.metrics = metrics or CsmsMetrics()
         self.supervisor = supervisor or TaskSupervisor(self.metrics.registry)
+        #: idToken policy, certificates, device models (in memory only when not given).
+        self.equipment = equipment or Equipment.from_config(config)
         self._clock = clock
         self.connections: dict[str, tuple[StationEndpoint, ServerConnection]] = {}
         self.endpoints: dict[str, StationEndpoint] = {}
@@ -83,9 +99,17 @@ class CsmsServer:
             auth_workers=config.auth_workers,
             auth_queue_max=config.auth_queue_max,
             on_refusal=lambda status: self.metrics.refusals.labels(str(int(status))).inc(),
+            certificates=self.equipment.certificates,
         )
         self.commands = StationCommander(
             self.endpoints, fleet, self.metrics, timeout_s=config.command_timeout_s, clock=clock
+        )
+        self.operations = StationOperations(
+            self.commands,
+            self.endpoints,
+            self.equipment,
+            timeout_s=config.command_timeout_s,
+            clock=clock,
         )
         self._stack = AsyncExitStack()
         self._server: Server | None = None
@@ -174,12 +198,15 @@ class CsmsServer:
             burst=c.message_burst,
             on_frame=self.metrics.frames.inc,
         )
+        peer = _peer_certificate(ws)
         endpoint = StationEndpoint(
             identity,
             throttled,
             fleet=self.fleet,
             metrics=self.metrics,
             heartbeat_interval_s=c.heartbeat_interval_s,
+            equipment=self.equipment,
+            peer_certificate=peer,
             response_timeout_s=c.command_timeout_s,
             clock=self._clock,
         )
@@ -193,6 +220,10 @@ class CsmsServer:
             if previous is not None:
                 log.info("%s: new connection replaces the old one", identity)
                 await _close_quietly(previous[1], "replaced by a new connection")
+            if peer is not None:
+                certificates = self.equipment.certificates
+                changed = certificates.connected(identity, peer, now=self._clock())
+                await self.equipment.save_certificates(changed)
             await self.supervisor.contain("csms-connection", endpoint.run())
         finally:
             self.metrics.connections.dec()
@@ -200,6 +231,13 @@ class CsmsServer:
                 del self.connections[identity]
                 del self.endpoints[identity]
                 self.fleet.station_disconnected(identity, now=self._clock())
+
+
+def _peer_certificate(ws: ServerConnection) -> PeerCertificate | None:
+    """The verified client certificate of a TLS connection (security profile 3), if any."""
+    transport = ws.transport
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    return PeerCertificate.from_peercert(tls.getpeercert()) if tls is not None else None
 
 
 async def _close_quietly(ws: Any, reason: str, *, code: int = 1000) -> None:

@@ -225,9 +225,63 @@ def _v2(conn: Connection) -> None:
     write_quarantine.create(conn)
 
 
+# -- migration 5: what the CSMS keeps to run real equipment (vpp_core.fleet.equipment) --------
+
+id_tokens = Table(
+    "id_tokens",
+    metadata,
+    Column("id_token", String(255), primary_key=True),
+    Column("token_type", String(20), primary_key=True),
+    Column("status", String(20), nullable=False),  # Accepted, Blocked, Expired, Invalid
+    Column("group_id", String(255)),
+    Column("expires_at", UtcDateTime),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Raised on every change (time.time_ns()): a running core re-reads only newer rows.
+    Column("revision", BigInteger, nullable=False, index=True),
+)
+
+station_certificates = Table(
+    "station_certificates",
+    metadata,
+    Column("serial", String(64), primary_key=True),  # lower-case hex, no leading zeros
+    Column("station_id", String(48), nullable=False, index=True),
+    Column("not_after", UtcDateTime),
+    Column("issued_at", UtcDateTime),  # null: not issued by this CSMS (revoked by hand)
+    Column("first_used_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+    Column("revocation_reason", String(64)),
+    Column("revision", BigInteger, nullable=False, index=True),
+)
+
+device_variables = Table(
+    "device_variables",
+    metadata,
+    Column("station_id", String(48), primary_key=True),
+    Column("component", String(50), primary_key=True),
+    Column("component_instance", String(50), primary_key=True),  # "" when none
+    Column("evse_id", Integer, primary_key=True, autoincrement=False),  # -1 when none
+    Column("connector_id", Integer, primary_key=True, autoincrement=False),  # -1 when none
+    Column("variable", String(50), primary_key=True),
+    Column("variable_instance", String(50), primary_key=True),  # "" when none
+    Column("attribute_type", String(16), primary_key=True),
+    Column("value", Text),
+    Column("mutability", String(16)),
+    Column("data_type", String(16)),
+    Column("unit", String(16)),
+    Column("reported_at", UtcDateTime, nullable=False),
+)
+
+_V5_TABLES = (id_tokens, station_certificates, device_variables)
+
+
+def _v5(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(_V5_TABLES))
+
+
 #: (version, what it does, the change) in order; never edit a released entry.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
     (2, "write_quarantine: rows the write-behind could not store, with the reason", _v2),
+    (5, "idToken list, station certificates (issued, revoked), device models", _v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -170,6 +170,11 @@ class FleetStore:
     async def close(self) -> None:
         await self._engine.dispose()
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine, for stores of other tables in the same database (migrated here)."""
+        return self._engine
+
     async def migrate(self) -> int:
         """Run the migrations not yet recorded; return the schema version."""
         async with self._engine.begin() as conn:

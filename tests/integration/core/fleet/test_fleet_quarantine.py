@@ -273,7 +273,7 @@ async def test_a_database_of_version_1_gains_the_quarantine_table(fleet_db_url: 
     async with first._engine.begin() as conn:  # back to what a version-1 core left
         await conn.execute(text("DROP TABLE write_quarantine"))
         await conn.execute(text("DELETE FROM schema_version WHERE version = 2"))
-    assert await first.schema_versions() == [1]
+    assert 2 not in await first.schema_versions()  # (later migrations, e.g. 5, may stay)
     await first.close()
     store = await FleetStore.open(fleet_db_url)
     try:

@@ -34,6 +34,8 @@ def test_sample_config_loads_and_lists_every_key() -> None:
         {"port": 70000},
         {"subprotocols": ["ocpp1.6"]},
         {"max_frame_bytes": 100},
+        {"ca_cert_file": "/ca.pem"},  # signing CA without its key
+        {"id_token_policy": "accept_some"},
     ],
 )
 def test_bad_csms_settings_refused(values: dict[str, object]) -> None:

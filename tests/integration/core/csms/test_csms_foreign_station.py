@@ -1,0 +1,258 @@
+"""Our CSMS with a station that is not ours: the ``ocpp`` library's own v2.1 / v2.0.1
+``ChargePoint`` in the station role (tests/doubles/foreign_station.py), every frame both ways
+checked against the OCA schemas with ``jsonschema``.
+
+Covers B01 boot, C01 Authorize with the token list (TC_C_02/C_06/C_07: Unknown, Blocked,
+Expired), E01/E02 transactions with an idToken, Q01 V2X charging needs, K01/K10 dispatch in
+both directions and clear through the real DispatchRunner, B06/B05/B07 device model reads and
+writes kept in the fleet database, B11 Reset, F01/F03 RequestStart/Stop, G03/G04
+ChangeAvailability and A02 SignCertificate -> CertificateSigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.doubles.foreign_station import ForeignStation
+from v2g_common.pki import CertificateAuthority
+from v2g_gateway.station.needs import charging_needs_request
+from v2g_sim.ev import EvSpec, charging_needs
+from vpp_core.csms import CsmsConfig, CsmsServer
+from vpp_core.csms.equipment import Equipment, EquipmentSync
+from vpp_core.dispatch.clock import SystemClock
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.fleet import FleetState, FleetStore, StationEntry, hash_password
+from vpp_core.fleet.equipment import EquipmentStore, IdTokenRecord
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "foreign-station-password-01"
+T0 = datetime.now(UTC)
+TOKENS = [
+    IdTokenRecord("TAG-OK", "ISO14443", "Accepted", group_id="FLEET-A"),
+    IdTokenRecord("TAG-BLOCKED", "ISO14443", "Blocked"),
+    IdTokenRecord("TAG-OLD", "ISO14443", "Accepted", expires_at=T0 - timedelta(days=1)),
+]
+
+
+@dataclass
+class Core:
+    csms: CsmsServer
+    fleet: FleetState
+    store: EquipmentStore
+    ca: CertificateAuthority
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.csms.port}/ocpp"
+
+
+@pytest.fixture
+async def core(tmp_path: Path) -> AsyncIterator[Core]:
+    ca = CertificateAuthority.create()
+    ca.root.write(tmp_path / "ca.pem", tmp_path / "ca.key")
+    fleet_store = await FleetStore.open(f"sqlite:///{tmp_path / 'fleet.db'}")
+    records = EquipmentStore(fleet_store.engine)
+    for token in TOKENS:
+        await records.put_token(token, now=T0)
+    config = CsmsConfig(
+        host="127.0.0.1",
+        port=0,
+        allow_security_profile_1=True,
+        ping_interval_s=0,
+        id_token_policy="token_list",
+        ca_cert_file=tmp_path / "ca.pem",
+        ca_key_file=tmp_path / "ca.key",
+        command_timeout_s=5,
+    )
+    equipment = Equipment.from_config(config, records=records)
+    await EquipmentSync(equipment, records).refresh()
+    fleet = FleetState()
+    hashed = hash_password(PASSWORD, log2_n=4)
+    fleet.set_entries(
+        [StationEntry(i, 1, True, "site-f", "north", hashed) for i in ("FS-21", "FS-201")]
+    )
+    try:
+        async with CsmsServer(config, fleet, equipment=equipment) as csms:
+            yield Core(csms, fleet, records, ca)
+    finally:
+        await fleet_store.close()
+
+
+def v2x_needs() -> dict[str, Any]:
+    ev = EvSpec(soc_pct=70.0, max_discharge_w=9_000.0, departure_in_s=10 * 3600.0)
+    needs = charging_needs(ev, soc_pct=70.0, plugged_at=datetime.now(UTC))
+    request = charging_needs_request(needs, evse_id=1, now=datetime.now(UTC), current_type="DC")
+    return dict(request["charging_needs"])
+
+
+async def test_a_foreign_21_station_through_authorize_transaction_dispatch_and_clear(
+    core: Core,
+) -> None:
+    async with ForeignStation("FS-21", url=core.url, password=PASSWORD) as station:
+        assert (await station.boot()).status == "Accepted"
+        assert await station.authorize("TAG-OK") == "Accepted"
+        assert await station.authorize("TAG-BLOCKED") == "Blocked"
+        assert await station.authorize("TAG-OLD") == "Expired"
+        assert await station.authorize("NOBODY") == "Unknown"
+        answer = await station.call(
+            station.calls.Authorize(id_token={"id_token": "TAG-OK", "type": "ISO14443"})
+        )
+        assert answer.id_token_info["group_id_token"] == {"id_token": "FLEET-A", "type": "Central"}
+        started = await station.start_transaction(
+            "tx-f21", {"id_token": "TAG-OK", "type": "ISO14443"}
+        )
+        assert started.id_token_info["status"] == "Accepted"
+        assert (await station.notify_needs(v2x_needs())).status == "Accepted"
+        station.start_metering()
+        await _wait(lambda: core.fleet.session("FS-21", "tx-f21") is not None)
+        session = core.fleet.session("FS-21", "tx-f21")
+        assert session is not None
+        await _wait(lambda: session.limits.max_discharge_w == 9000.0)
+        for target_w in (-4_000.0, 4_000.0):
+            report = await _dispatch(core, target_w, f"foreign-{target_w:+.0f}")
+            assert report.status == "completed"
+            sent = [p for a, p in station.received if a == "SetChargingProfile"]
+            period = sent[-1]["charging_schedule"][0]["charging_schedule_period"][0]
+            assert period["operation_mode"] == "CentralSetpoint"
+            assert period["setpoint"] * target_w > 0  # same direction as the dispatch
+            assert sent[-1]["transaction_id"] == "tx-f21"
+            assert station.profiles == {}, "cleared at the end of the window"
+            cleared = [p for a, p in station.received if a == "ClearChargingProfile"]
+            assert cleared
+        await station.end_transaction()
+    assert station.violations == []
+
+
+async def test_device_model_and_management_of_a_foreign_station(core: Core) -> None:
+    ops = core.csms.operations
+    for identity, subprotocol in (("FS-21", "ocpp2.1"), ("FS-201", "ocpp2.0.1")):
+        async with ForeignStation(
+            identity, url=core.url, password=PASSWORD, subprotocol=subprotocol
+        ) as station:
+            await station.boot()
+            variables = await ops.base_report(identity, "FullInventory")
+            names = {(v.component, v.variable): v.value for v in variables}
+            assert names[("SmartChargingCtrlr", "RateUnit")] == "W,A"
+            assert len(variables) == 5  # two NotifyReports, joined
+            results = await ops.get_variables(
+                identity,
+                [
+                    {
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {"name": "HeartbeatInterval"},
+                    },
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "Nope"}},
+                ],
+            )
+            assert [r["attribute_status"] for r in results] == ["Accepted", "UnknownVariable"]
+            results = await ops.set_variables(
+                identity,
+                [
+                    {
+                        "component": {"name": "SampledDataCtrlr"},
+                        "variable": {"name": "TxUpdatedInterval"},
+                        "attribute_value": "15",
+                    }
+                ],
+            )
+            assert results[0]["attribute_status"] == "Accepted"
+            stored = {
+                (v.component, v.variable): v.value for v in await core.store.variables(identity)
+            }
+            assert stored[("SampledDataCtrlr", "TxUpdatedInterval")] == "15"
+            assert stored[("SmartChargingCtrlr", "Enabled")] == "true"
+            assert (await ops.reset(identity, "OnIdle")).status == "Accepted"
+            assert (await ops.change_availability(identity, operative=False, evse_id=1)).status == (
+                "Accepted"
+            )
+            result, _tx = await ops.request_start(
+                identity, {"id_token": "TAG-OK", "type": "ISO14443"}, remote_start_id=5, evse_id=1
+            )
+            assert result.status == "Accepted"
+            assert (await ops.request_stop(identity, "no-such-tx")).status == "Rejected"
+            assert (await ops.renew_certificate(identity)).status == "Accepted"
+            kinds = [a for a, _ in station.received]
+            assert {
+                "Reset",
+                "ChangeAvailability",
+                "RequestStartTransaction",
+                "TriggerMessage",
+            } <= set(kinds)
+        assert station.violations == []
+
+
+async def test_sign_certificate_is_answered_with_a_certificate_from_the_ca(core: Core) -> None:
+    async with ForeignStation("FS-21", url=core.url, password=PASSWORD) as station:
+        await station.boot()
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FS-21")]))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM)
+            .decode()
+        )
+        answer = await station.call(
+            station.calls.SignCertificate(csr=csr, certificate_type="ChargingStationCertificate")
+        )
+        assert answer.status == "Accepted"
+        await _wait(lambda: bool(station.certificates))
+        cert = x509.load_pem_x509_certificate(station.certificates[0].encode())
+        assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "FS-21"
+        assert cert.public_key() == key.public_key()
+        cert.verify_directly_issued_by(core.ca.root.certificate)
+        [record] = await core.store.certificates("FS-21")
+        assert record.serial == format(cert.serial_number, "x")
+        # A request for another identity is signed by nobody.
+        other = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FS-201")]))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.PEM)
+            .decode()
+        )
+        assert (await station.call(station.calls.SignCertificate(csr=other))).status == "Accepted"
+        await asyncio.sleep(0)  # nothing to wait for: the refusal is logged, nothing is sent
+        await station.boot()  # one more round trip: a CertificateSigned would have come first
+        assert len(station.certificates) == 1
+    assert station.violations == []
+
+
+async def _dispatch(core: Core, target_w: float, dispatch_id: str) -> Any:
+    config = DispatchConfig(
+        control_period_s=0.2,
+        ramp_in_s=0.0,
+        final_meter_wait_s=2.0,
+        command_timeout_s=5.0,
+        profile_survey_interval_s=60.0,
+    )
+    clock = SystemClock()
+    request = DispatchRequest(
+        target_w=target_w, start=clock.now() + timedelta(seconds=0.5), duration_s=2.0
+    )
+    async with DispatchRunner(core.fleet, core.csms.commands, clock, config) as runner:
+        runner.start(dispatch_id, request)
+        async with asyncio.timeout(30):
+            progress = await runner.wait(dispatch_id)
+    assert progress.report is not None, progress.events
+    return progress.report
+
+
+async def _wait(predicate: Any, timeout_s: float = 10.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # noqa: ASYNC110 - fleet state has no event of its own
+            await asyncio.sleep(0.02)
