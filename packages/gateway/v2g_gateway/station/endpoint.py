@@ -184,6 +184,19 @@ class StationEndpoint(ChargingStationEndpoint):
             )
         return call_result.NotifyAllowedEnergyTransfer(status="Accepted")
 
+    @on("GetTransactionStatus")
+    def on_get_transaction_status(
+        self, transaction_id: str | None = None, **_: Any
+    ) -> call_result.GetTransactionStatus:
+        """E14: whether events wait in the outbox (of that transaction) and whether it runs."""
+        svc = self.services
+        svc.contact()
+        queued = svc.management.queued_events(transaction_id)
+        if transaction_id is None:
+            return call_result.GetTransactionStatus(messages_in_queue=queued)
+        running = any(t.transaction_id == transaction_id for t in svc.transactions().values())
+        return call_result.GetTransactionStatus(messages_in_queue=queued, ongoing_indicator=running)
+
     # -- management -----------------------------------------------------------------------
     @on("TriggerMessage")
     def on_trigger_message(

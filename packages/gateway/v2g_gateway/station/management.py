@@ -242,6 +242,10 @@ class StationManagement:
         else:
             self.request_certificate(now=now)
 
+    def queued_events(self, transaction_id: str | None) -> bool:
+        """TransactionEvents not yet delivered (of one transaction, when given)."""
+        return self._out.journal.pending(transaction_id) > 0
+
     # -- reports --------------------------------------------------------------------------
     def base_report(self, request_id: int, report_base: str, *, apply: bool) -> str:
         if report_base not in ("ConfigurationInventory", "FullInventory", "SummaryInventory"):

@@ -89,8 +89,16 @@ class TransactionJournal:
         with self._db:
             self._db.execute("DELETE FROM outbox WHERE position = ?", (position,))
 
-    def pending(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+    def pending(self, transaction_id: str | None = None) -> int:
+        """Events not yet acknowledged (of one transaction, when given)."""
+        if transaction_id is None:
+            return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+        row = self._db.execute(
+            "SELECT count(*) FROM outbox"
+            " WHERE json_extract(payload, '$.transaction_info.transaction_id') = ?",
+            (transaction_id,),
+        ).fetchone()
+        return int(row[0])
 
     def get(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()

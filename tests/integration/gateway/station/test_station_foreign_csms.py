@@ -258,6 +258,8 @@ async def test_availability_and_remote_start_stop(tmp_path: Path) -> None:
             call21.RequestStartTransaction(id_token=token, remote_start_id=11, evse_id=1)
         )
         assert (answer.status, answer.transaction_id) == ("Accepted", tx_id)
+        status = await csms.call(call21.GetTransactionStatus(transaction_id=tx_id))
+        assert status.ongoing_indicator is True
         await csms.wait_for(lambda: b.events()[-1]["triggerReason"] == "RemoteStart")
         authorized = b.events()[-1]
         assert authorized["idToken"] == {"idToken": "TAG-0001", "type": "ISO14443"}
@@ -277,6 +279,8 @@ async def test_availability_and_remote_start_stop(tmp_path: Path) -> None:
         await csms.wait_for(lambda: statuses()[-1] == "Unavailable")
         unknown = await csms.call(call21.RequestStopTransaction(transaction_id=tx_id))
         assert unknown.status == "Rejected"
+        status = await csms.call(call21.GetTransactionStatus(transaction_id=tx_id))
+        assert (status.ongoing_indicator, status.messages_in_queue) == (False, False)
         await csms.call(call21.ChangeAvailability(operational_status="Operative"))
         await csms.wait_for(lambda: statuses()[-1] == "Occupied")
         leases = len(control.leases)

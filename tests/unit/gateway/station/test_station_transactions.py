@@ -17,6 +17,7 @@ from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.link import backoff_s
 from v2g_gateway.station.needs import allows_discharge, charging_needs_request
 from v2g_gateway.station.outbox import TransactionJournal
+from v2g_gateway.station.remote import PendingStart, RemoteControl
 from v2g_gateway.station.store import open_state_db
 from v2g_gateway.station.transactions import EvseTransactions, StartInfo, TickInputs
 
@@ -196,3 +197,30 @@ def test_backoff_grows_caps_and_jitters() -> None:
 def test_config_rules(values: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         StationConfig(**{"identity": "CS-1", **values})
+
+
+def test_outbox_counts_pending_events_per_transaction(tmp_path: Path) -> None:
+    """GetTransactionStatus (E14) reads what waits in the outbox, per transaction."""
+    t, journal = tracker(tmp_path)
+    t.tick(tick(PLUGGED, 1))
+    tx_id = t.transaction.transaction_id if t.transaction else ""
+    assert journal.pending(tx_id) == 1
+    assert journal.pending("other") == 0
+    assert journal.pending() == 1
+    drain(journal)
+    assert journal.pending(tx_id) == 0
+
+
+def test_remote_start_waits_for_the_ev_until_its_timeout() -> None:
+    """F04: a remote start not followed by a plug-in within EVConnectionTimeOut is dropped."""
+    remote = RemoteControl()
+    pending = PendingStart(
+        StartInfo("RemoteStart", {"id_token": "T", "type": "Local"}, 1), None, 100.0
+    )
+    remote.start_when_plugged(1, pending)
+    assert remote.has_pending_start(1, now_s=99.0)
+    assert not remote.has_pending_start(1, now_s=100.0)
+    assert remote.take_start(1, now_s=100.0) is None
+    remote.start_when_plugged(1, pending)
+    assert remote.take_start(1, now_s=50.0) is pending
+    assert remote.take_start(1, now_s=50.0) is None  # used once
