@@ -409,6 +409,8 @@ async def test_reporting_on_21_says_what_is_executed(tmp_path: Path) -> None:
         assert await _composite(b, call21) == [
             {"start_period": 0, "operation_mode": "ChargingOnly", "limit": 22000.0}
         ]
+        unknown = await b.csms.call(call21.GetCompositeSchedule(duration=60, evse_id=9))
+        assert unknown.status == "Rejected"
         b.control.plug_in()
         await b.wait_calls("NotifyEVChargingNeeds", 1)
         tx_id = b.events()[0]["transactionInfo"]["transactionId"]

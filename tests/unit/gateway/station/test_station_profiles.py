@@ -179,6 +179,23 @@ REJECTIONS = [
         TX,
         "UnsupportedParam",
     ),
+    (
+        "LocalGeneration not offered",
+        1,
+        wire(charging_profile_purpose="LocalGeneration"),
+        TX,
+        "UnsupportedParam",
+    ),
+    *(
+        (
+            f"{mode} not executed here",
+            1,
+            wire(period={"operation_mode": mode, "setpoint": None, "limit": 3000.0}),
+            TX,
+            "UnsupportedParam",
+        )
+        for mode in ("LocalLoadBalancing", "ExternalSetpoint", "CentralFrequency")
+    ),
 ]
 
 
