@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from v2g_common.pki.files import write_private_file
 
 __all__ = ["CertificateAuthority", "IssuedCertificate", "PkiError", "check_identity"]
 
@@ -58,8 +59,11 @@ class IssuedCertificate:
 
     def write(self, cert_path: Path, key_path: Path, *, force: bool = False) -> None:
         """Write both files with mode 0600; refuse to overwrite unless ``force``."""
-        write_private_file(key_path, self.key_pem(), force=force)
-        write_private_file(cert_path, self.cert_pem(), force=force)
+        try:
+            write_private_file(key_path, self.key_pem(), force=force)
+            write_private_file(cert_path, self.cert_pem(), force=force)
+        except FileExistsError as exc:
+            raise PkiError(str(exc)) from None
 
     @classmethod
     def load(cls, cert_path: Path, key_path: Path) -> IssuedCertificate:
@@ -71,21 +75,6 @@ class IssuedCertificate:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise PkiError(f"{key_path}: expected an EC private key")
         return cls(cert, key)
-
-
-def write_private_file(path: Path, data: bytes, *, force: bool) -> None:
-    """Create ``path`` with mode 0600 (atomically replaced when ``force``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not force:
-        raise PkiError(f"{path} exists; pass --force to overwrite")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _name(common_name: str, organization: str) -> x509.Name:

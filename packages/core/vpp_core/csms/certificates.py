@@ -28,11 +28,13 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-
-from v2g_common.pki import CertificateAuthority, PkiError
+from vpp_core.csms.errors import CertificateRefused
 from vpp_core.fleet.equipment import CertificateRecord
+
+if TYPE_CHECKING:  # the CA tooling (cryptography) is loaded only where the core signs
+    from v2g_common.pki import CertificateAuthority
 
 __all__ = ["PeerCertificate", "StationCertificates", "serial_hex"]
 
@@ -184,12 +186,20 @@ class StationCertificates:
         return None
 
     def sign(self, identity: str, csr_pem: str, *, now: datetime) -> tuple[str, CertificateRecord]:
-        """(PEM certificate chain, record) for a station's CSR; raises ``PkiError``."""
+        """(PEM certificate chain, record) for a station's CSR; raises
+        :class:`CertificateRefused`."""
+        from cryptography.hazmat.primitives import serialization
+
+        from v2g_common.pki import PkiError
+
         if self._authority is None:
-            raise PkiError("no signing CA configured")
-        cert = self._authority.sign_csr(
-            csr_pem, identity=identity, valid_days=self._valid_days, now=now
-        )
+            raise CertificateRefused("no signing CA configured")
+        try:
+            cert = self._authority.sign_csr(
+                csr_pem, identity=identity, valid_days=self._valid_days, now=now
+            )
+        except PkiError as exc:
+            raise CertificateRefused(str(exc)) from None
         record = CertificateRecord(
             serial=serial_hex(cert.serial_number),
             station_id=identity,

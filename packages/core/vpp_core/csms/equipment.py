@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from v2g_common.pki import CertificateAuthority, IssuedCertificate
 from vpp_core.csms.certificates import StationCertificates
 from vpp_core.csms.config import CsmsConfig
 from vpp_core.csms.tokens import IdTokenPolicy
@@ -51,6 +50,8 @@ class Equipment:
     ) -> Equipment:
         authority = None
         if config.ca_cert_file is not None and config.ca_key_file is not None:
+            from v2g_common.pki import CertificateAuthority, IssuedCertificate  # cryptography
+
             authority = CertificateAuthority(
                 IssuedCertificate.load(config.ca_cert_file, config.ca_key_file)
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CsmsError", "StationOffline"]
+__all__ = ["CertificateRefused", "CsmsError", "StationOffline"]
 
 
 class CsmsError(Exception):
@@ -15,3 +15,7 @@ class StationOffline(CsmsError):
     def __init__(self, station_id: str) -> None:
         self.station_id = station_id
         super().__init__(f"station {station_id!r} is not connected")
+
+
+class CertificateRefused(CsmsError):
+    """A station's certificate signing request this CSMS will not sign."""

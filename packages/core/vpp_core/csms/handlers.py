@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 from v2g_common.ocpp21 import CsmsEndpoint, FormatViolation, OcppAdapterError, after, on
 from v2g_common.ocpp21.messages import call as call21
 from v2g_common.ocpp21.messages import call_result
-from v2g_common.pki import PkiError
 from vpp_core.csms import device_model
 from vpp_core.csms.certificates import PeerCertificate
 from vpp_core.csms.equipment import Equipment
+from vpp_core.csms.errors import CertificateRefused
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.fleet.errors import MeterValueError
 from vpp_core.fleet.needs import limits_from_needs
@@ -302,7 +302,7 @@ class StationEndpoint(CsmsEndpoint):
             return
         try:
             chain, record = certificates.sign(self.identity, csr, now=self._clock())
-        except PkiError as exc:
+        except CertificateRefused as exc:
             log.warning("%s: certificate signing request not signed: %s", self.identity, exc)
             return
         await self.equipment.save_certificates([record])

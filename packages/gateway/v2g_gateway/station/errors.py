@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ProfileRejected", "StationError", "StationStateError"]
+__all__ = ["CertificateRejected", "ProfileRejected", "StationError", "StationStateError"]
 
 
 class StationError(Exception):
@@ -24,3 +24,11 @@ class ProfileRejected(StationError):
 
 class StationStateError(StationError):
     """The station's on-disk state is unusable (corrupt database, wrong schema version)."""
+
+
+class CertificateRejected(StationError):
+    """A CertificateSigned the station will not install (``reason`` is for statusInfo)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

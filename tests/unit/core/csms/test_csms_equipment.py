@@ -13,9 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from v2g_common.pki import CertificateAuthority, PkiError
+from v2g_common.pki import CertificateAuthority
 from vpp_core.csms import device_model
 from vpp_core.csms.certificates import PeerCertificate, StationCertificates
+from vpp_core.csms.errors import CertificateRefused
 from vpp_core.csms.tokens import IdTokenPolicy
 from vpp_core.fleet.equipment import CertificateRecord, IdTokenRecord
 
@@ -120,7 +121,7 @@ def test_signing_refuses_requests_for_someone_else(
 ) -> None:
     certs = StationCertificates(CertificateAuthority.create(now=NOW))
     csr = csr_for(in_csr) if in_csr else "garbage"
-    with pytest.raises(PkiError, match=message):
+    with pytest.raises(CertificateRefused, match=message):
         certs.sign(identity, csr, now=NOW)
     assert certs.refuse_request(identity, "V2GCertificate") is not None
     assert (

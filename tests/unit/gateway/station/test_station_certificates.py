@@ -4,6 +4,7 @@ identity, valid now, issued by the CA it trusts)."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -86,9 +87,10 @@ def test_installs_a_good_certificate_in_place(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     old_serial = x509.load_pem_x509_certificate(s.cert.read_bytes()).serial_number
     chain = s.signed(s.renewal.signing_request(now=NOW))
-    leaf = s.renewal.install(chain, now=NOW)
+    s.renewal.install(chain, now=NOW)
     installed = x509.load_pem_x509_certificate(s.cert.read_bytes())
-    assert installed.serial_number == leaf.serial_number != old_serial
+    assert installed.serial_number == x509.load_pem_x509_certificate(chain.encode()).serial_number
+    assert installed.serial_number != old_serial
     key = serialization.load_pem_private_key(s.key.read_bytes(), None)
     assert key.public_key() == installed.public_key()
     assert not (tmp_path / "state" / "client-renewal.key").exists()
@@ -140,3 +142,24 @@ def _for_key_with_cn(ca: CertificateAuthority, csr_pem: str, cn: str) -> str:
         .sign(ca.root.private_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_without_cryptography_renewal_is_unavailable_not_broken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A charger installed without v2g-gateway[certificate-renewal]: no renewal, a clear
+    refusal, nothing raised elsewhere."""
+    s = Setup(tmp_path)
+    real_import = importlib.import_module
+
+    def no_crypto(name: str, package: str | None = None) -> object:
+        if name == "v2g_gateway.station.certificate_crypto":
+            raise ImportError("No module named 'cryptography'")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_crypto)
+    renewal = CertificateRenewal(s.config, StationSettings.from_config(s.config))
+    assert not renewal.enabled
+    assert not renewal.due(now=NOW)
+    with pytest.raises(CertificateRejected, match="no certificate signing request"):
+        renewal.install("x", now=NOW)
