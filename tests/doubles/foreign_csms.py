@@ -19,8 +19,6 @@ is Accepted when ``accept_signing`` (its CSR lands in ``csrs`` for the test to s
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,11 +28,11 @@ from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v21 import call_result as result21
 from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call_result as result201
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from tests.doubles.loopback import LoopbackServer, NotImplementedFallback, basic_auth_refusal
 from tests.doubles.oca_schemas import ValidatingConnection
 
 __all__ = ["ForeignCsms"]
@@ -102,8 +100,8 @@ def _handlers(results: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(Handlers).items() if not k.startswith("__")}
 
 
-class _Csms:
-    """Shared by both versions' classes: NotImplemented for actions without a handler."""
+class _Csms(NotImplementedFallback):
+    """Shared by both versions' classes: harness state, NotImplemented for the unhandled."""
 
     heartbeat_s = 300
     boot_status = "Accepted"
@@ -112,20 +110,12 @@ class _Csms:
         self.csrs = csrs
         self.accept_signing = accept_signing
 
-    async def route_message(self, raw_msg: str) -> None:
-        message = json.loads(raw_msg)
-        if message[0] == 2 and message[2] not in self.route_map:  # type: ignore[attr-defined]
-            reply = [4, message[1], "NotImplemented", f"no handler for {message[2]}", {}]
-            await self._send(json.dumps(reply))  # type: ignore[attr-defined]
-            return
-        await super().route_message(raw_msg)  # type: ignore[misc]
-
 
 Csms21 = type("Csms21", (_Csms, ChargePoint21), _handlers(result21))
 Csms201 = type("Csms201", (_Csms, ChargePoint201), _handlers(result201))
 
 
-class ForeignCsms:
+class ForeignCsms(LoopbackServer):
     """``async with ForeignCsms() as csms``; configure the station with ``csms.url``."""
 
     def __init__(
@@ -136,38 +126,13 @@ class ForeignCsms:
         ssl_context: Any = None,
         accept_signing: bool = False,
     ) -> None:
-        self._subprotocols = subprotocols
+        super().__init__(ssl_context=ssl_context, subprotocols=subprotocols)
         self._passwords = passwords
-        self._ssl = ssl_context
         self.accept_signing = accept_signing
         self.csrs: list[str] = []
         self.connections: list[ValidatingConnection] = []
         self.cp: Any = None
         self.connected = asyncio.Event()
-        self._server: Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> ForeignCsms:
-        self._server = await serve(
-            self._handle,
-            "127.0.0.1",
-            0,
-            ssl=self._ssl,
-            subprotocols=list(self._subprotocols),  # type: ignore[arg-type]
-            process_request=self._process_request,
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        return f"{'wss' if self._ssl else 'ws'}://localhost:{port}/ocpp"
 
     @property
     def connection(self) -> ValidatingConnection:
@@ -192,14 +157,7 @@ class ForeignCsms:
                 await asyncio.sleep(0.02)
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self._passwords is None:
-            return None
-        identity = request.path.rsplit("/", 1)[-1]
-        expected = self._passwords.get(identity, "")
-        token = base64.b64encode(f"{identity}:{expected}".encode()).decode()
-        if request.headers.get("Authorization") != f"Basic {token}":
-            return Response(401, "Unauthorized", Headers(), b"")
-        return None
+        return basic_auth_refusal(self._passwords, request)
 
     async def _handle(self, ws: ServerConnection) -> None:
         connection = ValidatingConnection(ws)

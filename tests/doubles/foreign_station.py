@@ -17,9 +17,7 @@ the keys the library's snake->camel conversion breaks.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
-import json
 import ssl
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +32,7 @@ from ocpp.v201 import call_result as result201
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.doubles.loopback import NotImplementedFallback, basic_auth
 from tests.doubles.oca_schemas import ValidatingConnection
 
 __all__ = ["ForeignStation"]
@@ -173,18 +172,10 @@ def _v21_only() -> dict[str, Any]:
     return {k: v for k, v in vars(Handlers).items() if not k.startswith("__")}
 
 
-class _Station:
-    """Shared by both versions: NotImplemented for actions without a handler."""
+class _Station(NotImplementedFallback):
+    """Shared by both versions: the simulation it drives, NotImplemented for the unhandled."""
 
     sim: ForeignStation
-
-    async def route_message(self, raw_msg: str) -> None:
-        message = json.loads(raw_msg)
-        if message[0] == 2 and message[2] not in self.route_map:  # type: ignore[attr-defined]
-            reply = [4, message[1], "NotImplemented", f"no handler for {message[2]}", {}]
-            await self._send(json.dumps(reply))  # type: ignore[attr-defined]
-            return
-        await super().route_message(raw_msg)  # type: ignore[misc]
 
 
 Station21 = type(
@@ -234,8 +225,7 @@ class ForeignStation:
     async def __aenter__(self) -> ForeignStation:
         headers = {}
         if self._password is not None:
-            token = base64.b64encode(f"{self.identity}:{self._password}".encode()).decode()
-            headers["Authorization"] = f"Basic {token}"
+            headers["Authorization"] = basic_auth(self.identity, self._password)
         self._ws = await connect(
             f"{self.url}/{self.identity}",
             subprotocols=[self.subprotocol],  # type: ignore[list-item]

@@ -15,7 +15,6 @@ mid-session, ``refuse`` to turn further connection attempts away.
 from __future__ import annotations
 
 import asyncio
-import base64
 import http
 import itertools
 import json
@@ -26,10 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import websockets
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from tests.doubles.loopback import LoopbackServer, basic_auth_refusal
 from tests.doubles.oca_schemas import SchemaBook
 
 
@@ -87,7 +87,7 @@ DEFAULT_ANSWERS: dict[str, Answer] = {
 }
 
 
-class RawCsms:
+class RawCsms(LoopbackServer):
     """Use as ``async with RawCsms(...) as csms`` ; ``csms.url`` is the endpoint to configure."""
 
     def __init__(
@@ -97,9 +97,8 @@ class RawCsms:
         passwords: dict[str, str] | None = None,
         subprotocols: tuple[str, ...] = ("ocpp2.1", "ocpp2.0.1"),
     ) -> None:
-        self._ssl = ssl_context
+        super().__init__(ssl_context=ssl_context, subprotocols=subprotocols)
         self._passwords = passwords
-        self._subprotocols = subprotocols
         self.frames: list[Frame] = []
         self.violations: list[str] = []
         self.answers: dict[str, Answer] = dict(DEFAULT_ANSWERS)
@@ -110,35 +109,12 @@ class RawCsms:
         self.attempts = 0
         self.connections = 0
         self.identities: list[str] = []
-        self._server: Server | None = None
         self._current: ServerConnection | None = None
         self._pending: dict[str, asyncio.Future[Frame]] = {}
         self._sent_actions: dict[str, str] = {}
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self.connected = asyncio.Event()
-
-    async def __aenter__(self) -> RawCsms:
-        self._server = await serve(
-            self._handle,
-            "127.0.0.1",
-            0,
-            ssl=self._ssl,
-            subprotocols=list(self._subprotocols),  # type: ignore[arg-type]
-            process_request=self._process_request,
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        return f"{'wss' if self._ssl else 'ws'}://localhost:{port}/ocpp"
 
     @property
     def subprotocol(self) -> str | None:
@@ -219,14 +195,7 @@ class RawCsms:
                 return Response(403, "Forbidden", Headers(), b"")
         if self.refuse:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "refused\n")
-        if self._passwords is not None:
-            identity = request.path.rsplit("/", 1)[-1]
-            expected = self._passwords.get(identity)
-            if expected is None or request.headers.get("Authorization") != _basic(
-                identity, expected
-            ):
-                return Response(401, "Unauthorized", Headers(), b"")
-        return None
+        return basic_auth_refusal(self._passwords, request)
 
     async def _handle(self, connection: ServerConnection) -> None:
         self.connections += 1
@@ -324,11 +293,6 @@ def _peer_cn(connection: ServerConnection) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
-
-
-def _basic(identity: str, password: str) -> str:
-    token = base64.b64encode(f"{identity}:{password}".encode()).decode()
-    return f"Basic {token}"
 
 
 def _try_json(text: str) -> Any:

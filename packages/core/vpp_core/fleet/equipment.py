@@ -148,6 +148,11 @@ class EquipmentStore:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot read {what}: {exc}") from exc
 
+    async def _since(self, what: str, table: Any, revision: int) -> tuple[list[Any], int]:
+        query = select(table).where(table.c.revision > revision).order_by(table.c.revision)
+        rows = await self._select(what, query)
+        return rows, max((r.revision for r in rows), default=revision)
+
     # -- idTokens -------------------------------------------------------------------------
     async def put_token(self, token: IdTokenRecord, *, now: datetime) -> None:
         """Add or change a token (the CLI)."""
@@ -169,11 +174,8 @@ class EquipmentStore:
         return _token_from_row(rows[0]) if rows else None
 
     async def tokens_since(self, revision: int) -> tuple[list[IdTokenRecord], int]:
-        t = schema.id_tokens
-        rows = await self._select(
-            "idTokens", select(t).where(t.c.revision > revision).order_by(t.c.revision)
-        )
-        newest = max((r.revision for r in rows), default=revision)
+        """Rows changed after ``revision``, and the newest revision seen."""
+        rows, newest = await self._since("idTokens", schema.id_tokens, revision)
         return [_token_from_row(r) for r in rows], newest
 
     # -- certificates ---------------------------------------------------------------------
@@ -192,11 +194,8 @@ class EquipmentStore:
         return [_certificate_from_row(r) for r in await self._select("certificates", query)]
 
     async def certificates_since(self, revision: int) -> tuple[list[CertificateRecord], int]:
-        t = schema.station_certificates
-        rows = await self._select(
-            "certificates", select(t).where(t.c.revision > revision).order_by(t.c.revision)
-        )
-        newest = max((r.revision for r in rows), default=revision)
+        """Rows changed after ``revision``, and the newest revision seen."""
+        rows, newest = await self._since("certificates", schema.station_certificates, revision)
         return [_certificate_from_row(r) for r in rows], newest
 
     # -- device models --------------------------------------------------------------------

@@ -198,7 +198,14 @@ class DeviceModel:
         return [self._get_one(request) for request in requests]
 
     def _get_one(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        key = VariableKey.from_wire(request["component"], request["variable"])
+        result, status, variable = self._resolve(request)
+        result["attribute_status"] = status
+        if status == "Accepted" and variable is not None:
+            result["attribute_value"] = variable.read()[:MAX_VALUE_LENGTH]
+        return result
+
+    def _resolve(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], str, Variable | None]:
+        """The result entry begun for a get/set request, its status so far and the variable."""
         result: dict[str, Any] = {
             "component": request["component"],
             "variable": request["variable"],
@@ -206,13 +213,11 @@ class DeviceModel:
         attribute = request.get("attribute_type")
         if attribute is not None:
             result["attribute_type"] = attribute
+        key = VariableKey.from_wire(request["component"], request["variable"])
         status, variable = self._lookup(key)
         if variable is not None and attribute not in (None, "Actual"):
             status = "NotSupportedAttributeType"
-        result["attribute_status"] = status
-        if status == "Accepted" and variable is not None:
-            result["attribute_value"] = variable.read()[:MAX_VALUE_LENGTH]
-        return result
+        return result, status, variable
 
     def set(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """``setVariableResult`` entries for ``setVariableData`` entries, in order; accepted
@@ -220,17 +225,7 @@ class DeviceModel:
         return [self._set_one(request) for request in requests]
 
     def _set_one(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        key = VariableKey.from_wire(request["component"], request["variable"])
-        result: dict[str, Any] = {
-            "component": request["component"],
-            "variable": request["variable"],
-        }
-        attribute = request.get("attribute_type")
-        if attribute is not None:
-            result["attribute_type"] = attribute
-        status, variable = self._lookup(key)
-        if variable is not None and attribute not in (None, "Actual"):
-            status = "NotSupportedAttributeType"
+        result, status, variable = self._resolve(request)
         if status != "Accepted" or variable is None:
             result["attribute_status"] = status
             return result
@@ -245,8 +240,8 @@ class DeviceModel:
             return result
         assert variable.apply is not None
         variable.apply(value)
-        self._written.save(key.stored_name, value)
-        log.info("device model: %s set to %r by the CSMS", key.stored_name, value)
+        self._written.save(variable.key.stored_name, value)
+        log.info("device model: %s set to %r by the CSMS", variable.key.stored_name, value)
         result["attribute_status"] = "RebootRequired" if variable.reboot_required else "Accepted"
         return result
 

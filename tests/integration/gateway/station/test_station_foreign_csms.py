@@ -27,6 +27,7 @@ from tests.doubles.foreign_csms import ForeignCsms
 from tests.doubles.oca_schemas import ValidatingConnection
 from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
 from tests.doubles.station_setup import PASSWORD, station_config
+from tests.doubles.variables import ref
 from tests.doubles.waiting import eventually
 from v2g_gateway.station import ChargingStation
 
@@ -92,16 +93,6 @@ async def bench(
             await b.wait_calls("StatusNotification", 1)
             yield b
         assert csms.violations == []
-
-
-def ref(component: str, variable: str, **extra: Any) -> dict[str, Any]:
-    c: dict[str, Any] = {"name": component}
-    if "evse" in extra:
-        c["evse"] = {"id": extra["evse"]}
-    v: dict[str, Any] = {"name": variable}
-    if "instance" in extra:
-        v["instance"] = extra["instance"]
-    return {"component": c, "variable": v}
 
 
 @pytest.mark.parametrize("subprotocol", ["ocpp2.1", "ocpp2.0.1"])

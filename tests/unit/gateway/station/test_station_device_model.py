@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from ocpp.v21 import call as call21
 
+from tests.doubles.variables import ref
 from v2g_common.ocpp21 import codec_for
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.device_model import DeviceModel, VariableKey
@@ -49,19 +50,6 @@ class Model:
 
     def _changed(self) -> None:
         self.interval_changes += 1
-
-
-def ref(component: str, variable: str, **extra: Any) -> dict[str, Any]:
-    c: dict[str, Any] = {"name": component}
-    if "evse" in extra:
-        c["evse"] = {"id": extra["evse"]}
-    v: dict[str, Any] = {"name": variable}
-    if "instance" in extra:
-        v["instance"] = extra["instance"]
-    out = {"component": c, "variable": v}
-    if "attribute_type" in extra:
-        out["attribute_type"] = extra["attribute_type"]
-    return out
 
 
 GETS = [
