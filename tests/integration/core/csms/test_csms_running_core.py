@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.integration.core.csms.conftest import PASSWORD, CsmsUnderTest
-from vpp_core.app import run_core
+from vpp_core.app import main, run_core
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsServer
 from vpp_core.fleet import FleetStore, StationRegistry
@@ -80,4 +80,66 @@ async def test_cli_registry_changes_reach_the_running_core(tmp_path: Path, pki: 
         "CS-0001": False,
         "CS-0002": False,
     }
+    await store.close()
+
+
+async def test_cli_token_changes_reach_authorize_of_the_running_core(
+    tmp_path: Path, pki: Any
+) -> None:
+    """``vpp-core tokens add|block`` while the core runs: Authorize follows within the
+    refresh interval (id_token_policy token_list)."""
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    store = await FleetStore.open(url)
+    await StationRegistry(store).add(
+        "CS-0001",
+        security_profile=1,
+        site="s",
+        region="r",
+        password=PASSWORD,
+        now=datetime.now(UTC),
+        log2_n=10,
+    )
+    toml = tmp_path / "core.toml"
+    toml.write_text(f'[fleet]\ndatabase_url = "{url}"\n')
+    config = CoreConfig.model_validate(
+        {
+            "csms": {
+                "host": "127.0.0.1",
+                "port": 0,
+                "allow_security_profile_1": True,
+                "ping_interval_s": 0,
+                "id_token_policy": "token_list",
+            },
+            "fleet": {"database_url": url, "registry_refresh_s": 0.05},
+            "metrics": {"port": 0},
+            "runtime": {"gc_freeze_after_start": False},
+        }
+    )
+    stop = asyncio.Event()
+    thresholds = gc.get_threshold()
+    ready: asyncio.Future[CsmsServer] = asyncio.get_running_loop().create_future()
+    token = {"idToken": {"idToken": "04A2B3C4", "type": "ISO14443"}}
+
+    async def status_becomes(station: Any, expected: str) -> None:
+        async with asyncio.timeout(5):
+            while (await station.call("Authorize", token))[2]["idTokenInfo"]["status"] != expected:  # noqa: ASYNC110 - the core polls the database
+                await asyncio.sleep(0.05)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(run_core(config, stop=stop, on_ready=ready.set_result))
+        try:
+            csms = CsmsUnderTest(await asyncio.wait_for(ready, 10), pki)
+            async with csms.station("CS-0001", password=PASSWORD) as station:
+                assert (await station.call("Authorize", token))[2]["idTokenInfo"] == {
+                    "status": "Unknown"
+                }
+                add = ["tokens", "add", "04A2B3C4", "--type", "ISO14443", "--config", str(toml)]
+                assert await asyncio.to_thread(main, add) == 0
+                await status_becomes(station, "Accepted")
+                block = ["tokens", "block", "04A2B3C4", "--type", "ISO14443"]
+                assert await asyncio.to_thread(main, [*block, "--config", str(toml)]) == 0
+                await status_becomes(station, "Blocked")
+        finally:
+            stop.set()
+    gc.set_threshold(*thresholds)
     await store.close()
