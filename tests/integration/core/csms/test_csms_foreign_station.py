@@ -236,7 +236,7 @@ async def _dispatch(core: Core, target_w: float, dispatch_id: str) -> Any:
     config = DispatchConfig(
         control_period_s=0.2,
         ramp_in_s=0.0,
-        final_meter_wait_s=2.0,
+        final_meter_wait_s=0.5,
         command_timeout_s=5.0,
         profile_survey_interval_s=60.0,
     )
