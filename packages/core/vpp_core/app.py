@@ -34,7 +34,7 @@ from v2g_common.config import ConfigError, exit_on_config_error, load_config
 from v2g_common.redaction import redact_credentials
 from v2g_common.sdnotify import SystemdNotifier
 from vpp_core.config import CoreConfig
-from vpp_core.csms import CsmsMetrics, CsmsServer
+from vpp_core.csms import CsmsError, CsmsMetrics, CsmsServer
 from vpp_core.csms.equipment import Equipment, EquipmentSync
 from vpp_core.equipment_cli import COMMANDS as EQUIPMENT_COMMANDS
 from vpp_core.equipment_cli import add_equipment_commands, run_equipment_command
@@ -398,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_on_config_error(exc)
     try:
         return _dispatch(config, args)
-    except FleetError as exc:
+    except (FleetError, CsmsError) as exc:
         print(f"vpp-core: {exc}", file=sys.stderr)
         return 1
 

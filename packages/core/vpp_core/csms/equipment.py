@@ -18,6 +18,7 @@ from typing import Protocol
 
 from vpp_core.csms.certificates import StationCertificates
 from vpp_core.csms.config import CsmsConfig
+from vpp_core.csms.errors import CertificateRefused
 from vpp_core.csms.tokens import IdTokenPolicy
 from vpp_core.fleet.equipment import CertificateRecord, DeviceVariable, EquipmentStore
 from vpp_core.fleet.errors import StoreError
@@ -50,11 +51,13 @@ class Equipment:
     ) -> Equipment:
         authority = None
         if config.ca_cert_file is not None and config.ca_key_file is not None:
-            from v2g_common.pki import CertificateAuthority, IssuedCertificate  # cryptography
+            from v2g_common.pki import CertificateAuthority, IssuedCertificate, PkiError
 
-            authority = CertificateAuthority(
-                IssuedCertificate.load(config.ca_cert_file, config.ca_key_file)
-            )
+            try:
+                root = IssuedCertificate.load(config.ca_cert_file, config.ca_key_file)
+            except PkiError as exc:
+                raise CertificateRefused(f"csms.ca_cert_file / csms.ca_key_file: {exc}") from None
+            authority = CertificateAuthority(root)
         certificates = StationCertificates(
             authority,
             valid_days=config.station_certificate_valid_days,

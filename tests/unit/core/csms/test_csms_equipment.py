@@ -5,6 +5,7 @@ from reports and results."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from cryptography.x509.oid import NameOID
 from v2g_common.pki import CertificateAuthority
 from vpp_core.csms import device_model
 from vpp_core.csms.certificates import PeerCertificate, StationCertificates
+from vpp_core.csms.config import CsmsConfig
+from vpp_core.csms.equipment import Equipment
 from vpp_core.csms.errors import CertificateRefused
 from vpp_core.csms.tokens import IdTokenPolicy
 from vpp_core.fleet.equipment import CertificateRecord, IdTokenRecord
@@ -179,3 +182,9 @@ def test_device_model_rows() -> None:
         now=NOW,
     )
     assert [r.value for r in written] == ["30"]
+
+
+def test_a_missing_signing_ca_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    config = CsmsConfig(ca_cert_file=tmp_path / "ca.pem", ca_key_file=tmp_path / "ca.key")
+    with pytest.raises(CertificateRefused, match=r"csms\.ca_cert_file"):
+        Equipment.from_config(config)
