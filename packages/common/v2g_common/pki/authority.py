@@ -149,6 +149,27 @@ class CertificateAuthority:
         check_identity(identity)
         return self._issue(identity, ExtendedKeyUsageOID.CLIENT_AUTH, [], valid_days, now)
 
+    @staticmethod
+    def checked_key(
+        csr_pem: str | bytes, *, identity: str
+    ) -> ec.EllipticCurvePublicKey | rsa.RSAPublicKey:
+        """The public key of a PEM certificate signing request this CA would sign for
+        ``identity``. Raises :class:`PkiError` for a request that is not PEM, whose signature
+        does not verify, whose CN is not ``identity`` or whose key is not EC P-256/P-384 or
+        RSA >= 2048 bits."""
+        check_identity(identity)
+        try:
+            data = csr_pem.encode("ascii") if isinstance(csr_pem, str) else csr_pem
+            csr = x509.load_pem_x509_csr(data)
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise PkiError(f"not a PEM certificate signing request: {exc}") from None
+        if not csr.is_signature_valid:
+            raise PkiError("the signing request's signature does not verify")
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not names or names[0].value != identity:
+            raise PkiError(f"the signing request's CN is not {identity!r}")
+        return _accepted_key(csr.public_key())
+
     def sign_csr(
         self,
         csr_pem: str | bytes,
@@ -160,21 +181,9 @@ class CertificateAuthority:
         """A client certificate for the key of a PEM certificate signing request, with CN =
         ``identity`` (whatever the request's subject says besides; it must name the same CN).
 
-        Raises :class:`PkiError` for a request that is not PEM, whose signature does not
-        verify, whose CN is not ``identity`` or whose key is not EC P-256 / RSA >= 2048 bits.
+        Raises :class:`PkiError` as :meth:`checked_key` does.
         """
-        check_identity(identity)
-        data = csr_pem.encode("ascii") if isinstance(csr_pem, str) else csr_pem
-        try:
-            csr = x509.load_pem_x509_csr(data)
-        except ValueError as exc:
-            raise PkiError(f"not a PEM certificate signing request: {exc}") from None
-        if not csr.is_signature_valid:
-            raise PkiError("the signing request's signature does not verify")
-        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if not names or names[0].value != identity:
-            raise PkiError(f"the signing request's CN is not {identity!r}")
-        public_key = _accepted_key(csr.public_key())
+        public_key = self.checked_key(csr_pem, identity=identity)
         start = now or dt.datetime.now(dt.UTC)
         builder = (
             _base_builder(

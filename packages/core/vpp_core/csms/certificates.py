@@ -36,7 +36,7 @@ from vpp_core.fleet.equipment import CertificateRecord
 if TYPE_CHECKING:  # the CA tooling (cryptography) is loaded only where the core signs
     from v2g_common.pki import CertificateAuthority
 
-__all__ = ["PeerCertificate", "StationCertificates", "serial_hex"]
+__all__ = ["PeerCertificate", "SigningRefusal", "StationCertificates", "serial_hex"]
 
 SUPERSEDED = "superseded"
 
@@ -65,6 +65,14 @@ class PeerCertificate:
             else None
         )
         return cls(serial, expires)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningRefusal:
+    """Why a SignCertificate is Rejected: ``reason_code`` for its statusInfo, and the text."""
+
+    reason_code: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +185,22 @@ class StationCertificates:
         return self.can_sign and peer.not_after - now <= self._renew_before
 
     # -- signing --------------------------------------------------------------------------
-    def refuse_request(self, identity: str, certificate_type: str | None) -> str | None:
-        """Why a SignCertificate is refused before looking at the CSR."""
-        if not self.can_sign:
-            return "this CSMS has no signing CA configured"
+    def refuse_request(
+        self, identity: str, certificate_type: str | None, csr_pem: str
+    ) -> SigningRefusal | None:
+        """Why a SignCertificate is refused (answered Rejected at once, nothing signed)."""
+        if self._authority is None:
+            return SigningRefusal("NotSupported", "this CSMS has no signing CA configured")
         if certificate_type not in (None, "ChargingStationCertificate"):
-            return f"{certificate_type} certificates are not issued here"
+            return SigningRefusal(
+                "NotSupported", f"{certificate_type} certificates are not issued here"
+            )
+        from v2g_common.pki import PkiError
+
+        try:
+            self._authority.checked_key(csr_pem, identity=identity)
+        except PkiError as exc:
+            return SigningRefusal("InvalidCSR", str(exc))
         return None
 
     def sign(self, identity: str, csr_pem: str, *, now: datetime) -> tuple[str, CertificateRecord]:

@@ -109,6 +109,7 @@ class StationEndpoint(CsmsEndpoint):
         self._clock = clock
         self.profile_reports: dict[int, ProfileReport] = {}
         self.device_reports: dict[int, PendingReport] = {}
+        self._accepted_csrs: set[str] = set()  # SignCertificate answered Accepted, to sign
 
     @_handles("BootNotification")
     def on_boot(self, charging_station: dict[str, Any], reason: str) -> Any:
@@ -285,23 +286,22 @@ class StationEndpoint(CsmsEndpoint):
 
     @_handles("SignCertificate")
     def on_sign_certificate(self, csr: str, certificate_type: str | None = None, **_: Any) -> Any:
-        refusal = self.equipment.certificates.refuse_request(self.identity, certificate_type)
+        refusal = self.equipment.certificates.refuse_request(self.identity, certificate_type, csr)
         if refusal is not None:
-            log.warning("%s: SignCertificate refused: %s", self.identity, refusal)
-            info = {"reason_code": "NotSupported", "additional_info": refusal}
+            log.warning("%s: SignCertificate refused: %s", self.identity, refusal.reason)
+            info = {"reason_code": refusal.reason_code, "additional_info": refusal.reason[:1024]}
             return call_result.SignCertificate(status="Rejected", status_info=info)
+        self._accepted_csrs.add(csr)
         return call_result.SignCertificate(status="Accepted")
 
     @after("SignCertificate")
-    async def issue_certificate(
-        self, csr: str, certificate_type: str | None = None, **_: Any
-    ) -> None:
+    async def issue_certificate(self, csr: str, **_: Any) -> None:
         """Sign an accepted request and send it (A02: CertificateSigned after the answer)."""
-        certificates = self.equipment.certificates
-        if certificates.refuse_request(self.identity, certificate_type) is not None:
+        if csr not in self._accepted_csrs:
             return
+        self._accepted_csrs.discard(csr)
         try:
-            chain, record = certificates.sign(self.identity, csr, now=self._clock())
+            chain, record = self.equipment.certificates.sign(self.identity, csr, now=self._clock())
         except CertificateRefused as exc:
             log.warning("%s: certificate signing request not signed: %s", self.identity, exc)
             return

@@ -217,7 +217,7 @@ async def test_sign_certificate_is_answered_with_a_certificate_from_the_ca(core:
         cert.verify_directly_issued_by(core.ca.root.certificate)
         [record] = await core.store.certificates("FS-21")
         assert record.serial == format(cert.serial_number, "x")
-        # A request for another identity is signed by nobody.
+        # A request for another identity is Rejected at once, with the reason, and not signed.
         other = (
             x509.CertificateSigningRequestBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "FS-201")]))
@@ -225,10 +225,18 @@ async def test_sign_certificate_is_answered_with_a_certificate_from_the_ca(core:
             .public_bytes(serialization.Encoding.PEM)
             .decode()
         )
-        assert (await station.call(station.calls.SignCertificate(csr=other))).status == "Accepted"
-        await asyncio.sleep(0)  # nothing to wait for: the refusal is logged, nothing is sent
+        answer = await station.call(station.calls.SignCertificate(csr=other))
+        assert answer.status == "Rejected"
+        assert answer.status_info["reason_code"] == "InvalidCSR"
+        assert "CN is not 'FS-21'" in answer.status_info["additional_info"]
+        # A type the CSMS does not issue: Rejected, and the (valid) request is not signed either.
+        answer = await station.call(
+            station.calls.SignCertificate(csr=csr, certificate_type="V2GCertificate")
+        )
+        assert (answer.status, answer.status_info["reason_code"]) == ("Rejected", "NotSupported")
         await station.boot()  # one more round trip: a CertificateSigned would have come first
         assert len(station.certificates) == 1
+        assert len(await core.store.certificates("FS-21")) == 1
     assert station.violations == []
 
 

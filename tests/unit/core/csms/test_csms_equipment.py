@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from v2g_common.pki import CertificateAuthority
 from vpp_core.csms import device_model
-from vpp_core.csms.certificates import PeerCertificate, StationCertificates
+from vpp_core.csms.certificates import PeerCertificate, SigningRefusal, StationCertificates
 from vpp_core.csms.config import CsmsConfig
 from vpp_core.csms.equipment import Equipment
 from vpp_core.csms.errors import CertificateRefused
@@ -115,22 +115,39 @@ def test_hand_revocation_and_records_loaded_from_the_database() -> None:
     assert "lost" in (certs.refusal("CS-3", peer("04")) or "")
 
 
+def rsa_csr_for(identity: str, bits: int) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity)])
+    request = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
 @pytest.mark.parametrize(
-    ("identity", "in_csr", "message"),
-    [("CS-1", "CS-2", "CN is not"), ("CS-1", None, "not a PEM")],
+    ("certificate_type", "csr", "code", "message"),
+    [
+        ("ChargingStationCertificate", lambda: csr_for("CS-2"), "InvalidCSR", "CN is not"),
+        (None, lambda: "garbage", "InvalidCSR", "not a PEM"),
+        (None, lambda: "-----BEGIN CERTIFICATE REQUEST-----\né", "InvalidCSR", "not a PEM"),
+        (None, lambda: rsa_csr_for("CS-1", 1024), "InvalidCSR", "too short"),
+        ("V2GCertificate", lambda: csr_for("CS-1"), "NotSupported", "V2GCertificate"),
+    ],
 )
-def test_signing_refuses_requests_for_someone_else(
-    identity: str, in_csr: str | None, message: str
+def test_signing_refuses_what_it_would_not_sign(
+    certificate_type: str | None, csr: Any, code: str, message: str
 ) -> None:
+    """Refused when the SignCertificate is answered (Rejected, with the reason), and never
+    signed."""
     certs = StationCertificates(CertificateAuthority.create(now=NOW))
-    csr = csr_for(in_csr) if in_csr else "garbage"
-    with pytest.raises(CertificateRefused, match=message):
-        certs.sign(identity, csr, now=NOW)
-    assert certs.refuse_request(identity, "V2GCertificate") is not None
-    assert (
-        StationCertificates().refuse_request(identity, None)
-        == "this CSMS has no signing CA configured"
-    )
+    request = csr()
+    refusal = certs.refuse_request("CS-1", certificate_type, request)
+    assert refusal is not None
+    assert (refusal.reason_code, message in refusal.reason) == (code, True)
+    if certificate_type is None:
+        with pytest.raises(CertificateRefused, match=message):
+            certs.sign("CS-1", request, now=NOW)
+    assert certs.refuse_request("CS-1", None, csr_for("CS-1")) is None
+    unconfigured = StationCertificates().refuse_request("CS-1", None, csr_for("CS-1"))
+    assert unconfigured == SigningRefusal("NotSupported", "this CSMS has no signing CA configured")
 
 
 def test_peer_certificate_from_getpeercert() -> None:
