@@ -6,8 +6,12 @@ presents it.
 
 The new key waits in the state directory (mode 0600) until its certificate arrives, so a
 restart in between loses nothing. A certificate is installed only if it is for this key and
-this identity, currently valid, and issued by the CA the station trusts (``ca_cert``); the key
-and certificate files are then replaced one after the other (each atomically).
+this identity, currently valid, and issued by the CA the station trusts (``ca_cert``). The
+accepted chain is first written beside the pending key; then the key and certificate files are
+replaced one after the other (each atomically), and the two pending files removed. A crash
+between the two replacements would leave a key that does not match the certificate — a
+station that can never connect again — so :meth:`CertificateRenewal.finish_interrupted_install`
+(at start, before the first connection) completes an install whose chain was written.
 
 The cryptography lives in :mod:`.certificate_crypto`, imported on first use: a charger has
 ``cryptography`` only with ``v2g-gateway[certificate-renewal]``; without it renewal is
@@ -20,6 +24,7 @@ import importlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 
 from v2g_common.pki.files import write_private_file
@@ -32,6 +37,7 @@ __all__ = ["CertificateRejected", "CertificateRenewal"]
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "client-renewal.key"
+_PENDING_CHAIN = "client-renewal.pem"
 
 
 @dataclass(slots=True)
@@ -47,6 +53,7 @@ class CertificateRenewal:
         self._config = config
         self._settings = settings
         self._pending_key = config.state_dir / _PENDING_KEY
+        self._pending_chain = config.state_dir / _PENDING_CHAIN
         self._request: _Request | None = None
         self._crypto: ModuleType | None = None
         self._unavailable = False
@@ -121,9 +128,8 @@ class CertificateRenewal:
         signed = crypto.check_chain(
             chain_pem, key_pem=key_pem, identity=cfg.identity, ca_path=cfg.ca_cert, now=now
         )
-        write_private_file(cfg.client_key, key_pem, force=True)
-        write_private_file(cfg.client_cert, chain_pem.encode("ascii"), force=True)
-        self._pending_key.unlink()
+        write_private_file(self._pending_chain, chain_pem.encode("ascii"), force=True)
+        self._replace_client_files()
         self._request = None
         log.info(
             "installed a new client certificate (serial %x, valid until %s)",
@@ -131,8 +137,46 @@ class CertificateRenewal:
             signed.not_after.isoformat(),
         )
 
+    def finish_interrupted_install(self) -> bool:
+        """Complete an install a crash cut short (its chain was accepted and written, the
+        client files may be half replaced). Needs no ``cryptography``. True if one was."""
+        cfg = self._config
+        if not self._pending_chain.exists():
+            # Cut short after the chain went: the pending key is the installed one; a later
+            # renewal must not reuse it.
+            key = self._pending_key
+            if key.exists() and key.read_bytes() == _read_or_empty(cfg.client_key):
+                key.unlink()
+            return False
+        if not self._pending_key.exists():  # cannot happen in the order we write; be safe
+            self._pending_chain.unlink()
+            return False
+        self._replace_client_files()
+        log.warning("finished installing the client certificate a restart interrupted")
+        return True
+
+    def _replace_client_files(self) -> None:
+        """Pending key and chain -> ``client_key``/``client_cert``; then the pending files go
+        (chain first: while it exists, the install is redone from the start)."""
+        cfg = self._config
+        assert cfg.client_key is not None
+        assert cfg.client_cert is not None
+        write_private_file(cfg.client_key, self._pending_key.read_bytes(), force=True)
+        write_private_file(cfg.client_cert, self._pending_chain.read_bytes(), force=True)
+        self._pending_chain.unlink()
+        self._pending_key.unlink()
+
     def _require_crypto(self) -> ModuleType:
         crypto = self._crypto_module()
         if crypto is None:
             raise CertificateRejected("certificate renewal is not installed on this station")
         return crypto
+
+
+def _read_or_empty(path: Path | None) -> bytes:
+    if path is None:
+        return b""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""

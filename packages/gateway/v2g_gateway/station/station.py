@@ -160,6 +160,9 @@ class ChargingStation:
             sampled_interval_changed=self._sampled_interval_changed,
         )
         variables = station_variables(self.config, self.settings, facts)
+        renewal = CertificateRenewal(self.config, self.settings)
+        if self.config.security_profile == 3:
+            renewal.finish_interrupted_install()  # before the first TLS handshake
         return StationManagement(
             self.config,
             station=self,
@@ -169,7 +172,7 @@ class ChargingStation:
             remote=RemoteControl(),
             availability=availability,
             device_model=DeviceModel(variables, WrittenVariables(self._db)),
-            renewal=CertificateRenewal(self.config, self.settings),
+            renewal=renewal,
             on_reset=self._on_reset,
         )
 

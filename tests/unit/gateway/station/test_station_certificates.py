@@ -5,6 +5,7 @@ identity, valid now, issued by the CA it trusts)."""
 from __future__ import annotations
 
 import importlib
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from v2g_common.pki import CertificateAuthority
+from v2g_gateway.station import certificates
 from v2g_gateway.station.certificates import CertificateRejected, CertificateRenewal
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.settings import StationSettings
@@ -95,6 +97,65 @@ def test_installs_a_good_certificate_in_place(tmp_path: Path) -> None:
     assert key.public_key() == installed.public_key()
     assert not (tmp_path / "state" / "client-renewal.key").exists()
     assert not s.renewal.due(now=NOW)  # the new one is good for 825 days
+
+
+class Crash(Exception):
+    """The power failing in the middle of an install."""
+
+
+def usable_pair(cert: Path, key: Path) -> int:
+    """The serial of a certificate the TLS stack accepts with that key (raises otherwise)."""
+    ssl.create_default_context().load_cert_chain(cert, key)
+    return int(x509.load_pem_x509_certificate(cert.read_bytes()).serial_number)
+
+
+@pytest.mark.parametrize("writes_done", [0, 1, 2])
+def test_an_install_cut_short_is_finished_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writes_done: int
+) -> None:
+    """Power lost after 0 (chain), 1 (key) or 2 (certificate) of the install's file writes:
+    the next start leaves a key and certificate that belong together — the new pair once the
+    chain was written, the old one before."""
+    s = Setup(tmp_path)
+    old_serial = usable_pair(s.cert, s.key)
+    chain = s.signed(s.renewal.signing_request(now=NOW))
+    new_serial = x509.load_pem_x509_certificate(chain.encode()).serial_number
+    real_write = certificates.write_private_file
+    writes = []
+
+    def failing_write(path: Path, data: bytes, *, force: bool) -> None:
+        if len(writes) == writes_done:
+            raise Crash(path)
+        writes.append(path)
+        real_write(path, data, force=force)
+
+    monkeypatch.setattr(certificates, "write_private_file", failing_write)
+    with pytest.raises(Crash):
+        s.renewal.install(chain, now=NOW)
+    monkeypatch.setattr(certificates, "write_private_file", real_write)
+    restarted = CertificateRenewal(s.config, StationSettings.from_config(s.config))
+    finished = restarted.finish_interrupted_install()
+    assert usable_pair(s.cert, s.key) == (new_serial if writes_done else old_serial)
+    assert finished is (writes_done > 0)
+    state = tmp_path / "state"
+    assert not (state / "client-renewal.pem").exists()
+    # Before the chain was written the request is still pending (its key kept); after, done.
+    assert (state / "client-renewal.key").exists() is (writes_done == 0)
+
+
+def test_a_pending_key_already_installed_is_not_reused(tmp_path: Path) -> None:
+    """Cut short after the pending chain was removed but before the pending key: that key is
+    the installed one, and the next renewal makes a fresh key."""
+    s = Setup(tmp_path)
+    s.renewal.install(s.signed(s.renewal.signing_request(now=NOW)), now=NOW)
+    pending = tmp_path / "state" / "client-renewal.key"
+    pending.write_bytes(s.key.read_bytes())
+    restarted = CertificateRenewal(s.config, StationSettings.from_config(s.config))
+    assert restarted.finish_interrupted_install() is False
+    assert not pending.exists()
+    csr = x509.load_pem_x509_csr(restarted.signing_request(now=NOW).encode())
+    installed = x509.load_pem_x509_certificate(s.cert.read_bytes())
+    assert csr.public_key() != installed.public_key()
 
 
 @pytest.mark.parametrize(
