@@ -13,7 +13,8 @@ in the harness, never in our adapter:
   the commands these tests send use none of them.
 
 Station-initiated messages are answered with fixed, schema-valid answers; a SignCertificate
-is Accepted when ``accept_signing`` (its CSR lands in ``csrs`` for the test to sign).
+is Accepted when ``accept_signing`` (its CSR lands in ``csrs`` for the test to sign). Over
+TLS, ``peer_serials`` has the client certificate each connection was made with.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from tests.doubles.loopback import LoopbackServer, NotImplementedFallback, basic_auth_refusal
+from tests.doubles.loopback import (
+    LoopbackServer,
+    NotImplementedFallback,
+    basic_auth_refusal,
+    peer_certificate,
+)
 from tests.doubles.oca_schemas import ValidatingConnection
 
 __all__ = ["ForeignCsms"]
@@ -131,6 +137,9 @@ class ForeignCsms(LoopbackServer):
         self.accept_signing = accept_signing
         self.csrs: list[str] = []
         self.connections: list[ValidatingConnection] = []
+        #: Serial of the client certificate each connection's TLS handshake verified (None
+        #: without TLS or client certificate), in the order of ``connections``.
+        self.peer_serials: list[int | None] = []
         self.cp: Any = None
         self.connected = asyncio.Event()
 
@@ -162,6 +171,8 @@ class ForeignCsms(LoopbackServer):
     async def _handle(self, ws: ServerConnection) -> None:
         connection = ValidatingConnection(ws)
         self.connections.append(connection)
+        peer = peer_certificate(ws)
+        self.peer_serials.append(int(str(peer["serialNumber"]), 16) if peer else None)
         identity = ws.request.path.rsplit("/", 1)[-1] if ws.request else "?"
         kind = Csms201 if ws.subprotocol == "ocpp2.0.1" else Csms21
         cp = kind(identity, connection)

@@ -13,7 +13,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-__all__ = ["LoopbackServer", "NotImplementedFallback", "basic_auth", "basic_auth_refusal"]
+__all__ = [
+    "LoopbackServer",
+    "NotImplementedFallback",
+    "basic_auth",
+    "basic_auth_refusal",
+    "peer_certificate",
+]
 
 
 def basic_auth(identity: str, password: str) -> str:
@@ -30,6 +36,13 @@ def basic_auth_refusal(passwords: dict[str, str] | None, request: Request) -> Re
     if expected is None or request.headers.get("Authorization") != basic_auth(identity, expected):
         return Response(401, "Unauthorized", Headers(), b"")
     return None
+
+
+def peer_certificate(connection: ServerConnection) -> dict[str, Any] | None:
+    """The client certificate the TLS handshake verified (``getpeercert()``), if any."""
+    tls = connection.transport.get_extra_info("ssl_object")
+    cert: dict[str, Any] | None = tls.getpeercert() if tls is not None else None
+    return cert or None
 
 
 class LoopbackServer:

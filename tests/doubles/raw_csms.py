@@ -29,7 +29,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from tests.doubles.loopback import LoopbackServer, basic_auth_refusal
+from tests.doubles.loopback import LoopbackServer, basic_auth_refusal, peer_certificate
 from tests.doubles.oca_schemas import SchemaBook
 
 
@@ -286,9 +286,7 @@ class RawCsms(LoopbackServer):
 
 
 def _peer_cn(connection: ServerConnection) -> str | None:
-    ssl_object = connection.transport.get_extra_info("ssl_object")
-    cert = ssl_object.getpeercert() if ssl_object is not None else None
-    for rdn in (cert or {}).get("subject", ()):
+    for rdn in (peer_certificate(connection) or {}).get("subject", ()):
         for key, value in rdn:
             if key == "commonName":
                 return str(value)

@@ -4,7 +4,8 @@ checked against the OCA schemas with ``jsonschema``.
 
 Covers F06 TriggerMessage (TC_F_11..F_27), B06/B05/B07 Get/SetVariables and GetBaseReport
 (TC_B_06..B_14), G03/G04 ChangeAvailability (TC_G_03..G_17), F01-F03 RequestStart/Stop
-Transaction (TC_F_01..F_04, TC_E_21, TC_K_37), B11/B12 Reset (TC_B_20..B_27), and the
+Transaction (TC_F_01..F_04, TC_E_21, TC_K_37), B11/B12 Reset (TC_B_20..B_27), A02/A03
+certificate renewal over security profile 3 (TC_A_11, TC_A_14), and the
 composite-schedule / TransactionEvent reporting fixes (K08, Q: legacy negative limit, local
 limits, NotifyAllowedEnergyTransfer without BPT). The answer to each command precedes what it
 triggers on the wire (checked on the recorded frames).
@@ -12,6 +13,7 @@ triggers on the wire (checked on the recorded frames).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,17 +21,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.v21 import call as call21
 from ocpp.v201 import call as call201
 
+from tests.conftest import TestPki
 from tests.doubles.foreign_csms import ForeignCsms
 from tests.doubles.oca_schemas import ValidatingConnection
 from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
 from tests.doubles.station_setup import PASSWORD, station_config
 from tests.doubles.variables import ref
 from tests.doubles.waiting import eventually
-from v2g_gateway.station import ChargingStation
+from v2g_common.pki import CertificateAuthority, IssuedCertificate, server_context
+from v2g_gateway.station import ChargingStation, certificates
+from v2g_gateway.station.certificates import CertificateRenewal
+from v2g_gateway.station.settings import StationSettings
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +84,19 @@ class Bench:
 
 @asynccontextmanager
 async def bench(
-    tmp_path: Path, subprotocol: str = "ocpp2.1", **overrides: Any
+    tmp_path: Path,
+    subprotocol: str = "ocpp2.1",
+    *,
+    tls: ssl.SSLContext | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Bench]:
+    """Security profile 1 (Basic auth), or with ``tls`` (a server context requiring client
+    certificates) a station on profile 3 whose ``overrides`` name its certificate."""
     control = ScriptedControl()
-    async with ForeignCsms(subprotocols=(subprotocol,), passwords={"CS-0001": PASSWORD}) as csms:
+    passwords = None if tls else {"CS-0001": PASSWORD}
+    async with ForeignCsms(
+        subprotocols=(subprotocol,), passwords=passwords, ssl_context=tls, accept_signing=True
+    ) as csms:
         config = station_config(
             csms.url,
             tmp_path,
@@ -440,3 +457,101 @@ async def test_reporting_on_21_says_what_is_executed(tmp_path: Path) -> None:
         await eventually(lambda: b.control.leases[-1].power_w == 0.0)
         [period] = await _composite(b, call21)
         assert (period["setpoint"], period["discharge_limit"]) == (0.0, 0.0)
+
+
+class Sp3:
+    """A security-profile-3 station whose client certificate (issued by the test CA) expires
+    in 10 days, and the CSMS's TLS context that requires client certificates."""
+
+    def __init__(self, pki: TestPki, tmp_path: Path) -> None:
+        self.ca = CertificateAuthority(IssuedCertificate.load(pki.ca, pki.layout.ca_key))
+        self.cert, self.key = tmp_path / "pki" / "client.pem", tmp_path / "pki" / "client.key"
+        self.ca.issue_client("CS-0001", valid_days=10).write(self.cert, self.key)
+        self.serial = serial(self.cert.read_text())
+        csms_cert, csms_key = pki.server("csms")
+        self.tls = server_context(csms_cert, csms_key, client_ca=pki.ca, require_client_cert=True)
+        self.station = {
+            "security_profile": 3,
+            "password": None,
+            "ca_cert": pki.ca,
+            "client_cert": self.cert,
+            "client_key": self.key,
+            "certificate_renew_before_days": 0,  # only when the CSMS asks
+        }
+
+    def sign(self, csr: str) -> str:
+        cert = self.ca.sign_csr(csr, identity="CS-0001")
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def serial(pem: str) -> int:
+    return int(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+
+
+@pytest.mark.parametrize("subprotocol", ["ocpp2.1", "ocpp2.0.1"])
+async def test_certificate_renewal_asked_by_the_csms(
+    pki: TestPki, tmp_path: Path, subprotocol: str
+) -> None:
+    """A02 (TC_A_11, TC_A_14): a certificate nobody asked for is Rejected with a security
+    event; TriggerMessage SignChargingStationCertificate -> SignCertificate with a CSR for the
+    station's identity -> CertificateSigned -> the next connection's TLS handshake presents
+    the new certificate."""
+    call = VERSIONS[subprotocol]
+    sp3 = Sp3(pki, tmp_path)
+    async with bench(tmp_path / "state", subprotocol, tls=sp3.tls, **sp3.station) as b:
+        csms = b.csms
+        assert csms.peer_serials == [sp3.serial]
+        unasked = sp3.ca.issue_client("CS-0001").cert_pem().decode()
+        answer = await csms.call(call.CertificateSigned(certificate_chain=unasked))
+        assert answer.status == "Rejected"
+        [event] = await b.wait_calls("SecurityEventNotification", 1)
+        assert event["type"] == "InvalidChargingStationCertificate"
+        answer = await csms.call(
+            call.TriggerMessage(requested_message="SignChargingStationCertificate")
+        )
+        assert answer.status == "Accepted"
+        [request] = await b.wait_calls("SignCertificate", 1)
+        assert b.answered_before("TriggerMessage", "SignCertificate")
+        assert request["certificateType"] == "ChargingStationCertificate"
+        csr = x509.load_pem_x509_csr(request["csr"].encode())
+        assert csr.subject.rfc4514_string().startswith("CN=CS-0001")
+        chain = sp3.sign(request["csr"])
+        answer = await csms.call(
+            call.CertificateSigned(
+                certificate_chain=chain, certificate_type="ChargingStationCertificate"
+            )
+        )
+        assert answer.status == "Accepted"
+        await csms.wait_for(lambda: len(csms.peer_serials) == 2, timeout_s=15)
+        assert csms.peer_serials[-1] == serial(chain) != sp3.serial
+        assert serial(sp3.cert.read_text()) == serial(chain)
+        # Boot was accepted before: the new connection resumes with the EVSE statuses.
+        await csms.wait_for(lambda: bool(csms.connection.calls("StatusNotification")))
+
+
+async def test_a_renewal_cut_short_is_finished_before_connecting(
+    pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Power lost after the new key was written but before the certificate (the pair no
+    longer matches): the restarted station finishes the install and connects with the new
+    certificate."""
+    sp3 = Sp3(pki, tmp_path)
+    config = station_config("wss://unused", tmp_path / "state", **sp3.station)
+    renewal = CertificateRenewal(config, StationSettings.from_config(config))
+    chain = sp3.sign(renewal.signing_request(now=datetime.now(UTC)))
+    real_write, writes = certificates.write_private_file, []
+
+    def write_then_lose_power(path: Path, data: bytes, *, force: bool) -> None:
+        if len(writes) == 2:  # the chain journaled, the key replaced: not the certificate
+            raise OSError("power lost")
+        writes.append(path)
+        real_write(path, data, force=force)
+
+    monkeypatch.setattr(certificates, "write_private_file", write_then_lose_power)
+    with pytest.raises(OSError, match="power lost"):
+        renewal.install(chain, now=datetime.now(UTC))
+    monkeypatch.setattr(certificates, "write_private_file", real_write)
+    with pytest.raises(ssl.SSLError):
+        ssl.create_default_context().load_cert_chain(sp3.cert, sp3.key)
+    async with bench(tmp_path / "state", tls=sp3.tls, **sp3.station) as b:
+        assert b.csms.peer_serials == [serial(chain)]
