@@ -6,13 +6,16 @@ Covers B01 boot, C01 Authorize with the token list (TC_C_02/C_06/C_07: Unknown, 
 Expired), E01/E02 transactions with an idToken, Q01 V2X charging needs, K01/K10 dispatch in
 both directions and clear through the real DispatchRunner, B06/B05/B07 device model reads and
 writes kept in the fleet database, B11 Reset, F01/F03 RequestStart/Stop, G03/G04
-ChangeAvailability and A02 SignCertificate -> CertificateSigned.
+ChangeAvailability, A02 SignCertificate -> CertificateSigned (a request it would not sign
+answered Rejected), and A02 over security profile 3: renewal asked for after the boot of a
+station whose certificate expires soon, the old certificate refused once the new one is used.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,9 +26,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from websockets.exceptions import InvalidStatus
 
+from tests.conftest import TestPki
 from tests.doubles.foreign_station import ForeignStation
-from v2g_common.pki import CertificateAuthority
+from v2g_common.pki import CertificateAuthority, IssuedCertificate, client_context
 from v2g_gateway.station.needs import charging_needs_request
 from v2g_sim.ev import EvSpec, charging_needs
 from vpp_core.csms import CsmsConfig, CsmsServer
@@ -54,16 +59,36 @@ class Core:
     fleet: FleetState
     store: EquipmentStore
     ca: CertificateAuthority
+    tls: bool = False
 
     @property
     def url(self) -> str:
+        if self.tls:
+            return f"wss://localhost:{self.csms.port}/ocpp"
         return f"ws://127.0.0.1:{self.csms.port}/ocpp"
 
 
-@pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    ca = CertificateAuthority.create()
-    ca.root.write(tmp_path / "ca.pem", tmp_path / "ca.key")
+@asynccontextmanager
+async def open_core(tmp_path: Path, pki: TestPki | None = None) -> AsyncIterator[Core]:
+    """Our CSMS with the token list and a signing CA; with ``pki`` on mutual TLS (profile 3
+    stations, the PKI's CA signing), else plain websockets (profile 1)."""
+    if pki is None:
+        ca = CertificateAuthority.create()
+        ca.root.write(tmp_path / "ca.pem", tmp_path / "ca.key")
+        signing: dict[str, Any] = {
+            "ca_cert_file": tmp_path / "ca.pem",
+            "ca_key_file": tmp_path / "ca.key",
+        }
+    else:
+        ca = CertificateAuthority(IssuedCertificate.load(pki.ca, pki.layout.ca_key))
+        cert, key = pki.server("csms")
+        signing = {
+            "ca_cert_file": pki.ca,
+            "ca_key_file": pki.layout.ca_key,
+            "tls_cert_file": cert,
+            "tls_key_file": key,
+            "tls_client_ca_file": pki.ca,
+        }
     fleet_store = await FleetStore.open(f"sqlite:///{tmp_path / 'fleet.db'}")
     records = EquipmentStore(fleet_store.engine)
     for token in TOKENS:
@@ -74,22 +99,27 @@ async def core(tmp_path: Path) -> AsyncIterator[Core]:
         allow_security_profile_1=True,
         ping_interval_s=0,
         id_token_policy="token_list",
-        ca_cert_file=tmp_path / "ca.pem",
-        ca_key_file=tmp_path / "ca.key",
         command_timeout_s=5,
+        **signing,
     )
     equipment = Equipment.from_config(config, records=records)
     await EquipmentSync(equipment, records).refresh()
     fleet = FleetState()
     hashed = hash_password(PASSWORD, log2_n=4)
-    fleet.set_entries(
-        [StationEntry(i, 1, True, "site-f", "north", hashed) for i in ("FS-21", "FS-201")]
-    )
+    entries = [StationEntry(i, 1, True, "site-f", "north", hashed) for i in ("FS-21", "FS-201")]
+    entries.append(StationEntry("FS-SP3", 3, True, "site-f", "north", None))
+    fleet.set_entries(entries)
     try:
         async with CsmsServer(config, fleet, equipment=equipment) as csms:
-            yield Core(csms, fleet, records, ca)
+            yield Core(csms, fleet, records, ca, tls=pki is not None)
     finally:
         await fleet_store.close()
+
+
+@pytest.fixture
+async def core(tmp_path: Path) -> AsyncIterator[Core]:
+    async with open_core(tmp_path) as running:
+        yield running
 
 
 def v2x_needs() -> dict[str, Any]:
@@ -238,6 +268,62 @@ async def test_sign_certificate_is_answered_with_a_certificate_from_the_ca(core:
         assert len(station.certificates) == 1
         assert len(await core.store.certificates("FS-21")) == 1
     assert station.violations == []
+
+
+async def test_a_foreign_sp3_station_is_asked_to_renew_and_its_old_certificate_refused(
+    tmp_path: Path, pki: TestPki
+) -> None:
+    """A02 over security profile 3 with a station that is not ours: its certificate expires
+    in 10 days, so after its BootNotification the CSMS sends TriggerMessage
+    SignChargingStationCertificate; its SignCertificate is answered with a CertificateSigned
+    from the CA; the station reconnects with it (not asked again), and the old certificate
+    is then refused at the handshake (HTTP 403)."""
+    async with open_core(tmp_path, pki) as core:
+        old_cert, old_key = tmp_path / "old.pem", tmp_path / "old.key"
+        core.ca.issue_client("FS-SP3", valid_days=10).write(old_cert, old_key)
+        old = client_context(pki.ca, cert=old_cert, key=old_key)
+        renewal = ("TriggerMessage", {"message": "SignChargingStationCertificate"})
+        async with ForeignStation("FS-SP3", url=core.url, ssl_context=old) as station:
+            await station.boot()
+            await _wait(lambda: renewal in station.received)
+            key = ec.generate_private_key(ec.SECP256R1())
+            answer = await station.call(
+                station.calls.SignCertificate(
+                    csr=_csr(key, "FS-SP3"), certificate_type="ChargingStationCertificate"
+                )
+            )
+            assert answer.status == "Accepted"
+            await _wait(lambda: bool(station.certificates))
+        assert station.violations == []
+        new_cert, new_key = tmp_path / "new.pem", tmp_path / "new.key"
+        new_cert.write_text(station.certificates[0])
+        new_key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        new = client_context(pki.ca, cert=new_cert, key=new_key)
+        async with ForeignStation("FS-SP3", url=core.url, ssl_context=new) as renewed:
+            await renewed.boot()
+            await renewed.boot()  # a round trip after the boot's: a trigger would have come
+            assert renewal not in renewed.received
+        assert renewed.violations == []
+        with pytest.raises(InvalidStatus) as refused:
+            async with ForeignStation("FS-SP3", url=core.url, ssl_context=old):
+                pass
+        assert refused.value.response.status_code == 403
+
+
+def _csr(key: ec.EllipticCurvePrivateKey, identity: str) -> str:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity)]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
 
 
 async def _dispatch(core: Core, target_w: float, dispatch_id: str) -> Any:
