@@ -81,6 +81,17 @@ class _Pin:
     issued_at: datetime
 
 
+def _kept(known: CertificateRecord, given: CertificateRecord) -> CertificateRecord:
+    """``given`` with the revocation and first use ``known`` has and it lacks."""
+    if given.revoked_at is None and known.revoked_at is not None:
+        given = replace(
+            given, revoked_at=known.revoked_at, revocation_reason=known.revocation_reason
+        )
+    if given.first_used_at is None and known.first_used_at is not None:
+        given = replace(given, first_used_at=known.first_used_at)
+    return given
+
+
 class StationCertificates:
     """Issued and revoked station certificates, and who is pinned to which."""
 
@@ -103,8 +114,12 @@ class StationCertificates:
         return self._authority is not None
 
     def update(self, records: Iterable[CertificateRecord]) -> None:
-        """Load or refresh records (from the database)."""
-        for record in records:
+        """Load or refresh records (from the database). A revocation or first use known here
+        is kept when a row read back does not have it yet (its write may be in flight or
+        have failed): neither is ever undone."""
+        for given in records:
+            known = self._records.get(given.serial)
+            record = given if known is None else _kept(known, given)
             self._records[record.serial] = record
             if record.issued_at is not None and record.first_used_at is not None:
                 self._pin(record)

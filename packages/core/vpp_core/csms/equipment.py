@@ -87,6 +87,12 @@ class Equipment:
         self._failing = False
 
 
+#: Rows are re-read this far behind the newest revision seen. A revision is the writer's
+#: ``time.time_ns()``: the CLI may run on a host whose clock is behind the core's, or after
+#: an NTP step back, and its change must still apply (re-applying a row changes nothing).
+LOOKBACK_NS = 300 * 10**9
+
+
 class EquipmentSync:
     """Tokens and certificates from the database into ``equipment``, now and while running."""
 
@@ -98,11 +104,14 @@ class EquipmentSync:
         self._failing = False
 
     async def refresh(self) -> None:
-        """Apply rows changed since the last read (all of them the first time)."""
-        tokens, self._token_revision = await self._store.tokens_since(self._token_revision)
-        certificates, self._certificate_revision = await self._store.certificates_since(
-            self._certificate_revision
+        """Apply rows changed since the last read (all of them the first time), and those
+        stamped up to :data:`LOOKBACK_NS` earlier."""
+        tokens, newest = await self._store.tokens_since(_behind(self._token_revision))
+        self._token_revision = max(self._token_revision, newest)
+        certificates, newest = await self._store.certificates_since(
+            _behind(self._certificate_revision)
         )
+        self._certificate_revision = max(self._certificate_revision, newest)
         self._equipment.tokens.update(tokens)
         self._equipment.certificates.update(certificates)
 
@@ -118,3 +127,7 @@ class EquipmentSync:
                 self._failing = True
             else:
                 self._failing = False
+
+
+def _behind(revision: int) -> int:
+    return max(0, revision - LOOKBACK_NS)

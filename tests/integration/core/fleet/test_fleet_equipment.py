@@ -5,15 +5,21 @@ poll sees only what changed; the ``vpp-core tokens|certificates|device-model`` C
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from vpp_core.app import main
+from vpp_core.csms.certificates import PeerCertificate
+from vpp_core.csms.config import CsmsConfig
+from vpp_core.csms.equipment import Equipment, EquipmentSync
 from vpp_core.fleet import FleetStore, schema
+from vpp_core.fleet import equipment as fleet_equipment
 from vpp_core.fleet.equipment import (
     CertificateRecord,
     DeviceVariable,
@@ -88,6 +94,36 @@ def config(tmp_path: Path, fleet_db_url: str) -> Path:
     path = tmp_path / "core.toml"
     path.write_text(f'[fleet]\ndatabase_url = "{fleet_db_url}"\n')
     return path
+
+
+async def test_a_change_stamped_by_a_lagging_clock_still_reaches_a_running_core(
+    fleet_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI runs on a host whose clock is a minute behind the core's (or NTP stepped it
+    back): the token it blocks and the certificate it revokes carry older revisions than the
+    core has already read, and must still be applied."""
+    store = await FleetStore.open(fleet_db_url)
+    records = EquipmentStore(store.engine)
+    equipment = Equipment.from_config(CsmsConfig(id_token_policy="token_list"), records=records)
+    sync = EquipmentSync(equipment, records)
+    token = {"id_token": "A", "type": "ISO14443"}
+    try:
+        await records.put_token(IdTokenRecord("A", "ISO14443", "Accepted"), now=T0)
+        await sync.refresh()
+        assert equipment.tokens.authorize(token, now=T0)["status"] == "Accepted"
+        behind_ns = time.time_ns() - 60 * 10**9
+        monkeypatch.setattr(fleet_equipment, "time", SimpleNamespace(time_ns=lambda: behind_ns))
+        await records.put_token(IdTokenRecord("A", "ISO14443", "Blocked"), now=T0)
+        revoked = CertificateRecord("0a", "CS-1", revoked_at=T0, revocation_reason="keyCompromise")
+        await records.put_certificates([revoked])
+        monkeypatch.undo()
+        await sync.refresh()
+        assert equipment.tokens.authorize(token, now=T0)["status"] == "Blocked"
+        refusal = equipment.certificates.refusal("CS-1", PeerCertificate("0a", None))
+        assert refusal is not None
+        assert "keyCompromise" in refusal
+    finally:
+        await store.close()
 
 
 def test_equipment_cli(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -100,6 +100,22 @@ def test_renewal_supersedes_the_old_certificate_on_first_use() -> None:
     assert certs.refusal("CS-2", peer("cc")) is None  # other stations are not affected
 
 
+def test_a_row_read_back_before_its_write_does_not_undo_a_revocation() -> None:
+    """The handshake revoked the old certificate in memory; the database still has the row
+    without it (write in flight or failed) when the sync reads it again."""
+    certs = StationCertificates(CertificateAuthority.create(now=NOW))
+    _, issued = certs.sign("CS-1", csr_for("CS-1"), now=NOW)
+    old = CertificateRecord("aa", "CS-1", not_after=NOW + timedelta(days=10))
+    certs.update([old])
+    certs.connected("CS-1", peer(issued.serial), now=NOW)
+    certs.update([old, issued])  # as stored before the connection's changes were written
+    assert "revoked" in (certs.refusal("CS-1", peer("aa")) or "")
+    assert "superseded" in (certs.refusal("CS-1", peer("bb")) or "")  # still pinned
+    record = certs.record(issued.serial)
+    assert record is not None
+    assert record.first_used_at == NOW
+
+
 def test_hand_revocation_and_records_loaded_from_the_database() -> None:
     certs = StationCertificates()
     certs.update(
