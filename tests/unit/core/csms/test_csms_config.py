@@ -3,6 +3,7 @@ loads; inconsistent TLS settings are refused."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -17,13 +18,32 @@ SAMPLE = Path(__file__).resolve().parents[4] / "etc" / "core.toml"
 SECTIONS = ("csms", "fleet", "metrics", "runtime", "dispatch", "api", "ingest")
 
 
+def _commented_keys(text: str) -> dict[str, set[str]]:
+    """Keys shown as ``# key = value`` lines per section: settings off by default that TOML
+    cannot write as unset (no null), documented with an example value."""
+    keys: dict[str, set[str]] = {}
+    section = ""
+    for line in text.splitlines():
+        if header := re.fullmatch(r"\[(\w+)\].*", line):
+            section = header.group(1)
+        elif example := re.fullmatch(r"# (\w+) = \S.*", line):
+            keys.setdefault(section, set()).add(example.group(1))
+    return keys
+
+
 def test_sample_config_loads_and_lists_every_key() -> None:
     config = load_config(CoreConfig, SAMPLE)
     assert config.csms.tls
-    raw = tomllib.loads(SAMPLE.read_text())
+    text = SAMPLE.read_text()
+    raw = tomllib.loads(text)
+    commented = _commented_keys(text)
     for section in SECTIONS:
         model = type(getattr(config, section))
-        assert set(raw[section]) == set(model.model_fields), section
+        listed = set(raw[section]) | commented.get(section, set())
+        assert listed == set(model.model_fields), section
+    # Off unless configured: a fresh install needs no CA key on the core.
+    assert config.csms.ca_key_file is None
+    assert commented["csms"] >= {"ca_cert_file", "ca_key_file"}
 
 
 @pytest.mark.parametrize(
