@@ -36,6 +36,7 @@ from v2g_common.sdnotify import SystemdNotifier
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsError, CsmsMetrics, CsmsServer
 from vpp_core.csms.equipment import Equipment, EquipmentSync
+from vpp_core.csms.errors import SigningCaUnusable
 from vpp_core.equipment_cli import COMMANDS as EQUIPMENT_COMMANDS
 from vpp_core.equipment_cli import add_equipment_commands, run_equipment_command
 from vpp_core.fleet import (
@@ -398,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_on_config_error(exc)
     try:
         return _dispatch(config, args)
+    except SigningCaUnusable as exc:  # configured, unreadable: exit 2, not restarted
+        exit_on_config_error(ConfigError(str(args.config), [(exc.keys, exc.reason)]))
     except (FleetError, CsmsError) as exc:
         print(f"vpp-core: {exc}", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from vpp_core.csms.certificates import StationCertificates
 from vpp_core.csms.config import CsmsConfig
-from vpp_core.csms.errors import CertificateRefused
+from vpp_core.csms.errors import SigningCaUnusable
 from vpp_core.csms.tokens import IdTokenPolicy
 from vpp_core.fleet.equipment import CertificateRecord, DeviceVariable, EquipmentStore
 from vpp_core.fleet.errors import StoreError
@@ -56,7 +56,7 @@ class Equipment:
             try:
                 root = IssuedCertificate.load(config.ca_cert_file, config.ca_key_file)
             except PkiError as exc:
-                raise CertificateRefused(f"csms.ca_cert_file / csms.ca_key_file: {exc}") from None
+                raise SigningCaUnusable(str(exc)) from None
             authority = CertificateAuthority(root)
         certificates = StationCertificates(
             authority,

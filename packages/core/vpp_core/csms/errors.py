@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CertificateRefused", "CsmsError", "StationOffline"]
+__all__ = ["CertificateRefused", "CsmsError", "SigningCaUnusable", "StationOffline"]
 
 
 class CsmsError(Exception):
@@ -19,3 +19,14 @@ class StationOffline(CsmsError):
 
 class CertificateRefused(CsmsError):
     """A station's certificate signing request this CSMS will not sign."""
+
+
+class SigningCaUnusable(CsmsError):
+    """``[csms] ca_cert_file``/``ca_key_file`` are set but cannot be loaded: a configuration
+    error (the core does not start; ``keys`` names the settings)."""
+
+    keys = "csms.ca_cert_file / csms.ca_key_file"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{self.keys}: {reason}")

@@ -143,3 +143,23 @@ async def test_cli_token_changes_reach_authorize_of_the_running_core(
             stop.set()
     gc.set_threshold(*thresholds)
     await store.close()
+
+
+def test_an_unreadable_signing_ca_is_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit status 2 (systemd does not restart it: RestartPreventExitStatus=2), the keys and
+    the reason on stderr."""
+    toml = tmp_path / "core.toml"
+    toml.write_text(
+        "[csms]\nhost = '127.0.0.1'\nport = 0\nallow_security_profile_1 = true\n"
+        f"ca_cert_file = '{tmp_path / 'ca.pem'}'\nca_key_file = '{tmp_path / 'ca.key'}'\n"
+        f"[fleet]\ndatabase_url = 'sqlite:///{tmp_path / 'fleet.db'}'\n"
+        "[metrics]\nport = 0\n[runtime]\ngc_freeze_after_start = false\n"
+    )
+    with pytest.raises(SystemExit) as stopped:
+        main(["--config", str(toml), "run"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert f"configuration error in {toml}" in err
+    assert "csms.ca_cert_file / csms.ca_key_file: cannot load" in err

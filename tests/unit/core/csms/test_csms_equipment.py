@@ -19,7 +19,7 @@ from vpp_core.csms import device_model
 from vpp_core.csms.certificates import PeerCertificate, SigningRefusal, StationCertificates
 from vpp_core.csms.config import CsmsConfig
 from vpp_core.csms.equipment import Equipment
-from vpp_core.csms.errors import CertificateRefused
+from vpp_core.csms.errors import CertificateRefused, SigningCaUnusable
 from vpp_core.csms.tokens import IdTokenPolicy
 from vpp_core.fleet.equipment import CertificateRecord, IdTokenRecord
 
@@ -219,5 +219,5 @@ def test_device_model_rows() -> None:
 
 def test_a_missing_signing_ca_is_a_clear_start_up_error(tmp_path: Path) -> None:
     config = CsmsConfig(ca_cert_file=tmp_path / "ca.pem", ca_key_file=tmp_path / "ca.key")
-    with pytest.raises(CertificateRefused, match=r"csms\.ca_cert_file"):
+    with pytest.raises(SigningCaUnusable, match=r"csms\.ca_cert_file"):
         Equipment.from_config(config)
