@@ -3,7 +3,8 @@ list its Authorize policy reads, the station certificates it issued or revoked, 
 station's device model as reported (NotifyReport, GetVariables, SetVariables).
 
 Token and certificate rows carry a ``revision`` raised on every change (``time.time_ns()``),
-like the station registry, so a running core re-reads only what the CLI changed. A token is
+like the station registry, so a running core re-reads what the CLI changed (from a few minutes
+before the newest revision it has seen: the CLI's clock may lag). A token is
 never deleted: ``remove`` marks it ``Invalid`` (a running core must see the change).
 """
 

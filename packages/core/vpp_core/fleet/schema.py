@@ -236,7 +236,8 @@ id_tokens = Table(
     Column("group_id", String(255)),
     Column("expires_at", UtcDateTime),
     Column("created_at", UtcDateTime, nullable=False),
-    # Raised on every change (time.time_ns()): a running core re-reads only newer rows.
+    # Raised on every change (time.time_ns()): a running core re-reads changed rows (and a few
+    # minutes before: vpp_core.csms.equipment.LOOKBACK_NS).
     Column("revision", BigInteger, nullable=False, index=True),
 )
 
