@@ -98,6 +98,8 @@ class InProcessStations:
                 energy_import_wh=0.0,
                 energy_export_wh=0.0,
                 last_seen=T0,
+                ocpp_version="ocpp2.1",
+                requested_energy_transfer="DC_BPT",
             )
             for i in range(n)
         }

@@ -66,6 +66,8 @@ def fleet(n: int, seed: int = 1) -> list[SessionState]:
                 energy_import_wh=0.0,
                 energy_export_wh=0.0,
                 last_seen=T0,
+                ocpp_version="ocpp2.1",
+                requested_energy_transfer="DC_BPT",
             )
         )
     return out

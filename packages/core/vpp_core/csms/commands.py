@@ -145,10 +145,17 @@ class StationCommander:
     async def notify_allowed_energy_transfer(
         self, station_id: str, transaction_id: str, allowed: list[str]
     ) -> CommandResult:
+        """Q01: restrict the session's energy transfer modes; once the station accepts, a list
+        without a bidirectional mode makes the session charge-only for dispatch."""
         request = call.NotifyAllowedEnergyTransfer(
             transaction_id=transaction_id, allowed_energy_transfer=list(allowed)
         )
-        return await self._status_command(station_id, request, None)
+        result = await self._status_command(station_id, request, None)
+        if result.status == "Accepted":
+            self._fleet.record_allowed_energy_transfer(
+                station_id, transaction_id=transaction_id, modes=allowed, now=self._clock()
+            )
+        return result
 
     async def trigger_message(
         self, station_id: str, requested_message: str, *, evse_id: int | None = None

@@ -224,6 +224,19 @@ class StationEndpoint(CsmsEndpoint):
             now=self._clock(),
         )
 
+    @_handles("NotifyPriorityCharging")
+    def on_priority_charging(self, transaction_id: str, activated: bool, **_: Any) -> Any:
+        """K21 / TC_K_118: while activated, the session takes part in no dispatch (a running
+        one drops it and re-plans the rest); the answer has no status to refuse with."""
+        known = self.fleet.record_priority_charging(
+            self.identity, transaction_id=transaction_id, activated=activated, now=self._clock()
+        )
+        if not known:
+            log.warning(
+                "%s: priority charging for unknown transaction %s", self.identity, transaction_id
+            )
+        return call_result.NotifyPriorityCharging()
+
     @_handles("NotifyChargingLimit")
     def on_charging_limit(
         self,

@@ -8,7 +8,10 @@ Energy budgets (Wh the session may still move in the dispatch direction), smalle
   (the SoC is the BMS's estimate), up to the configured maximum when charging.
 - Departure: after the window the EV must still reach its target energy by departure at its
   maximum charge power (derated by the recharge efficiency).
-A session with neither SoC nor V2X energy data is never discharged.
+A session with neither SoC nor V2X energy data is never discharged, nor is one that is
+charge-only (an OCPP 2.0.1 station, a requested energy transfer mode without BPT, a CSMS that
+allowed no BPT mode), and an EV that asked for priority charging is in no plan: the plan lists
+each with its reason (``vpp_core.dispatch.eligibility``).
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ def build_columns(
         duration_s=duration_s,
         direction=direction,
     )
+    _apply_ineligible(reasons, sessions, discharge=discharge)
     _apply_blocked(reasons, keys, blocked)
     out = np.zeros(len(keys), dtype=np.bool_)
     out[list(reasons)] = True
@@ -177,6 +181,25 @@ def build_columns(
         site_limit_w=site_limits,
         excluded=tuple(Exclusion(keys[i], reasons[i]) for i in sorted(reasons)),
     )
+
+
+_CHARGE_ONLY = attrgetter("charge_only")
+_NOT_DISPATCHABLE = attrgetter("not_dispatchable")
+
+
+def _apply_ineligible(
+    reasons: dict[int, str], sessions: Sequence[SessionState], *, discharge: bool
+) -> None:
+    """Sessions that may not take part in this direction whatever their numbers (see
+    ``vpp_core.dispatch.eligibility``): these reasons win over the numeric ones, since an
+    operator must learn that a session cannot discharge, not that it has no budget."""
+    if discharge:
+        for i, reason in enumerate(map(_CHARGE_ONLY, sessions)):
+            if reason is not None:
+                reasons[i] = reason
+    for i, reason in enumerate(map(_NOT_DISPATCHABLE, sessions)):
+        if reason is not None:
+            reasons[i] = reason
 
 
 def _apply_blocked(

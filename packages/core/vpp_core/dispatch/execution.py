@@ -21,6 +21,7 @@ from vpp_core.dispatch.clock import DispatchClock
 from vpp_core.dispatch.columns import build_columns
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.conflicts import masking_reason
+from vpp_core.dispatch.eligibility import OCPP_201, role_of
 from vpp_core.dispatch.fanout import fan_out
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
 from vpp_core.dispatch.model import SessionKey
@@ -115,7 +116,7 @@ class DispatchExecution:
                 continue  # held by another dispatch (the service refuses overlaps; belt and braces)
             self.ctx.busy[key] = self.p.dispatch_id
             self.states[key] = s
-            self.p.sessions[key] = SessionRecord(key)
+            self.p.sessions[key] = SessionRecord(key, role=role_of(s.charge_only))
             self._read_registers(self.p.sessions[key], s)
         await self._check_conflicts(now)
         await self._plan_and_apply(now)
@@ -263,7 +264,9 @@ class DispatchExecution:
         spec = self._specs.get(key)
         if spec is None:
             legacy = key.station_id in self.cfg.legacy_negative_limit_stations
-            dynamic = (
+            state = self.states.get(key)
+            version = state.ocpp_version if state is not None else None
+            dynamic = version != OCPP_201 and (  # 2.0.1 has no Dynamic profiles
                 self.cfg.dynamic_profiles or key.station_id in self.cfg.dynamic_profile_stations
             )
             spec = self._specs[key] = ProfileSpec(
@@ -275,6 +278,7 @@ class DispatchExecution:
                 max_offline_duration_s=self.cfg.max_offline_duration_s,
                 kind="Dynamic" if dynamic and not legacy else "Absolute",
                 legacy_negative_limit=legacy,
+                ocpp_version=version,
             )
         return spec
 
@@ -326,6 +330,8 @@ class DispatchExecution:
             return "session ended"
         if not state.connected:
             return "not connected (station offline or EV unplugged)"
+        if state.not_dispatchable is not None:  # priority charging: leaves, re-plan the rest
+            return state.not_dispatchable
         silent_s = (now - state.last_seen).total_seconds()
         if silent_s > self.cfg.stale_after_s:
             return f"no data for {silent_s:.0f} s"

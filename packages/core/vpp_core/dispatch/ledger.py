@@ -40,6 +40,8 @@ class SessionRecord:
     """One session's part in a dispatch (mutated by the runner only)."""
 
     key: SessionKey
+    #: ``charge_only`` (OCPP 2.0.1, no BPT mode) or ``bidirectional`` (eligibility.role_of)
+    role: str = "bidirectional"
     first_setpoint_w: float = 0.0
     setpoint_w: float = 0.0
     profile_sent: bool = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from vpp_core.dispatch.eligibility import charge_only_reason, priority_reason
 from vpp_core.dispatch.model import SessionKey
 
 __all__ = ["PLANNER_FIELDS", "CommandResult", "FleetView", "SessionState", "StationCommands"]
@@ -77,11 +78,24 @@ class SessionState:
     #: Which of the station's connections this was seen on (any number that changes when the
     #: station reconnects): what was read over an earlier connection may be stale.
     station_connection: int = 0
+    #: The station's negotiated subprotocol (``ocpp2.1``, ``ocpp2.0.1``; None read as 2.1):
+    #: it decides the profile shape, and 2.0.1 stations are charge-only.
+    ocpp_version: str | None = None
+    #: NotifyEVChargingNeeds ``requestedEnergyTransfer`` (None: no needs reported).
+    requested_energy_transfer: str | None = None
+    #: The modes of the last NotifyAllowedEnergyTransfer the station accepted (None: none sent).
+    allowed_energy_transfer: tuple[str, ...] | None = None
+    #: NotifyPriorityCharging ``activated``: the EV left every dispatch.
+    priority_charging: bool = False
     # Derived once per snapshot (the fleet caches snapshots until a session changes), so that a
     # plan over 100k sessions joins bytes instead of reading 14 attributes of each session.
     key: SessionKey = field(init=False, repr=False, compare=False)
     #: ``PLANNER_FIELDS`` as little-endian float64 (None -> nan).
     planner_row: bytes = field(init=False, repr=False, compare=False)
+    #: Why it may not discharge (None: it may), see ``vpp_core.dispatch.eligibility``.
+    charge_only: str | None = field(init=False, repr=False, compare=False)
+    #: Why it may take part in no dispatch at all (None: it may).
+    not_dispatchable: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -105,6 +119,13 @@ class SessionState:
         )
         row = _PACK(*(math.nan if v is None else v for v in values))
         object.__setattr__(self, "planner_row", row)
+        charge_only = charge_only_reason(
+            ocpp_version=self.ocpp_version,
+            requested_energy_transfer=self.requested_energy_transfer,
+            allowed_energy_transfer=self.allowed_energy_transfer,
+        )
+        object.__setattr__(self, "charge_only", charge_only)
+        object.__setattr__(self, "not_dispatchable", priority_reason(self.priority_charging))
 
 
 class FleetView(Protocol):

@@ -23,6 +23,7 @@ import numpy as np
 
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
 from vpp_core.dispatch.model import Direction, DispatchRequest, Exclusion, SessionKey
+from vpp_core.dispatch.roles import RoleShare, role_breakdown
 
 __all__ = [
     "DeviationAttribution",
@@ -92,6 +93,8 @@ class DispatchReport:
     sessions: tuple[SessionContribution, ...]
     excluded: tuple[Exclusion, ...]
     uncleared: tuple[SessionKey, ...]
+    #: The charge-only part (OCPP 2.0.1, no BPT mode) apart from the bidirectional part.
+    roles: tuple[RoleShare, ...] = ()
 
 
 def tracking_stats(
@@ -214,4 +217,5 @@ def build_report(
             for s in sessions
             if s.profile_sent and s.end_status not in ("Accepted", "Unknown")
         ),
+        roles=role_breakdown(sessions),
     )

@@ -68,6 +68,8 @@ class V2xLimits:
     ev_max_energy_wh: float | None = None
     battery_capacity_wh: float | None = None
     control_mode: str | None = None
+    #: ``requestedEnergyTransfer``: only a bidirectional (BPT) mode may be discharged.
+    requested_energy_transfer: str | None = None
     received_at: datetime | None = None
 
 
@@ -121,6 +123,10 @@ class SessionLive:
     energy_export_wh: float = 0.0
     meter_at: datetime | None = None
     last_seen: datetime | None = None
+    #: The modes of the last NotifyAllowedEnergyTransfer the station accepted (None: none).
+    allowed_energy_transfer: tuple[str, ...] | None = None
+    #: NotifyPriorityCharging ``activated``: the EV takes part in no dispatch meanwhile.
+    priority_charging: bool = False
     #: The recent series as plain tuples in :class:`Sample` order: an exact tuple of
     #: untracked values is dropped from the garbage collector's lists, a NamedTuple is not
     #: (at 15,000 sessions x 30 samples that difference is a 300 ms gen-1 pause).
@@ -131,7 +137,13 @@ class SessionLive:
         return [Sample(*values) for values in self.samples]
 
     def snapshot(
-        self, *, site: str, region: str, station_connected: bool, station_connection: int = 0
+        self,
+        *,
+        site: str,
+        region: str,
+        station_connected: bool,
+        station_connection: int = 0,
+        ocpp_version: str | None = None,
     ) -> SessionState:
         lim = self.limits
         return SessionState(
@@ -160,4 +172,8 @@ class SessionLive:
             ev_max_v2x_energy_wh=lim.ev_max_v2x_energy_wh,
             meter_at=self.meter_at,
             station_connection=station_connection,
+            ocpp_version=ocpp_version,
+            requested_energy_transfer=lim.requested_energy_transfer,
+            allowed_energy_transfer=self.allowed_energy_transfer,
+            priority_charging=self.priority_charging,
         )

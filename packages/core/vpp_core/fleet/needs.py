@@ -1,7 +1,9 @@
 """``NotifyEVChargingNeeds.chargingNeeds`` (snake_case) -> :class:`V2xLimits` (pure).
 
 V2X parameters win; without them the DC/AC parameters give the charge side only (no
-discharge: an EV that negotiated no BPT mode cannot discharge). Discharge powers stay
+discharge: an EV that negotiated no BPT mode cannot discharge). ``requestedEnergyTransfer`` is
+kept: a session whose mode is not bidirectional is never planned for discharge, whatever
+``maxDischargePower`` it declares (``vpp_core.dispatch.eligibility``). Discharge powers stay
 magnitudes (>= 0) as OCPP defines them; the sign convention applies to power, not limits.
 """
 
@@ -63,6 +65,7 @@ def limits_from_needs(needs: Mapping[str, Any], *, received_at: datetime) -> V2x
         **values,
         departure=parse_timestamp(departure) if departure else None,
         control_mode=needs.get("control_mode"),
+        requested_energy_transfer=needs.get("requested_energy_transfer"),
         received_at=received_at,
     )
 

@@ -57,6 +57,7 @@ _LIMIT_COLUMNS = (
     "ev_max_energy_wh",
     "battery_capacity_wh",
     "control_mode",
+    "requested_energy_transfer",
 )
 
 
@@ -137,6 +138,9 @@ def session_from_row(row: Any, *, samples_in_memory: int) -> SessionLive:
     )
     skip = ("limits", "samples")
     values = {f.name: getattr(row, f.name) for f in fields(SessionLive) if f.name not in skip}
+    allowed = values["allowed_energy_transfer"]  # a JSON list
+    values["allowed_energy_transfer"] = None if allowed is None else tuple(allowed)
+    values["priority_charging"] = bool(values["priority_charging"])
     return SessionLive(**values, limits=limits, samples=deque(maxlen=samples_in_memory))
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
@@ -133,6 +135,11 @@ sessions = Table(
     Column("battery_capacity_wh", Float),
     Column("control_mode", String(32)),
     Column("needs_at", UtcDateTime),
+    # migration 4 (who may be dispatched): the EV's requested energy transfer mode, the modes
+    # the CSMS last allowed (a JSON list), NotifyPriorityCharging's state
+    Column("requested_energy_transfer", String(20)),
+    Column("allowed_energy_transfer", JSON),
+    Column("priority_charging", Boolean),
     Column("present_power_w", Float, nullable=False),
     Column("energy_import_wh", Float, nullable=False),
     Column("energy_export_wh", Float, nullable=False),
@@ -225,6 +232,19 @@ def _v2(conn: Connection) -> None:
     write_quarantine.create(conn)
 
 
+_V4_SESSION_COLUMNS = ("requested_energy_transfer", "allowed_energy_transfer", "priority_charging")
+
+
+def _v4(conn: Connection) -> None:
+    # The ``sessions`` Table above has these columns, so a fresh database's migration 1
+    # created them already; an older database gets them here.
+    present = {c["name"] for c in inspect(conn).get_columns("sessions")}
+    for name in _V4_SESSION_COLUMNS:
+        if name not in present:
+            kind = sessions.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE sessions ADD COLUMN {name} {kind}"))
+
+
 # -- migration 5: what the CSMS keeps to run real equipment (vpp_core.fleet.equipment) --------
 
 id_tokens = Table(
@@ -283,6 +303,7 @@ def _v5(conn: Connection) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
     (2, "write_quarantine: rows the write-behind could not store, with the reason", _v2),
+    (4, "sessions: requested/allowed energy transfer modes, priority charging", _v4),
     (5, "idToken list, station certificates (issued, revoked), device models", _v5),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -114,6 +114,7 @@ class FleetState:
                     region=region,
                     station_connected=online,
                     station_connection=connection,
+                    ocpp_version=station.subprotocol if station else None,
                 )
             out.append(snap)
         return out
@@ -252,6 +253,34 @@ class FleetState:
                 self._apply_soc(session, soc, timestamp or now)
             self._session_changed(session)
         self.pending.touch(urgent=True)
+
+    def record_allowed_energy_transfer(
+        self, station_id: str, *, transaction_id: str, modes: Sequence[str], now: datetime
+    ) -> bool:
+        """The modes a NotifyAllowedEnergyTransfer the station accepted left for the session
+        (without a BPT mode it is charge-only); False when the session is unknown."""
+        self._station(station_id, now)
+        session = self.sessions_by_key.get((station_id, transaction_id))
+        if session is None:
+            return False
+        session.allowed_energy_transfer = tuple(modes)
+        self._session_changed(session)
+        self.pending.touch(urgent=True)
+        return True
+
+    def record_priority_charging(
+        self, station_id: str, *, transaction_id: str, activated: bool, now: datetime
+    ) -> bool:
+        """NotifyPriorityCharging: while activated the session takes part in no dispatch;
+        False when the session is unknown."""
+        self._station(station_id, now)
+        session = self.sessions_by_key.get((station_id, transaction_id))
+        if session is None:
+            return False
+        session.priority_charging = activated
+        self._session_changed(session)
+        self.pending.touch(urgent=True)
+        return True
 
     # -- transactions ---------------------------------------------------------------------
 

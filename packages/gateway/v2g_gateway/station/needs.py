@@ -7,11 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from v2g_common.energy_transfer import BIDIRECTIONAL_MODES, any_bidirectional
 from v2g_gateway.control.ports import EvChargingNeeds
 
 __all__ = ["BIDIRECTIONAL_MODES", "allows_discharge", "charging_needs_request"]
-
-BIDIRECTIONAL_MODES = frozenset({"AC_BPT", "AC_BPT_DER", "DC_BPT", "DC_ACDP_BPT"})
 
 
 def charging_needs_request(
@@ -74,4 +73,4 @@ def _v2x_parameters(needs: EvChargingNeeds, *, bidirectional: bool) -> dict[str,
 
 def allows_discharge(allowed_modes: Iterable[str]) -> bool:
     """Whether a NotifyAllowedEnergyTransfer list permits a bidirectional mode."""
-    return any(mode in BIDIRECTIONAL_MODES for mode in allowed_modes)
+    return any_bidirectional(allowed_modes)

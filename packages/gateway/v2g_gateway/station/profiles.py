@@ -23,6 +23,8 @@ __all__ = [
     "ChargingSchedule",
     "PeriodWatts",
     "SchedulePeriod",
+    "asks_discharge",
+    "check_discharge",
     "check_profile",
     "parse_datetime",
     "parse_profile",
@@ -319,3 +321,32 @@ def _check_period(period: SchedulePeriod, purpose: str) -> None:
         raise ProfileRejected("InvalidValue", "setpoint is beyond dischargeLimit")
     if period.number_phases == 0:
         raise ProfileRejected("InvalidValue", "numberPhases must be 1..3")
+
+
+def asks_discharge(profile: ChargingProfile) -> bool:
+    """Whether any period commands power out of the EV: a negative setpoint, or a legacy
+    negative limit (a dischargeLimit alone only bounds a setpoint)."""
+    for period in profile.schedule.periods:
+        values = (
+            period.setpoint,
+            period.setpoint_l2,
+            period.setpoint_l3,
+            period.limit,
+            period.limit_l2,
+            period.limit_l3,
+        )
+        if any(v is not None and v < 0 for v in values):
+            return True
+    return False
+
+
+def check_discharge(profile: ChargingProfile, *, bidirectional: bool) -> None:
+    """Refuse a TxProfile that discharges a session which negotiated no bidirectional mode
+    (issue 13 item 5): OCPP 2.1's reasonCode for an operation the EV cannot do,
+    ``InvalidOperationMode``. Never executed, so never reported as ChargingOnly either."""
+    if profile.purpose == "TxProfile" and not bidirectional and asks_discharge(profile):
+        raise ProfileRejected(
+            "InvalidOperationMode",
+            f"EVSE {profile.evse_id}: the session negotiated no bidirectional energy transfer "
+            "mode (or the CSMS allowed none): discharge refused",
+        )

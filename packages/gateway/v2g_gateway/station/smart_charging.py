@@ -7,7 +7,7 @@ No I/O besides the SQLite store; ``now`` is always an argument.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,12 @@ from v2g_gateway.station.composite import (
     compose,
 )
 from v2g_gateway.station.config import StationConfig
-from v2g_gateway.station.profiles import ChargingProfile, check_profile, parse_profile
+from v2g_gateway.station.profiles import (
+    ChargingProfile,
+    check_discharge,
+    check_profile,
+    parse_profile,
+)
 from v2g_gateway.station.store import ProfileStore, StoredProfile
 
 __all__ = ["SmartCharging", "composite_to_wire"]
@@ -31,9 +36,18 @@ log = logging.getLogger(__name__)
 class SmartCharging:
     """The station's charging profiles and what they add up to."""
 
-    def __init__(self, config: StationConfig, store: ProfileStore) -> None:
+    def __init__(
+        self,
+        config: StationConfig,
+        store: ProfileStore,
+        *,
+        may_discharge: Callable[[int], bool],
+    ) -> None:
+        """``may_discharge(evse_id)``: whether the EVSE's session negotiated a bidirectional
+        mode the CSMS allowed; a TxProfile that would discharge any other is refused."""
         self._config = config
         self._store = store
+        self._may_discharge = may_discharge
         self.evse_ids = frozenset(e.id for e in config.evses)
 
     def electrics(self, evse_id: int) -> EvseElectrics:
@@ -52,6 +66,7 @@ class SmartCharging:
         profile = parse_profile(wire, evse_id=evse_id, received_at=now)
         running = {evse: tx.transaction_id for evse, tx in transactions.items()}
         check_profile(profile, evse_ids=self.evse_ids, transactions=running, now=now)
+        check_discharge(profile, bidirectional=self._may_discharge(evse_id))
         if profile.purpose == "TxProfile" and profile.transaction_id is None:
             # Bind it to the running transaction so it ends with it.
             profile = _with_transaction(profile, running[evse_id])
@@ -79,6 +94,8 @@ class SmartCharging:
         if transactions is not None:
             running = {evse: tx.transaction_id for evse, tx in transactions.items()}
             check_profile(profile, evse_ids=self.evse_ids, transactions=running, now=now)
+            evse_id = stored.profile.evse_id
+            check_discharge(profile, bidirectional=self._may_discharge(evse_id))
         if stored.profile.transaction_id is not None:
             profile = _with_transaction(profile, stored.profile.transaction_id)
         self._store.install(profile, wire)

@@ -110,7 +110,9 @@ class ChargingStation:
     async def __aenter__(self) -> ChargingStation:
         self._db = open_state_db(self.config.state_dir)
         self.journal = TransactionJournal(self._db)
-        self.smart = SmartCharging(self.config, ProfileStore(self._db))
+        self.smart = SmartCharging(
+            self.config, ProfileStore(self._db), may_discharge=self._may_discharge
+        )
         self._trackers = {
             e.id: EvseTransactions(
                 self.journal,
@@ -440,6 +442,12 @@ class ChargingStation:
             discharge_allowed=self._discharge_allowed.get(evse_id, True),
         )
         self.outgoing.nudge()
+
+    def _may_discharge(self, evse_id: int) -> bool:
+        """The EVSE's EV negotiated a bidirectional mode the CSMS allowed (profiles that
+        discharge any other session are refused)."""
+        _, discharge_w = self.ev_limits(evse_id)
+        return discharge_w > 0
 
     def ev_limits(self, evse_id: int) -> tuple[float, float]:
         """(max charge, max discharge) magnitudes for the control loop: no discharge without

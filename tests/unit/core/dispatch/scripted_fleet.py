@@ -285,6 +285,8 @@ class ScriptedFleet:
             min_soc_pct=n.min_soc_pct,
             meter_at=meter_at,
             station_connection=self.stations[v.key.station_id].connection,
+            ocpp_version="ocpp2.1",
+            requested_energy_transfer="DC_BPT",
         )
 
     # --- StationCommands --------------------------------------------------------------------

@@ -156,6 +156,7 @@ def _state(i: int, **kw: object) -> SessionState:
         max_charge_w=11_000.0, min_charge_w=0.0, target_soc_pct=None, departure=None,
         ev_min_v2x_energy_wh=None, ev_target_energy_wh=None, battery_capacity_wh=60_000.0,
         present_power_w=0.0, energy_import_wh=0.0, energy_export_wh=0.0, last_seen=T0,
+        ocpp_version="ocpp2.1", requested_energy_transfer="DC_BPT",
     )  # fmt: skip
     base.update(kw)
     return SessionState(**base)  # type: ignore[arg-type]

@@ -41,7 +41,7 @@ def prepare_state(config: StationConfig) -> None:
     journal = TransactionJournal(db)
     journal.begin(1, "tx-1", T0 - timedelta(minutes=5))
     journal.put("last_csms_contact", T0.isoformat())
-    smart = SmartCharging(config, ProfileStore(db))
+    smart = SmartCharging(config, ProfileStore(db), may_discharge=lambda _evse: True)
     running = {1: ActiveTransaction("tx-1", T0 - timedelta(minutes=5))}
     default = {
         "id": 1,

@@ -21,6 +21,11 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 TX = {1: ActiveTransaction("tx-1", NOW - timedelta(minutes=5))}
 
 
+def every_evse_bidirectional(evse_id: int) -> bool:
+    """Every EVSE's session negotiated a bidirectional mode."""
+    return True
+
+
 def wire(pid: int = 1, **changes: Any) -> dict[str, Any]:
     """A valid VPP discharge TxProfile in the adapter's snake_case form; ``changes`` override
     top-level keys, ``period``/``schedule`` dicts are merged into the first period/schedule."""
@@ -74,7 +79,9 @@ def smart(tmp_path: Path) -> SmartCharging:
         password="p" * 16,
         state_dir=tmp_path,
     )
-    return SmartCharging(config, ProfileStore(open_state_db(tmp_path)))
+    return SmartCharging(
+        config, ProfileStore(open_state_db(tmp_path)), may_discharge=every_evse_bidirectional
+    )
 
 
 REJECTIONS = [
@@ -264,7 +271,9 @@ def test_profiles_survive_a_reopen(tmp_path: Path, smart: SmartCharging) -> None
         password="p" * 16,
         state_dir=tmp_path,
     )
-    reopened = SmartCharging(config, ProfileStore(open_state_db(tmp_path)))
+    reopened = SmartCharging(
+        config, ProfileStore(open_state_db(tmp_path)), may_discharge=every_evse_bidirectional
+    )
     assert ids(reopened) == [(1, 50)]
     # Re-sending the same id and stackLevel after the restart replaces it.
     reopened.install(1, wire(1, period={"setpoint": -3000.0}), transactions=TX, now=NOW)
@@ -328,3 +337,84 @@ def test_state_db_refuses_newer_or_corrupt_files(tmp_path: Path) -> None:
     (corrupt / "station.sqlite3").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StationStateError, match="unusable"):
         open_state_db(corrupt)
+
+
+# --- issue 13 item 5: no discharge for a session without a bidirectional mode -------------
+
+CHARGE_ONLY_CASES = [
+    ("CentralSetpoint discharge", wire()),
+    (
+        "legacy negative limit",
+        wire(
+            period={
+                "operation_mode": None,
+                "setpoint": None,
+                "discharge_limit": None,
+                "limit": -3000.0,
+            }
+        ),
+    ),
+    (
+        "discharge on phase 2",
+        wire(period={"setpoint": 1000.0, "setpoint_l2": -500.0, "discharge_limit": -500.0}),
+    ),
+]
+
+
+def charge_only_smart(tmp_path: Path, allowed: dict[int, bool]) -> SmartCharging:
+    config = StationConfig(
+        csms_url="ws://x",
+        identity="CS-1",
+        security_profile=1,
+        password="p" * 16,
+        state_dir=tmp_path,
+    )
+    return SmartCharging(
+        config, ProfileStore(open_state_db(tmp_path)), may_discharge=allowed.__getitem__
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "profile"), CHARGE_ONLY_CASES, ids=[c[0] for c in CHARGE_ONLY_CASES]
+)
+def test_a_discharge_profile_for_a_charge_only_session_is_refused(
+    tmp_path: Path, case: str, profile: dict[str, Any]
+) -> None:
+    smart = charge_only_smart(tmp_path, {1: False})
+    with pytest.raises(ProfileRejected) as refused:
+        smart.install(1, profile, transactions=TX, now=NOW)
+    assert refused.value.reason_code == "InvalidOperationMode"
+    assert smart.matching(evse_id=None, purpose=None, stack_level=None, profile_ids=None) == []
+    # the same profile is accepted where the session is bidirectional
+    charge_only_smart(tmp_path / "bpt", {1: True}).install(1, profile, transactions=TX, now=NOW)
+
+
+def test_a_charge_only_session_still_takes_charging_setpoints_and_limits(tmp_path: Path) -> None:
+    smart = charge_only_smart(tmp_path, {1: False})
+    smart.install(
+        1, wire(period={"setpoint": 3000.0, "discharge_limit": 0.0}), transactions=TX, now=NOW
+    )
+    only = {"operation_mode": "ChargingOnly", "setpoint": None, "discharge_limit": None}
+    smart.install(
+        1, wire(2, stack_level=51, period={**only, "limit": 2000.0}), transactions=TX, now=NOW
+    )
+    assert len(smart.matching(evse_id=1, purpose=None, stack_level=None, profile_ids=None)) == 2
+
+
+def test_a_dynamic_update_to_discharge_is_refused_for_a_charge_only_session(
+    tmp_path: Path,
+) -> None:
+    smart = charge_only_smart(tmp_path, {1: False})
+    dynamic = wire(
+        charging_profile_kind="Dynamic",
+        schedule={"start_schedule": None},
+        period={"setpoint": 3000.0, "discharge_limit": 0.0},
+    )
+    smart.install(1, dynamic, transactions=TX, now=NOW)
+    with pytest.raises(ProfileRejected) as refused:
+        smart.update_dynamic(
+            1, {"setpoint": -3000.0, "discharge_limit": -3000.0}, transactions=TX, now=NOW
+        )
+    assert refused.value.reason_code == "InvalidOperationMode"
+    stored = smart.matching(evse_id=1, purpose=None, stack_level=None, profile_ids=[1])
+    assert stored[0].profile.schedule.periods[0].setpoint == 3000.0  # nothing applied
