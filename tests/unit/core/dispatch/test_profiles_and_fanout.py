@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,12 @@ from tests.unit.core.dispatch.scripted_fleet import T0
 from vpp_core.dispatch.conflicts import masking_reason
 from vpp_core.dispatch.fanout import fan_out
 from vpp_core.dispatch.model import SessionKey
-from vpp_core.dispatch.profiles import ProfileSpec, dispatch_profile, schedule_update
+from vpp_core.dispatch.profiles import (
+    ProfileSpec,
+    dispatch_profile,
+    resume_profile,
+    schedule_update,
+)
 
 SPEC = ProfileSpec(
     profile_id=5,
@@ -49,6 +55,44 @@ def test_charge_setpoint_has_a_limit_and_no_discharge() -> None:
         "limit": 4000.0,
     }
     assert schedule_update(-3_000.0) == {"setpoint": -3000.0, "discharge_limit": -3000.0}
+
+
+SPEC_201 = replace(SPEC, kind="Absolute", ocpp_version="ocpp2.0.1")
+#: What OCPP 2.0.1's ChargingProfileType / ChargingSchedulePeriodType do not have.
+ONLY_21 = {"max_offline_duration", "invalid_after_offline_duration", "dyn_update_interval"}
+
+
+def test_a_201_station_gets_a_limit_per_period_only() -> None:
+    """Issue 18: the subprotocol decides the shape (the 2.0.1 schema refuses the 2.1 keys;
+    the mixed-fleet test validates this profile on the wire against the OCA schema)."""
+    p = dispatch_profile(SPEC_201, 4_000.0)
+    assert not ONLY_21 & set(p)
+    assert p["charging_profile_kind"] == "Absolute"
+    assert p["charging_schedule"][0]["charging_schedule_period"] == [
+        {"start_period": 0, "limit": 4000.0}
+    ]
+    assert p["charging_schedule"][0]["start_schedule"] == "2026-01-15T12:00:00Z"
+    # the 2.1 shape of the same spec keeps its offline rules
+    assert ONLY_21 - {"dyn_update_interval"} <= set(dispatch_profile(SPEC, 4_000.0))
+
+
+def test_a_201_station_is_never_sent_a_discharge() -> None:
+    with pytest.raises(ValueError, match=r"2\.0\.1 station cannot discharge"):
+        dispatch_profile(SPEC_201, -1.0)
+    with pytest.raises(ValueError, match="no Dynamic profiles"):
+        replace(SPEC_201, kind="Dynamic")
+
+
+def test_a_201_station_resumes_with_a_plain_limit() -> None:
+    p = resume_profile(SPEC_201, charge_limit_w=11_000.0, start=T0)
+    assert not ONLY_21 & set(p)
+    assert p["charging_schedule"][0]["charging_schedule_period"] == [
+        {"start_period": 0, "limit": 11000.0}
+    ]
+    resumed_21 = resume_profile(SPEC, charge_limit_w=11_000.0, start=T0)
+    assert resumed_21["charging_schedule"][0]["charging_schedule_period"][0]["operation_mode"] == (
+        "ChargingOnly"
+    )
 
 
 @pytest.mark.parametrize(
