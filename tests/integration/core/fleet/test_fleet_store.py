@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect, text
 
 from vpp_core.fleet import (
     FleetState,
@@ -257,5 +258,48 @@ async def test_command_log_keeps_the_request_as_sent(fleet_db_url: str) -> None:
         period = row["request"]["charging_profile"]["charging_schedule"][0]
         assert period["charging_schedule_period"] == [{"start_period": 0, "setpoint": -5500.0}]
         assert row["request"]["custom_data"] is None
+    finally:
+        await store.close()
+
+
+async def test_what_decides_dispatch_eligibility_survives_a_restart(fleet_db_url: str) -> None:
+    """Migration 4: the requested and allowed energy transfer modes and the priority-charging
+    state are written and restored (a restarted core must not plan a DC-only EV for discharge)."""
+    store = await FleetStore.open(fleet_db_url)
+    fleet = FleetState()
+    fleet.station_connected("CS-1", subprotocol="ocpp2.1", now=T0)
+    _tx(fleet, "Started", 0, tx="tx-1", import_wh=10, soc=50)
+    needs = {**NEEDS, "requested_energy_transfer": "DC_BPT"}
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=needs, timestamp=T0, now=T0)
+    fleet.record_allowed_energy_transfer("CS-1", transaction_id="tx-1", modes=["DC"], now=T0)
+    fleet.record_priority_charging("CS-1", transaction_id="tx-1", activated=True, now=T0)
+    await WriteBehind(fleet, store).flush()
+    restored = FleetState()
+    restored.restore(await store.load(samples_in_memory=30))
+    [after] = restored.sessions()
+    assert after.requested_energy_transfer == "DC_BPT"
+    assert after.allowed_energy_transfer == ("DC",)
+    assert after.priority_charging is True
+    assert after.charge_only is not None
+    assert after.not_dispatchable is not None
+    await store.close()
+
+
+async def test_migration_4_adds_its_columns_to_an_older_database(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    columns = ("requested_energy_transfer", "allowed_energy_transfer", "priority_charging")
+    async with store.engine.begin() as conn:  # back to what migrations 1, 2 and 5 left
+        for name in columns:
+            await conn.execute(text(f"ALTER TABLE sessions DROP COLUMN {name}"))
+        await conn.execute(text("DELETE FROM schema_version WHERE version = 4"))
+    await store.close()
+    store = await FleetStore.open(fleet_db_url)  # migrates
+    try:
+        assert 4 in await store.schema_versions()
+        async with store.engine.connect() as conn:
+            present = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("sessions")}
+            )
+        assert set(columns) <= present
     finally:
         await store.close()
