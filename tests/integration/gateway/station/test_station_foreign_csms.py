@@ -412,7 +412,8 @@ async def test_reporting_on_201_has_real_limits(tmp_path: Path) -> None:
 async def test_reporting_on_21_says_what_is_executed(tmp_path: Path) -> None:
     """OCPP 2.1: a legacy negative limit is a CentralSetpoint in the composite and the
     TransactionEvents; ChargingOnly always has its limit; after NotifyAllowedEnergyTransfer
-    ["DC"] the needs are renegotiated without BPT and nothing shows or does discharge."""
+    ["DC"] the needs are renegotiated without BPT and nothing shows or does discharge; a new
+    discharge profile is then refused (Rejected, InvalidOperationMode)."""
     async with bench(tmp_path) as b:
         assert await _composite(b, call21) == [
             {"start_period": 0, "operation_mode": "ChargingOnly", "limit": 22000.0}
@@ -457,6 +458,21 @@ async def test_reporting_on_21_says_what_is_executed(tmp_path: Path) -> None:
         await eventually(lambda: b.control.leases[-1].power_w == 0.0)
         [period] = await _composite(b, call21)
         assert (period["setpoint"], period["discharge_limit"]) == (0.0, 0.0)
+        # issue 13.5: a new discharge for the now charge-only session is refused, not executed
+        again = _tx_profile(
+            11,
+            {"operation_mode": "CentralSetpoint", "setpoint": -2000.0, "discharge_limit": -2000.0},
+            tx_id,
+        )
+        again["stack_level"] = 70
+        refused = await b.csms.call(call21.SetChargingProfile(evse_id=1, charging_profile=again))
+        assert refused.status == "Rejected"
+        assert refused.status_info["reason_code"] == "InvalidOperationMode"
+        installed = await b.csms.call(
+            call21.GetChargingProfiles(request_id=77, charging_profile={"stack_level": 70})
+        )
+        assert installed.status == "NoProfiles"
+        assert b.control.leases[-1].power_w == 0.0
 
 
 class Sp3:
