@@ -247,3 +247,36 @@ def test_snapshots_are_cached_until_the_session_changes() -> None:
     fleet.update_entries([StationEntry("CS-1", 2, True, "site-b", "south", None)])
     assert fleet.sessions()[0].site == "site-b"
     assert fleet.active_session_count() == 1
+
+
+def test_what_decides_dispatch_eligibility_reaches_the_snapshot() -> None:
+    """The station's subprotocol, the EV's requested mode, the modes the CSMS allowed and
+    NotifyPriorityCharging reach the dispatcher's snapshot (issue 13.5, issue 18)."""
+    fleet = FleetState()
+    fleet.station_connected("CS-1", subprotocol="ocpp2.1", now=T0)
+    _tx(fleet, "Started", 0)
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=NEEDS, timestamp=None, now=T0)
+    [s] = fleet.sessions()
+    assert (s.ocpp_version, s.requested_energy_transfer) == ("ocpp2.1", "DC_BPT")
+    assert (s.charge_only, s.not_dispatchable) == (None, None)
+    dc_only = {**NEEDS, "requested_energy_transfer": "DC"}
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=dc_only, timestamp=None, now=T0)
+    assert fleet.sessions()[0].charge_only == (
+        "requested energy transfer DC is not bidirectional: charge-only"
+    )
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=NEEDS, timestamp=None, now=T0)
+    assert fleet.record_allowed_energy_transfer("CS-1", transaction_id="tx-1", modes=["DC"], now=T0)
+    assert fleet.sessions()[0].allowed_energy_transfer == ("DC",)
+    assert fleet.sessions()[0].charge_only is not None
+    assert fleet.record_priority_charging("CS-1", transaction_id="tx-1", activated=True, now=T0)
+    assert fleet.sessions()[0].not_dispatchable is not None
+    assert fleet.record_priority_charging("CS-1", transaction_id="tx-1", activated=False, now=T0)
+    assert fleet.sessions()[0].not_dispatchable is None
+    # unknown sessions change nothing
+    assert not fleet.record_priority_charging("CS-1", transaction_id="tx-9", activated=True, now=T0)
+    assert not fleet.record_allowed_energy_transfer("CS-1", transaction_id="tx-9", modes=[], now=T0)
+    # a 2.0.1 station is charge-only whatever its EV requests
+    fleet.station_disconnected("CS-1", now=T0)
+    fleet.station_connected("CS-1", subprotocol="ocpp2.0.1", now=T0)
+    assert fleet.sessions()[0].ocpp_version == "ocpp2.0.1"
+    assert fleet.sessions()[0].charge_only is not None
