@@ -14,9 +14,7 @@ schemas): issue 13 item 5 and issue 18's dispatch side.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +24,18 @@ from tests.doubles.foreign_station import ForeignStation
 from tests.integration.core.csms.test_csms_foreign_station import (
     PASSWORD,
     Core,
+    _dispatch,
     _wait,
     open_core,
     v2x_needs,
 )
-from vpp_core.dispatch.clock import SystemClock
-from vpp_core.dispatch.config import DispatchConfig
-from vpp_core.dispatch.model import DispatchRequest
 from vpp_core.dispatch.progress import DispatchProgress
 from vpp_core.dispatch.report import DispatchReport
-from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.fleet import StationEntry, hash_password
 
 pytestmark = pytest.mark.integration
 
 EXTRA = ("FS-21b", "FS-21c")
-CONFIG = DispatchConfig(
-    control_period_s=0.2,
-    ramp_in_s=0.0,
-    final_meter_wait_s=0.5,
-    command_timeout_s=5.0,
-    profile_survey_interval_s=60.0,
-)
 #: OCPP 2.0.1 charging needs: a DC EV (2.0.1 knows no BPT mode nor V2X parameters).
 NEEDS_201 = {
     "requested_energy_transfer": "DC",
@@ -95,28 +83,6 @@ async def plug_in(core: Core, station: ForeignStation, needs: dict[str, Any]) ->
     return tx
 
 
-async def dispatch(
-    core: Core,
-    target_w: float,
-    dispatch_id: str,
-    *,
-    duration_s: float = 2.0,
-    meanwhile: Callable[[DispatchProgress], Any] | None = None,
-) -> DispatchReport:
-    clock = SystemClock()
-    request = DispatchRequest(
-        target_w=target_w, start=clock.now() + timedelta(seconds=0.5), duration_s=duration_s
-    )
-    async with DispatchRunner(core.fleet, core.csms.commands, clock, CONFIG) as runner:
-        progress = runner.start(dispatch_id, request)
-        async with asyncio.timeout(30):
-            if meanwhile is not None:
-                await meanwhile(progress)
-            progress = await runner.wait(dispatch_id)
-    assert progress.report is not None, progress.events
-    return progress.report
-
-
 def profiles_sent(station: ForeignStation) -> list[dict[str, Any]]:
     return [p for action, p in station.received if action == "SetChargingProfile"]
 
@@ -142,7 +108,7 @@ async def test_a_dc_only_station_is_excluded_and_gets_no_discharge_profile(core:
         allowed = await core.csms.commands.notify_allowed_energy_transfer("FS-21c", tx_c, ["DC"])
         assert allowed.status == "Accepted"
 
-        report = await dispatch(core, -4_000.0, "dc-only")
+        report = await _dispatch(core, -4_000.0, "dc-only")
 
         assert report.status == "completed"
         reasons = exclusions(report)
@@ -172,7 +138,7 @@ async def test_a_mixed_fleet_discharges_on_21_and_charges_on_201_with_a_201_prof
         for station in (new_a, new_b):
             await plug_in(core, station, needs_with("DC_BPT"))
 
-        discharge = await dispatch(core, -6_000.0, "mixed-discharge")
+        discharge = await _dispatch(core, -6_000.0, "mixed-discharge")
 
         assert exclusions(discharge)["FS-201"] == (
             "OCPP 2.0.1 station: charge-only (2.0.1 profiles cannot command discharge)"
@@ -191,7 +157,7 @@ async def test_a_mixed_fleet_discharges_on_21_and_charges_on_201_with_a_201_prof
         assert roles["charge_only"].first_setpoint_w == 0.0
 
         len_before = {s.identity: len(profiles_sent(s)) for s in (new_a, new_b)}
-        charge = await dispatch(core, 6_000.0, "mixed-charge")
+        charge = await _dispatch(core, 6_000.0, "mixed-charge")
 
         assert "FS-201" not in exclusions(charge)
         sent_201 = profiles_sent(old)
@@ -240,7 +206,7 @@ async def test_priority_charging_takes_the_session_out_of_the_running_dispatch(
             request = leaving.calls.NotifyPriorityCharging(transaction_id=tx, activated=True)
             answers.append(await leaving.call(request))  # a CALLERROR would raise here
 
-        report = await dispatch(
+        report = await _dispatch(
             core, -8_000.0, "priority", duration_s=4.0, meanwhile=ask_for_priority
         )
 

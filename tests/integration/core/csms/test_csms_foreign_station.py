@@ -14,7 +14,7 @@ station whose certificate expires soon, the old certificate refused once the new
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +38,8 @@ from vpp_core.csms.equipment import Equipment, EquipmentSync
 from vpp_core.dispatch.clock import SystemClock
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.progress import DispatchProgress
+from vpp_core.dispatch.report import DispatchReport
 from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.fleet import FleetState, FleetStore, StationEntry, hash_password
 from vpp_core.fleet.equipment import EquipmentStore, IdTokenRecord
@@ -326,21 +328,33 @@ def _csr(key: ec.EllipticCurvePrivateKey, identity: str) -> str:
     )
 
 
-async def _dispatch(core: Core, target_w: float, dispatch_id: str) -> Any:
-    config = DispatchConfig(
-        control_period_s=0.2,
-        ramp_in_s=0.0,
-        final_meter_wait_s=0.5,
-        command_timeout_s=5.0,
-        profile_survey_interval_s=60.0,
-    )
+DISPATCH_CONFIG = DispatchConfig(
+    control_period_s=0.2,
+    ramp_in_s=0.0,
+    final_meter_wait_s=0.5,
+    command_timeout_s=5.0,
+    profile_survey_interval_s=60.0,
+)
+
+
+async def _dispatch(
+    core: Core,
+    target_w: float,
+    dispatch_id: str,
+    *,
+    duration_s: float = 2.0,
+    meanwhile: Callable[[DispatchProgress], Awaitable[None]] | None = None,
+) -> DispatchReport:
+    """Run one dispatch through the real DispatchRunner; ``meanwhile`` runs once it started."""
     clock = SystemClock()
     request = DispatchRequest(
-        target_w=target_w, start=clock.now() + timedelta(seconds=0.5), duration_s=2.0
+        target_w=target_w, start=clock.now() + timedelta(seconds=0.5), duration_s=duration_s
     )
-    async with DispatchRunner(core.fleet, core.csms.commands, clock, config) as runner:
-        runner.start(dispatch_id, request)
+    async with DispatchRunner(core.fleet, core.csms.commands, clock, DISPATCH_CONFIG) as runner:
+        progress = runner.start(dispatch_id, request)
         async with asyncio.timeout(30):
+            if meanwhile is not None:
+                await meanwhile(progress)
             progress = await runner.wait(dispatch_id)
     assert progress.report is not None, progress.events
     return progress.report

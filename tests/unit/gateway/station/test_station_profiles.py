@@ -5,6 +5,7 @@ Dynamic updates, and survival across a reopen (a daemon restart)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,9 @@ def clean(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture
-def smart(tmp_path: Path) -> SmartCharging:
+def open_smart(
+    tmp_path: Path, may_discharge: Callable[[int], bool] = every_evse_bidirectional
+) -> SmartCharging:
     config = StationConfig(
         csms_url="ws://x",
         identity="CS-1",
@@ -79,9 +81,12 @@ def smart(tmp_path: Path) -> SmartCharging:
         password="p" * 16,
         state_dir=tmp_path,
     )
-    return SmartCharging(
-        config, ProfileStore(open_state_db(tmp_path)), may_discharge=every_evse_bidirectional
-    )
+    return SmartCharging(config, ProfileStore(open_state_db(tmp_path)), may_discharge=may_discharge)
+
+
+@pytest.fixture
+def smart(tmp_path: Path) -> SmartCharging:
+    return open_smart(tmp_path)
 
 
 REJECTIONS = [
@@ -361,36 +366,25 @@ CHARGE_ONLY_CASES = [
 ]
 
 
-def charge_only_smart(tmp_path: Path, allowed: dict[int, bool]) -> SmartCharging:
-    config = StationConfig(
-        csms_url="ws://x",
-        identity="CS-1",
-        security_profile=1,
-        password="p" * 16,
-        state_dir=tmp_path,
-    )
-    return SmartCharging(
-        config, ProfileStore(open_state_db(tmp_path)), may_discharge=allowed.__getitem__
-    )
-
-
 @pytest.mark.parametrize(
     ("case", "profile"), CHARGE_ONLY_CASES, ids=[c[0] for c in CHARGE_ONLY_CASES]
 )
 def test_a_discharge_profile_for_a_charge_only_session_is_refused(
     tmp_path: Path, case: str, profile: dict[str, Any]
 ) -> None:
-    smart = charge_only_smart(tmp_path, {1: False})
+    smart = open_smart(tmp_path, {1: False}.__getitem__)
     with pytest.raises(ProfileRejected) as refused:
         smart.install(1, profile, transactions=TX, now=NOW)
     assert refused.value.reason_code == "InvalidOperationMode"
     assert smart.matching(evse_id=None, purpose=None, stack_level=None, profile_ids=None) == []
     # the same profile is accepted where the session is bidirectional
-    charge_only_smart(tmp_path / "bpt", {1: True}).install(1, profile, transactions=TX, now=NOW)
+    open_smart(tmp_path / "bpt", {1: True}.__getitem__).install(
+        1, profile, transactions=TX, now=NOW
+    )
 
 
 def test_a_charge_only_session_still_takes_charging_setpoints_and_limits(tmp_path: Path) -> None:
-    smart = charge_only_smart(tmp_path, {1: False})
+    smart = open_smart(tmp_path, {1: False}.__getitem__)
     smart.install(
         1, wire(period={"setpoint": 3000.0, "discharge_limit": 0.0}), transactions=TX, now=NOW
     )
@@ -404,7 +398,7 @@ def test_a_charge_only_session_still_takes_charging_setpoints_and_limits(tmp_pat
 def test_a_dynamic_update_to_discharge_is_refused_for_a_charge_only_session(
     tmp_path: Path,
 ) -> None:
-    smart = charge_only_smart(tmp_path, {1: False})
+    smart = open_smart(tmp_path, {1: False}.__getitem__)
     dynamic = wire(
         charging_profile_kind="Dynamic",
         schedule={"start_schedule": None},
