@@ -21,7 +21,8 @@ from vpp_core.dispatch.model import SessionKey
 __all__ = ["PLANNER_FIELDS", "CommandResult", "FleetView", "SessionState", "StationCommands"]
 
 #: The numbers the planner reads from every session, in the order of ``planner_row``;
-#: ``departure_ts`` is the departure as POSIX seconds, ``connected`` 1.0 or 0.0.
+#: ``departure_ts`` is the departure as POSIX seconds; ``connected``, ``charge_only`` and
+#: ``not_dispatchable`` 1.0 or 0.0 (the reasons are the attributes of the same names).
 PLANNER_FIELDS = (
     "soc_pct",
     "battery_capacity_wh",
@@ -36,6 +37,8 @@ PLANNER_FIELDS = (
     "min_discharge_w",
     "departure_ts",
     "connected",
+    "charge_only",
+    "not_dispatchable",
 )
 _PACK = struct.Struct(f"<{len(PLANNER_FIELDS)}d").pack
 
@@ -101,6 +104,14 @@ class SessionState:
         object.__setattr__(
             self, "key", SessionKey(self.station_id, self.evse_id, self.transaction_id)
         )
+        charge_only = charge_only_reason(
+            ocpp_version=self.ocpp_version,
+            requested_energy_transfer=self.requested_energy_transfer,
+            allowed_energy_transfer=self.allowed_energy_transfer,
+        )
+        not_dispatchable = priority_reason(self.priority_charging)
+        object.__setattr__(self, "charge_only", charge_only)
+        object.__setattr__(self, "not_dispatchable", not_dispatchable)
         departure_ts = self.departure.timestamp() if self.departure is not None else None
         values = (
             self.soc_pct,
@@ -116,16 +127,11 @@ class SessionState:
             self.min_discharge_w,
             departure_ts,
             1.0 if self.connected else 0.0,
+            0.0 if charge_only is None else 1.0,
+            0.0 if not_dispatchable is None else 1.0,
         )
         row = _PACK(*(math.nan if v is None else v for v in values))
         object.__setattr__(self, "planner_row", row)
-        charge_only = charge_only_reason(
-            ocpp_version=self.ocpp_version,
-            requested_energy_transfer=self.requested_energy_transfer,
-            allowed_energy_transfer=self.allowed_energy_transfer,
-        )
-        object.__setattr__(self, "charge_only", charge_only)
-        object.__setattr__(self, "not_dispatchable", priority_reason(self.priority_charging))
 
 
 class FleetView(Protocol):
