@@ -18,6 +18,7 @@ from v2g_common.energy_transfer import BIDIRECTIONAL_MODES, any_bidirectional
 
 __all__ = [
     "OCPP_201",
+    "PRIORITY_REASON",
     "Role",
     "charge_only_reason",
     "priority_reason",

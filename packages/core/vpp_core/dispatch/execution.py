@@ -21,7 +21,7 @@ from vpp_core.dispatch.clock import DispatchClock
 from vpp_core.dispatch.columns import build_columns
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.conflicts import masking_reason
-from vpp_core.dispatch.eligibility import OCPP_201, role_of
+from vpp_core.dispatch.eligibility import OCPP_201, PRIORITY_REASON, role_of
 from vpp_core.dispatch.fanout import fan_out
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
 from vpp_core.dispatch.model import SessionKey
@@ -323,7 +323,23 @@ class DispatchExecution:
             self._observe(now)
             if not reached or now >= end:
                 return
+            await self._release_priority_charging(now)
             await self._plan_and_apply(now)
+
+    async def _release_priority_charging(self, now: datetime) -> None:
+        """An EV that asked for priority charging gets its VPP profile cleared now, not at the
+        window's end: a station that kept applying it would discharge against the driver's
+        wish. The end-of-window clear sends it once more (a no-op answered Unknown)."""
+        leaving = [
+            r
+            for r in self.p.sessions.values()
+            if r.drop_reason == PRIORITY_REASON and r.profile_sent and r.end_status is None
+        ]
+        if not leaving:
+            return
+        results = await self._fan_out([self._ender(r, now, force_clear=True) for r in leaving])
+        for rec, res in zip(leaving, results, strict=True):
+            rec.end_status = f"error: {res!r}" if isinstance(res, Exception) else res.status
 
     def _dropout_reason(self, state: SessionState | None, now: datetime) -> str | None:
         if state is None:

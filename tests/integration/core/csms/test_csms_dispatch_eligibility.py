@@ -15,6 +15,7 @@ schemas): issue 13 item 5 and issue 18's dispatch side.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,8 +204,11 @@ async def test_priority_charging_takes_the_session_out_of_the_running_dispatch(
 
         async def ask_for_priority(progress: DispatchProgress) -> None:
             await _wait(lambda: bool(profiles_sent(leaving)) and bool(profiles_sent(staying)))
+            assert leaving.profiles != {}
             request = leaving.calls.NotifyPriorityCharging(transaction_id=tx, activated=True)
             answers.append(await leaving.call(request))  # a CALLERROR would raise here
+            await _wait(lambda: leaving.profiles == {})
+            assert datetime.now(UTC) < progress.request.end, "cleared at once, not at the end"
 
         report = await _dispatch(
             core, -8_000.0, "priority", duration_s=4.0, meanwhile=ask_for_priority
@@ -221,7 +225,6 @@ async def test_priority_charging_takes_the_session_out_of_the_running_dispatch(
         stayed = by_station["FS-21b"]
         assert stayed.first_setpoint_w == pytest.approx(by_station["FS-21"].first_setpoint_w)
         assert stayed.last_setpoint_w < 1.5 * stayed.first_setpoint_w < 0
-        assert leaving.profiles == {}, "its VPP profile cleared"
         session = core.fleet.session("FS-21", tx)
         assert session is not None
         assert session.priority_charging
