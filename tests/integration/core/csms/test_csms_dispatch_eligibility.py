@@ -8,8 +8,8 @@ schemas): issue 13 item 5 and issue 18's dispatch side.
 - TC_Q_107 / issue 18: in a mixed fleet a 2.0.1 station is excluded from the discharge (the
   2.1 stations take it) and takes part in a charge dispatch with a 2.0.1-shaped profile (a
   ``limit`` only); the report separates the charge-only part from the bidirectional part.
-- TC_K_118: NotifyPriorityCharging is answered, and the session leaves the running dispatch,
-  the other station taking over its share.
+- TC_K_118: NotifyPriorityCharging is answered, and the session leaves the running dispatch:
+  its VPP profile is cleared at once, the other station takes over its share.
 """
 
 from __future__ import annotations
