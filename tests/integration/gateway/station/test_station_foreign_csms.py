@@ -77,7 +77,7 @@ class Bench:
         )
         return answer < first
 
-    async def wait_calls(self, action: str, count: int, timeout_s: float = 10.0) -> list[Any]:
+    async def wait_calls(self, action: str, count: int, timeout_s: float = 30.0) -> list[Any]:
         await self.csms.wait_for(lambda: len(self.csms.calls(action)) >= count, timeout_s=timeout_s)
         return self.csms.calls(action)
 
