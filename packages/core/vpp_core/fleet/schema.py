@@ -232,6 +232,63 @@ def _v2(conn: Connection) -> None:
     write_quarantine.create(conn)
 
 
+# -- migration 3: durable dispatches (vpp_core.fleet.dispatch_journal) -----------------------
+
+#: One row per dispatch: the request, its first plan and operator events as JSON; ``closed``
+#: is false until nothing it sent can still act on a station (read back on every start).
+dispatches = Table(
+    "dispatches",
+    metadata,
+    Column("dispatch_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("closed", Boolean, nullable=False, index=True),
+    Column("request", JSON, nullable=False),
+    Column("initial_plan", JSON),
+    Column("events", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: Each session's part in a dispatch (the report's inputs as JSON) and the profile sent to it:
+#: ``profile_id`` is set before the profile is sent, so a crash never hides one.
+dispatch_sessions = Table(
+    "dispatch_sessions",
+    metadata,
+    Column("dispatch_id", String(64), primary_key=True),
+    Column("station_id", String(48), primary_key=True),
+    Column("evse_id", Integer, primary_key=True, autoincrement=False),
+    Column("transaction_id", String(36), primary_key=True),
+    Column("profile_id", Integer),
+    Column("stack_level", Integer),
+    Column("valid_from", UtcDateTime),
+    Column("valid_to", UtcDateTime),
+    Column("record", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: The control intervals of a dispatch (``vpp_core.dispatch.ledger.IntervalRecord``).
+dispatch_intervals = Table(
+    "dispatch_intervals",
+    metadata,
+    Column("dispatch_id", String(64), primary_key=True),
+    Column("t_start", UtcDateTime, primary_key=True),
+    Column("t_end", UtcDateTime, nullable=False),
+    Column("target_w", Float, nullable=False),
+    Column("committed_w", Float, nullable=False),
+    Column("planned_w", Float, nullable=False),
+    Column("dropout_w", Float, nullable=False),
+    Column("delivered_w", Float, nullable=False),
+    Column("available_w", Float, nullable=False),
+    Column("deployable_w", Float, nullable=False),
+)
+
+_V3_TABLES = (dispatches, dispatch_sessions, dispatch_intervals)
+
+
+def _v3(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(_V3_TABLES))
+
+
 _V4_SESSION_COLUMNS = ("requested_energy_transfer", "allowed_energy_transfer", "priority_charging")
 
 
@@ -303,6 +360,7 @@ def _v5(conn: Connection) -> None:
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
     (2, "write_quarantine: rows the write-behind could not store, with the reason", _v2),
+    (3, "dispatches, their sessions, profiles sent and intervals (durable dispatches)", _v3),
     (4, "sessions: requested/allowed energy transfer modes, priority charging", _v4),
     (5, "idToken list, station certificates (issued, revoked), device models", _v5),
 ]
