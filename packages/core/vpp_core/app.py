@@ -46,6 +46,7 @@ from vpp_core.fleet import (
     StationRegistry,
     WriteBehind,
 )
+from vpp_core.fleet.dispatch_journal import SqlDispatchJournal
 from vpp_core.fleet.equipment import EquipmentStore
 from vpp_core.fleet.registry import new_password
 from vpp_core.fleet.writer_thread import StoreThread
@@ -165,6 +166,7 @@ class _Core:
                     commands=csms.commands,
                     registry=self.metrics.registry,
                     supervisor=self.supervisor,
+                    journal=SqlDispatchJournal(self.store.engine, registry=self.metrics.registry),
                 ) as grid,
             ):
                 self.grid = grid

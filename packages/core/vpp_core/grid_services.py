@@ -16,6 +16,7 @@ from vpp_core.api import create_api
 from vpp_core.api.server import ApiServer
 from vpp_core.config import CoreConfig
 from vpp_core.dispatch.clock import SystemClock
+from vpp_core.dispatch.journal import DispatchJournal
 from vpp_core.dispatch.ports import FleetView, StationCommands
 from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.dispatch.service import DispatchService
@@ -48,10 +49,12 @@ async def open_grid_services(
     commands: StationCommands,
     registry: CollectorRegistry,
     supervisor: TaskSupervisor | None = None,
+    journal: DispatchJournal | None = None,
 ) -> AsyncIterator[GridServices]:
     """Start ingest + report publisher (when ``[ingest]`` is configured), the dispatch runner
     and the API (when ``[api]`` is configured); stop them in reverse order. Their tasks run
-    under ``supervisor`` (failures contained and counted)."""
+    under ``supervisor`` (failures contained and counted). With a ``journal`` dispatches are
+    durable: the runner takes back the unfinished ones before the API serves."""
     supervisor = supervisor or TaskSupervisor(registry)
     async with contextlib.AsyncExitStack() as stack:
         ingest, publisher = None, None
@@ -78,6 +81,7 @@ async def open_grid_services(
                 config.dispatch,
                 publish_report=publisher.publish if publisher is not None else None,
                 supervisor=supervisor,
+                journal=journal,
             )
         )
         service = DispatchService(runner)

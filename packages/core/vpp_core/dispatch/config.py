@@ -64,4 +64,14 @@ class DispatchConfig(ConfigSection):
     max_duration_s: float = Field(default=86_400.0, gt=0)
     station_limit_w: dict[str, float] = Field(default_factory=dict)
     site_limit_w: dict[str, float] = Field(default_factory=dict)
+    # After a core restart, a dispatch still inside its window is taken back (re-planned on
+    # the reconnected fleet; its report covers the outage); false, or past its window: every
+    # profile it sent is cleared as its station reconnects, and it closes as "interrupted".
+    resume_after_restart: bool = True
+    # A dispatch taken back waits at most this long for its stations to reconnect and report.
+    resume_wait_s: float = Field(default=15.0, ge=0)
+    # An interrupted dispatch retries its clears this often, and gives up on a station this
+    # long after the restart or the profile's validTo, whichever is later.
+    interrupted_clear_retry_s: float = Field(default=1.0, gt=0)
+    interrupted_clear_for_s: float = Field(default=600.0, ge=0)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)

@@ -20,6 +20,9 @@ class DispatchStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    #: The core restarted during the dispatch and did not take it back (configured not to,
+    #: or past its window): its profiles are cleared as the stations reconnect.
+    INTERRUPTED = "interrupted"
 
     @property
     def active(self) -> bool:

@@ -18,11 +18,15 @@ from typing import Self
 from vpp_core.dispatch.clock import DispatchClock
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.conflicts import masking_reason
+from vpp_core.dispatch.durable import DurableExecution
 from vpp_core.dispatch.errors import DispatchError, DispatchNotFoundError
 from vpp_core.dispatch.execution import DispatchExecution, ExecutionContext
+from vpp_core.dispatch.journal import DispatchJournal, JournaledDispatch, JournalError
 from vpp_core.dispatch.model import DispatchRequest, SessionKey
 from vpp_core.dispatch.ports import FleetView, SessionState, StationCommands
 from vpp_core.dispatch.progress import DispatchProgress, DispatchStatus
+from vpp_core.dispatch.recorder import DispatchRecorder
+from vpp_core.dispatch.recovery import ProfileSweep, restore_progress, should_resume
 from vpp_core.dispatch.render import report_json
 from vpp_core.dispatch.survey import InstalledProfiles, ProfileSurvey
 from vpp_core.supervision import TaskSupervisor
@@ -30,6 +34,7 @@ from vpp_core.supervision import TaskSupervisor
 __all__ = ["DispatchRunner", "PublishReport", "report_topic"]
 
 log = logging.getLogger(__name__)
+_READ_ATTEMPTS = 3
 
 #: Publishes (topic, payload); the core's MQTT client plugs in here.
 PublishReport = Callable[[str, bytes], Awaitable[None]]
@@ -49,6 +54,7 @@ class DispatchRunner:
         *,
         publish_report: PublishReport | None = None,
         supervisor: TaskSupervisor | None = None,
+        journal: DispatchJournal | None = None,
     ) -> None:
         self.config = config
         self.supervisor = supervisor or TaskSupervisor()
@@ -65,6 +71,7 @@ class DispatchRunner:
             busy={},
         )
         self._publish = publish_report
+        self.journal = journal
         self._runs: dict[str, DispatchProgress] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._survey_task: asyncio.Task[None] | None = None
@@ -75,6 +82,8 @@ class DispatchRunner:
         self._survey_task = self._tg.create_task(
             self.supervisor.keep_running("profile-survey", self.survey.run), name="profile-survey"
         )
+        if self.journal is not None:
+            await self._take_back(self.journal)
         return self
 
     async def __aexit__(
@@ -158,12 +167,72 @@ class DispatchRunner:
         await progress.done.wait()
         return progress
 
-    async def _execute(self, progress: DispatchProgress) -> None:
+    async def _execute(
+        self, progress: DispatchProgress, *, restarted_at: datetime | None = None
+    ) -> None:
+        if self.journal is None:
+            execution = DispatchExecution(progress, self._ctx)
+        else:
+            execution = DurableExecution(
+                progress, self._ctx, self.journal, restarted_at=restarted_at
+            )
         try:
-            await DispatchExecution(progress, self._ctx).run()
+            await execution.run()
             await self._publish_report(progress)
         finally:
             progress.done.set()
+
+    # --- after a restart (recovery.py) ---------------------------------------------------
+    async def _take_back(self, journal: DispatchJournal) -> None:
+        """Resume or sweep every dispatch the journal has not closed; their sessions are
+        claimed before this returns, so before any new dispatch is accepted."""
+        unfinished = await self._read_unfinished(journal)
+        now = self.clock.now()
+        for journaled in unfinished:
+            progress = restore_progress(journaled)
+            self._runs[progress.dispatch_id] = progress
+            resume = should_resume(progress, now=now, resume=self.config.resume_after_restart)
+            sweep = None if resume else self._sweep(progress, journaled, journal, now)
+            claimed = list(progress.sessions) if sweep is None else sweep.pending()
+            for key in claimed:
+                self._ctx.busy[key] = progress.dispatch_id
+            log.warning(
+                "dispatch %s (%s) taken back after a restart: %s, %d sessions claimed",
+                progress.dispatch_id, progress.status.value,
+                "resumed" if resume else "clearing its profiles", len(claimed),
+            )  # fmt: skip
+            assert self._tg is not None
+            work = self._execute(progress, restarted_at=now) if sweep is None else sweep.run()
+            self._tg.create_task(
+                self.supervisor.contain("dispatch", work), name=f"dispatch-{progress.dispatch_id}"
+            )
+
+    def _sweep(
+        self,
+        progress: DispatchProgress,
+        journaled: JournaledDispatch,
+        journal: DispatchJournal,
+        now: datetime,
+    ) -> ProfileSweep:
+        profiles = {s.key: s.profile for s in journaled.sessions if s.profile is not None}
+        recorder = DispatchRecorder(
+            journal,
+            progress,
+            profiles.__getitem__,
+            profiled=profiles,
+            saved_intervals=len(progress.intervals),
+        )
+        return ProfileSweep(progress, journaled, self._ctx, recorder, now=now)
+
+    async def _read_unfinished(self, journal: DispatchJournal) -> list[JournaledDispatch]:
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                return await journal.unfinished()
+            except JournalError as exc:
+                log.error("reading unfinished dispatches (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(1.0)
+        log.error("unfinished dispatches not taken back: the dispatch journal cannot be read")
+        return []
 
     async def _publish_report(self, progress: DispatchProgress) -> None:
         if self._publish is None or progress.report is None:

@@ -97,6 +97,10 @@ class DispatchService:
         ]
         start = max(request.start, self.runner.clock.now())
         blocked = self.runner.known_conflicts(sessions, window_start=start)
+        held = self.runner.busy_sessions  # e.g. claimed by a dispatch taken back after a restart
+        blocked.update(
+            (s.key, f"held by dispatch {held[s.key]}") for s in sessions if s.key in held
+        )
         columns = build_columns(
             sessions, direction=request.direction, window_start=start, window_end=request.end,
             config=self.config.planner, station_limit_w=self.config.station_limit_w,
