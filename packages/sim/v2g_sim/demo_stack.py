@@ -60,6 +60,10 @@ class StackSettings:
     summary_interval_s: float = 5.0
     dispatch_control_period_s: float = 2.0
     log_level: str = "WARNING"
+    #: The core's fleet database; None = SQLite in the state directory.
+    database_url: str | None = None
+    #: ``[dispatch] resume_after_restart`` (read each time the core starts).
+    resume_after_restart: bool = True
 
     @property
     def contact_probe_interval_s(self) -> float:
@@ -189,7 +193,6 @@ class DemoStack:
             provision, self.state_dir / "pki", clients=_missing(self.state_dir, [*ids, "core"])
         )
         self._start_broker()
-        self._write_core_config()
         await self._register(ids)
         await self.start_core()
         await self._start_hosts(ids)
@@ -229,7 +232,7 @@ class DemoStack:
         )
 
     async def _register(self, ids: list[str]) -> None:
-        store = await FleetStore.open(f"sqlite:///{self.state_dir / 'fleet.db'}")
+        store = await FleetStore.open(self.database_url)
         try:
             registry = StationRegistry(store)
             known = {e.station_id for e in await registry.list()}
@@ -242,8 +245,14 @@ class DemoStack:
         finally:
             await store.close()
 
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.state_dir / 'fleet.db'}"
+
     async def start_core(self) -> None:
-        """``vpp-core run`` as a child; returns once its HTTP API answers."""
+        """``vpp-core run`` as a child (its core.toml written from ``settings``, which a
+        test may replace between runs); returns once its HTTP API answers."""
+        self._write_core_config()
         log = (self.state_dir / "core.log").open("ab")
         self.core = await asyncio.create_subprocess_exec(
             sys.executable,

@@ -34,7 +34,8 @@ def core_toml(
     broker_port: int,
     token_file: Path,
 ) -> str:
-    """``vpp-core`` on loopback: CSMS with mutual TLS, SQLite fleet, API, ingest, dispatch."""
+    """``vpp-core`` on loopback: CSMS with mutual TLS, fleet database (SQLite unless
+    ``settings.database_url``), API, ingest, dispatch."""
     return f"""# written by vpp-demo: the central core on embedded defaults
 [csms]
 host = "127.0.0.1"
@@ -47,7 +48,7 @@ command_timeout_s = 10.0
 heartbeat_interval_s = 60
 
 [fleet]
-database_url = {_q(f"sqlite:///{state_dir / 'fleet.db'}")}
+database_url = {_q(settings.database_url or f"sqlite:///{state_dir / 'fleet.db'}")}
 registry_refresh_s = 2.0
 
 [metrics]
@@ -75,6 +76,7 @@ ramp_in_s = 10.0
 catch_up_horizon_s = 30.0
 under_delivery_grace_s = 15.0
 stale_after_s = {settings.sampled_data_interval_s * 5 + 5}
+resume_after_restart = {"true" if settings.resume_after_restart else "false"}
 """
 
 

@@ -68,6 +68,10 @@ class FleetState:
         """Load what the database held (before any station connects)."""
         self.set_entries(snapshot.entries)
         self.stations = {s.station_id: s for s in snapshot.stations}
+        for station in self.stations.values():
+            # what was written before a crash says connected: none is until it connects again
+            # (a restarted core must not plan on, or think it reached, a station not yet back)
+            station.connected = False
         for evse, needs in snapshot.evses:
             key = (evse.station_id, evse.evse_id)
             self.evses[key] = evse
