@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,32 +29,18 @@ import httpx
 import pytest
 
 from tests.e2e.observe import discharging, wait_fleet
-from tests.integration.core.fleet.databases import pg_admin
+from tests.integration.core.fleet.databases import fleet_db_url
 from v2g_sim.demo_run import post_dispatch, wait_sessions
 from v2g_sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
 from v2g_sim.scenario import build_scenario
 
+__all__ = ["fleet_db_url"]  # the fixture: SQLite and PostgreSQL
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 STATIONS = 6
 WINDOW_S = 90.0
 POLL_S = 0.25
 STACK_LEVEL = 50
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    if request.param == "sqlite":
-        yield None  # the stack's own SQLite file
-        return
-    server_dsn: str = request.getfixturevalue("pg_dsn")
-    base = server_dsn.rsplit("/", 1)[0]
-    name = f"restart_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    asyncio.run(pg_admin(server_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(pg_admin(server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclasses.dataclass
@@ -177,6 +163,13 @@ async def _restart_mid_dispatch(
     # no station discharged under an untracked profile longer than its reconnect + one
     # control period (+ the observation's own lag: polls, the fleet hosts' status files)
     allowed_s = settings.dispatch_control_period_s + 1.0
+    print(json.dumps({  # the figures, for `pytest -s`
+        "outage_s": outage_s, "resume": resume, "database": database_url or "sqlite",
+        "untracked_discharge_max_s": round(max(watch.untracked_s.values(), default=0.0), 2),
+        "allowed_s": allowed_s, "report_status": report["status"],
+        "energy_error_pct": round(report["energy_error_pct"], 2),
+        "intervals": len(report["intervals"]),
+    }))  # fmt: skip
     assert set(watch.reconnected) == set(settings.station_ids)
     assert max(watch.untracked_s.values(), default=0.0) <= allowed_s, watch
     intervals = report["intervals"]
@@ -203,9 +196,9 @@ async def _restart_mid_dispatch(
 
 @pytest.mark.parametrize("outage_s", [8.0, 45.0])
 async def test_a_dispatch_resumes_after_a_core_kill(
-    tmp_path: Path, database_url: str | None, outage_s: float
+    tmp_path: Path, fleet_db_url: str, outage_s: float
 ) -> None:
-    await _restart_mid_dispatch(tmp_path, database_url, outage_s=outage_s, resume=True)
+    await _restart_mid_dispatch(tmp_path, fleet_db_url, outage_s=outage_s, resume=True)
 
 
 async def test_a_dispatch_not_resumed_is_cleared_and_interrupted(tmp_path: Path) -> None:
