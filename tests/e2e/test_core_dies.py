@@ -32,6 +32,9 @@ async def test_core_killed_mid_dispatch_then_restarted(tmp_path: Path) -> None:
         per_host=10,
         comms_loss_timeout_s=COMMS_LOSS_TIMEOUT_S,
         max_offline_duration_s=MAX_OFFLINE_DURATION_S,
+        # this test is about the stations' own fail-safe: the restarted core closes the
+        # dispatch as interrupted and clears it (resuming it: test_core_restart_dispatch.py)
+        resume_after_restart=False,
     )
     # a long window (10 scenario minutes at 2x = 300 s): the core dies well inside it
     scenario = build_scenario(
