@@ -37,8 +37,13 @@ _ERROR_CODES = MODULE_FAULT_CODES | {
     EventCode.MODULE_COMM_LOST,
     EventCode.CONTROL_LOOP_STALLED,
     EventCode.CONTROL_PROCESS_EXITED,
+    EventCode.COMMS_LOSS_OPEN_UNDER_LOAD,
 }
-_WARNING_CODES = {EventCode.COMMS_LOSS_FAILSAFE, EventCode.LEASE_EXPIRED}
+_WARNING_CODES = {
+    EventCode.COMMS_LOSS_RAMP,
+    EventCode.COMMS_LOSS_FAILSAFE,
+    EventCode.LEASE_EXPIRED,
+}
 _HEALTH_CHECK_S = 0.25
 #: Exit status after a clean stop that a service asked for as a restart (OCPP Reset).
 RESTART_STATUS = 4

@@ -5,6 +5,12 @@ discharge at or below it, ever. Within ``soc_ramp_band_pct`` above the floor (an
 ``soc_max_pct``) the loop ramps the power to 0 W so that it normally arrives before the hard
 limit has to cut it.
 
+The comms-loss fail-safe opens the contactor ``comms_loss_timeout_s`` after the last CSMS
+contact (at the first loop step from then on) and starts its ramp to 0 W early enough that the
+output is at ~0 A (``contactor_open_max_a``) by then: ramp time from the present power, plus
+the module's settle time (``module_settle_s``, or the longer one the loop measures on its own
+ramps, up to ``module_settle_max_s``), plus two periods.
+
 Everything except ``period_s`` and the ``realtime_*`` keys is re-read on SIGHUP.
 """
 
@@ -29,6 +35,9 @@ class ControlSection(ConfigSection):
     soc_max_pct: float = Field(default=100.0, ge=0, le=100)
     soc_ramp_band_pct: float = Field(default=1.0, ge=0, le=50)
     comms_loss_timeout_s: float = Field(default=30.0, gt=0)
+    contactor_open_max_a: float = Field(default=0.5, gt=0)
+    module_settle_s: float = Field(default=1.0, ge=0)
+    module_settle_max_s: float = Field(default=5.0, gt=0)
     grid_freq_min_hz: float = Field(default=47.0, gt=0)
     grid_freq_max_hz: float = Field(default=63.0, gt=0)
     sensor_tolerance_w: float = Field(default=300.0, ge=0)

@@ -44,6 +44,10 @@ class EventCode(StrEnum):
     # raised by the daemon
     CONTROL_LOOP_STALLED = "CONTROL_LOOP_STALLED"
     CONTROL_PROCESS_EXITED = "CONTROL_PROCESS_EXITED"
+    # comms-loss envelope (appended: the wire order is append-only)
+    COMMS_LOSS_RAMP = "COMMS_LOSS_RAMP"
+    COMMS_LOSS_RECOVERED = "COMMS_LOSS_RECOVERED"
+    COMMS_LOSS_OPEN_UNDER_LOAD = "COMMS_LOSS_OPEN_UNDER_LOAD"
 
 
 #: Append-only order used on the control process's wire (index <-> code).
@@ -139,8 +143,8 @@ EVENT_HELP: dict[EventCode, EventHelp] = {
         "daemon's logs for a hung supervisor.",
     ),
     EventCode.COMMS_LOSS_FAILSAFE: EventHelp(
-        "No successful exchange with the CSMS for comms_loss_timeout_s: output ramped to 0 W "
-        "and the contactor opened.",
+        "No successful exchange with the CSMS for comms_loss_timeout_s: the contactor opened "
+        "(the output had ramped to 0 W before, see COMMS_LOSS_RAMP).",
         "Check the uplink (cellular signal, firewall, CSMS certificate); the contactor "
         "closes again only after contact is back and a new lease arrives.",
     ),
@@ -170,6 +174,25 @@ EVENT_HELP: dict[EventCode, EventHelp] = {
     EventCode.FAILSAFE_CLEARED: EventHelp(
         "The comms-loss fail-safe was cleared (contact back and a new lease arrived).",
         "None.",
+    ),
+    EventCode.COMMS_LOSS_RAMP: EventHelp(
+        "No CSMS contact for long enough that the output must ramp to 0 W now to be at ~0 A "
+        "when the contactor opens, comms_loss_timeout_s after the last contact; the "
+        "contactor is still closed.",
+        "Check the uplink; contact back before the timeout cancels the ramp "
+        "(COMMS_LOSS_RECOVERED), otherwise COMMS_LOSS_FAILSAFE follows.",
+    ),
+    EventCode.COMMS_LOSS_RECOVERED: EventHelp(
+        "CSMS contact came back during the comms-loss ramp, before the contactor opened: the "
+        "output returns to the lease at the ramp rate.",
+        "None; frequent ones mean a flaky uplink.",
+    ),
+    EventCode.COMMS_LOSS_OPEN_UNDER_LOAD: EventHelp(
+        "At the comms-loss deadline the measured current was above contactor_open_max_a: the "
+        "contactor opened anyway (the timeout rules), under load.",
+        "The module did not follow the ramp in time: check its lag and module_settle_s, "
+        "and that ramp_w_per_s lets the full power ramp down within half the timeout; "
+        "inspect the contactor for wear.",
     ),
     EventCode.EV_COMM_TIMEOUT: EventHelp(
         "The EV communication controller (ISO 15118 / PLC link) stopped answering.",

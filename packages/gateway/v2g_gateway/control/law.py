@@ -7,9 +7,12 @@ Rules, in order of authority:
 1. A *trip* (module fault, grid frequency out of window, sensor disagreement, lost module or
    sensor) commands 0 W at once and opens the contactor. It latches until its cause has been
    absent for ``rearm_delay_s`` and a lease arrives after that.
-2. The *comms-loss fail-safe* (no CSMS contact for ``comms_loss_timeout_s``) ramps to 0 W and
-   then opens the contactor. It clears only when contact is back *and* a lease arrives after
-   that contact.
+2. The *comms-loss fail-safe* opens the contactor at the first step ``comms_loss_timeout_s``
+   or more after the last CSMS contact, never before. Its ramp to 0 W starts early enough
+   (:mod:`v2g_gateway.control.comms_loss`) for the output to be at ~0 A by then; if it is not
+   (the module did not follow), the contactor opens anyway and says so. Contact back during
+   the ramp cancels it; after the open the fail-safe clears only when contact is back *and* a
+   lease arrives after that contact.
 3. *Hard limits* hold at every step: module ratings, EV V2X limits, site limits; no discharge at
    or below the SoC floor, no charge at or above ``soc_max_pct``; no power without an EV.
    When a hard limit drops below the present command it applies at once (a limit is a limit).
@@ -27,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from v2g_gateway.control.comms_loss import SettleTracker, current_a, ramp_lead_s
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.events import EVENT_CODES, MODULE_FAULT_CODES, EventCode
 from v2g_gateway.control.ports import StageMeasurement, StageRatings
@@ -46,6 +50,7 @@ _NO_EVENTS: tuple[EventCode, ...] = ()
 _MAX_RAMP_CREDIT_PERIODS = 2.0
 #: Differences this small (W) are rounding residue of the ramp, not power.
 _SNAP_W = 1e-6
+_NOT_TIMING = SettleTracker()  # frozen: one shared instance
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,9 @@ class LawState:
     cause_absent_since_s: float | None = None
     failsafe: bool = False
     failsafe_since_s: float = 0.0
+    comms_ramp: bool = False
+    ramp_contact_s: float = 0.0
+    settle: SettleTracker = _NOT_TIMING
     contact_back_s: float | None = None
     mismatch_cycles: int = 0
     sensor_fail_cycles: int = 0
@@ -137,9 +145,19 @@ def step(
         commanded = _ramp(previous, target, dt_s, cfg)
         commanded = min(max(commanded, -max_discharge_w), max_charge_w)
     closed = _contactor(st, obs, commanded)
-    if not st.contactor_closed:
-        commanded = 0.0  # close first, draw power from the next step on
-    st = replace(st, commanded_w=commanded, last_step_s=obs.now_s, contactor_closed=closed)
+    if not (st.contactor_closed and closed):
+        commanded = 0.0  # close first, draw power from the next step on; nothing once open
+    settle = st.settle.update(
+        last_step_s=st.last_step_s,
+        now_s=obs.now_s,
+        previous_w=st.commanded_w,
+        commanded_w=commanded,
+        m=obs.measurement,
+        cfg=cfg,
+    )
+    st = replace(
+        st, commanded_w=commanded, last_step_s=obs.now_s, contactor_closed=closed, settle=settle
+    )
     return LawOutput(st, commanded, closed, tuple(events) if events else _NO_EVENTS)
 
 
@@ -166,7 +184,7 @@ def _target_w(
     """Where the ramp heads: the lease's setpoint within every limit, else 0 W."""
     lease = obs.lease
     m = obs.measurement
-    if st.failsafe or obs.stopping or m is None or lease is None:
+    if st.failsafe or st.comms_ramp or obs.stopping or m is None or lease is None:
         return 0.0
     if obs.now_s >= lease.deadline_s or not st.contactor_closed:
         return 0.0
@@ -187,15 +205,18 @@ def _ramp(commanded_w: float, target_w: float, dt_s: float, cfg: ControlSection)
 
 
 def _contactor(st: LawState, obs: Observation, commanded_w: float) -> bool:
-    """Open on a trip at once; on the fail-safe, stop or unplug once 0 W is reached."""
-    if st.trip is not None:
+    """Open on a trip and at the comms-loss deadline at once; on a stop or an unplug once 0 W
+    is reached."""
+    if st.trip is not None or st.failsafe:
         return False
     m = obs.measurement
-    wants_open = st.failsafe or obs.stopping or (m is not None and not m.ev_connected)
+    wants_open = obs.stopping or (m is not None and not m.ev_connected)
     if wants_open:
         return st.contactor_closed and commanded_w != 0.0
     if st.contactor_closed:
         return True
+    if st.comms_ramp:
+        return False  # never close only to open again at the comms-loss deadline
     lease = obs.lease
     return lease is not None and m is not None and obs.now_s < lease.deadline_s
 
@@ -276,17 +297,50 @@ def _supervise_comms(
 ) -> LawState:
     now = obs.now_s
     contact = min(obs.last_csms_contact_s, now)  # a contact from the future is not trusted
-    fresh = now - contact < cfg.comms_loss_timeout_s
-    if not st.failsafe:
-        if fresh:
+    if st.failsafe:
+        return _await_recovery(st, obs, cfg, contact, events)
+    silence = now - contact
+    if silence >= cfg.comms_loss_timeout_s:
+        return _open_at_deadline(st, obs, cfg, events)
+    due = silence >= cfg.comms_loss_timeout_s - ramp_lead_s(st.commanded_w, cfg, st.settle.settle_s)
+    if st.comms_ramp:
+        # The lead shrinks as fast as the ramp eats the power: only a newer contact ends it.
+        if due or contact <= st.ramp_contact_s:
             return st
+        if st.contactor_closed:  # an open contactor stays open during the ramp: no claim
+            events.append(EventCode.COMMS_LOSS_RECOVERED)
+        return replace(st, comms_ramp=False)
+    if not due:
+        return st
+    if st.contactor_closed:
+        events.append(EventCode.COMMS_LOSS_RAMP)
+    return replace(st, comms_ramp=True, ramp_contact_s=contact)
+
+
+def _open_at_deadline(
+    st: LawState, obs: Observation, cfg: ControlSection, events: list[EventCode]
+) -> LawState:
+    """The 30 s rule rules: the contactor opens now; the events say how, and only when it
+    really was closed."""
+    if st.contactor_closed:
+        if current_a(obs.measurement) > cfg.contactor_open_max_a:
+            events.append(EventCode.COMMS_LOSS_OPEN_UNDER_LOAD)
         events.append(EventCode.COMMS_LOSS_FAILSAFE)
-        return replace(st, failsafe=True, failsafe_since_s=now, contact_back_s=None)
+    return replace(
+        st, failsafe=True, comms_ramp=False, failsafe_since_s=obs.now_s, contact_back_s=None
+    )
+
+
+def _await_recovery(
+    st: LawState, obs: Observation, cfg: ControlSection, contact: float, events: list[EventCode]
+) -> LawState:
     back = st.contact_back_s
     if back is None:
         if contact <= st.failsafe_since_s:
             return st
         back = contact
+    now = obs.now_s
+    fresh = now - contact < cfg.comms_loss_timeout_s
     lease = obs.lease
     if fresh and lease is not None and lease.received_s >= back and now < lease.deadline_s:
         events.append(EventCode.FAILSAFE_CLEARED)

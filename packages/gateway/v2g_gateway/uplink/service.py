@@ -39,12 +39,14 @@ log = logging.getLogger(__name__)
 _INFO = {
     EventCode.TRIP_CLEARED,
     EventCode.FAILSAFE_CLEARED,
+    EventCode.COMMS_LOSS_RECOVERED,
     EventCode.SOC_FLOOR_REACHED,
     EventCode.SOC_CEILING_REACHED,
     EventCode.EV_DISCONNECTED,
 }
 _WARNING = {
     EventCode.LEASE_EXPIRED,
+    EventCode.COMMS_LOSS_RAMP,
     EventCode.COMMS_LOSS_FAILSAFE,
     EventCode.SUPERVISOR_LOST,
     EventCode.EV_COMM_TIMEOUT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from v2g_gateway.control.config import ControlSection
@@ -44,7 +45,9 @@ def measurement(
 @dataclass
 class Timeline:
     """``advance(dt)`` moves the injected clock and runs one step. By default the module
-    follows the command exactly and the sensor agrees with it."""
+    follows the command exactly and the sensor agrees with it; with ``module_tau_s`` > 0 the
+    module's power follows the last written command as a first-order lag (read before the
+    step writes, like the loop does), 0 W at once when the contactor is open."""
 
     cfg: ControlSection = field(default_factory=ControlSection)
     ratings: StageRatings = RATINGS
@@ -54,8 +57,11 @@ class Timeline:
     lease: Lease | None = None
     last_contact_s: float = 0.0
     stopping: bool = False
+    module_tau_s: float = 0.0
+    module_w: float = 0.0
     state: LawState = field(init=False)
     outputs: list[tuple[float, LawOutput]] = field(default_factory=list)
+    last_obs: Observation | None = None
 
     def __post_init__(self) -> None:
         self.state = initial_state(self.now)
@@ -74,8 +80,9 @@ class Timeline:
         sensor_w: float | str | None = "follow",
     ) -> LawOutput:
         self.now += dt_s
+        self._module_follows(dt_s)
         if m == "follow":
-            m = measurement(power_w=self.state.commanded_w, soc_pct=self.soc_pct)
+            m = measurement(power_w=self.module_w, soc_pct=self.soc_pct)
         assert not isinstance(m, str)
         if sensor_w == "follow":
             sensor_w = None if m is None else m.power_w
@@ -83,8 +90,16 @@ class Timeline:
         obs = Observation(self.now, m, sensor_w, self.last_contact_s, self.lease, self.stopping)
         out = step(self.state, obs, self.cfg, self.ratings, self.ev)
         self.state = out.state
+        self.last_obs = obs
         self.outputs.append((self.now, out))
         return out
+
+    def _module_follows(self, dt_s: float) -> None:
+        written = self.state.commanded_w if self.state.contactor_closed else 0.0
+        if self.module_tau_s <= 0.0 or not self.state.contactor_closed:
+            self.module_w = written
+        else:
+            self.module_w += (written - self.module_w) * -math.expm1(-dt_s / self.module_tau_s)
 
     def run_for(self, seconds: float, **kwargs: object) -> list[LawOutput]:
         period = self.cfg.period_s
