@@ -44,6 +44,11 @@ _WARNING_CODES = {
     EventCode.COMMS_LOSS_FAILSAFE,
     EventCode.LEASE_EXPIRED,
 }
+_COMMS_LOSS_CODES = {
+    EventCode.COMMS_LOSS_RAMP,
+    EventCode.COMMS_LOSS_FAILSAFE,
+    EventCode.COMMS_LOSS_OPEN_UNDER_LOAD,
+}
 _HEALTH_CHECK_S = 0.25
 #: Exit status after a clean stop that a service asked for as a restart (OCPP Reset).
 RESTART_STATUS = 4
@@ -251,11 +256,21 @@ class Supervisor:
                 level = logging.WARNING
             log.log(
                 level,
-                "%s: %s",
+                "%s: %s%s",
                 event.code,
                 EVENT_HELP[event.code].cause,
+                self._contact_age(event),
                 extra={"event_code": event.code},
             )
+
+    def _contact_age(self, event: ControlEvent) -> str:
+        """For the comms-loss events: how long after the last contact they happened."""
+        if event.code not in _COMMS_LOSS_CODES:
+            return ""
+        last = self._channel.last_contact_s
+        if last is None:
+            return " (no CSMS contact since the daemon started)"
+        return f" ({event.monotonic_s - last:.2f} s after the last CSMS contact)"
 
 
 def _status_line(s: ControlSnapshot) -> str:

@@ -42,6 +42,7 @@ __all__ = ["ControlChannel", "ControlEvent", "ControlSnapshot", "SetpointLease"]
 #: CSMS contacts closer together than this are coalesced (the newest time is sent later).
 CONTACT_COALESCE_S = 0.02
 EVENT_QUEUE_SIZE = 256
+_NEVER = -1e18  # no contact marked yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ class ControlChannel:
         self._latest = NO_SNAPSHOT
         self._changed = asyncio.Event()
         self._subscribers: list[asyncio.Queue[ControlEvent]] = []
-        self._contact_sent_s = -1e18
+        self._contact_sent_s = _NEVER
         self._contact_pending_s: float | None = None
         self._closed = asyncio.Event()
         self._buffer = bytearray(MAX_DATAGRAM)
@@ -118,6 +119,14 @@ class ControlChannel:
             self._send_contact(now)
         else:
             self._contact_pending_s = now
+
+    @property
+    def last_contact_s(self) -> float | None:
+        """The monotonic time of the last CSMS contact marked (``None``: none yet); the
+        control loop's comms-loss timer runs from the same stamp."""
+        pending = self._contact_pending_s  # always later than the one sent
+        latest = self._contact_sent_s if pending is None else pending
+        return None if latest == _NEVER else latest
 
     def set_ev_limits(self, *, max_charge_w: float, max_discharge_w: float) -> None:
         """The EV's V2X limits as magnitudes in W (>= 0)."""

@@ -10,7 +10,9 @@ stops moving, :class:`SettleTracker` times how long the measured power takes to 
 ``contactor_open_max_a`` of it; the longest such time (up to ``module_settle_max_s``: beyond
 that the module is not lagging but held back, by the EV for instance) or ``module_settle_s``,
 whichever is larger, is the margin. Two periods cover the step quantisation of the ramp's
-start and of its last step. The ramp never starts before half the timeout: a link that
+start and of its last step; ``comms_loss_margin_s`` what the measurement cannot promise (late
+cycles on a loaded CPU stretch the ramp, a module may settle slower on the way down). The
+ramp never starts before half the timeout: a link that
 answers more often than that never derates the output.
 """
 
@@ -78,6 +80,7 @@ def ramp_lead_s(commanded_w: float, cfg: ControlSection, measured_settle_s: floa
         abs(commanded_w) / cfg.ramp_w_per_s
         + settle_margin_s(cfg, measured_settle_s)
         + 2 * cfg.period_s
+        + cfg.comms_loss_margin_s
     )
     return min(lead_s, cfg.comms_loss_timeout_s / 2)
 

@@ -9,7 +9,8 @@ The comms-loss fail-safe opens the contactor ``comms_loss_timeout_s`` after the 
 contact (at the first loop step from then on) and starts its ramp to 0 W early enough that the
 output is at ~0 A (``contactor_open_max_a``) by then: ramp time from the present power, plus
 the module's settle time (``module_settle_s``, or the longer one the loop measures on its own
-ramps, up to ``module_settle_max_s``), plus two periods.
+ramps, up to ``module_settle_max_s``), plus two periods, plus ``comms_loss_margin_s`` (late
+cycles on a loaded CPU, a module slower on the way down than on the way up).
 
 Everything except ``period_s`` and the ``realtime_*`` keys is re-read on SIGHUP.
 """
@@ -38,6 +39,7 @@ class ControlSection(ConfigSection):
     contactor_open_max_a: float = Field(default=0.5, gt=0)
     module_settle_s: float = Field(default=1.0, ge=0)
     module_settle_max_s: float = Field(default=5.0, gt=0)
+    comms_loss_margin_s: float = Field(default=1.0, ge=0)
     grid_freq_min_hz: float = Field(default=47.0, gt=0)
     grid_freq_max_hz: float = Field(default=63.0, gt=0)
     sensor_tolerance_w: float = Field(default=300.0, ge=0)

@@ -161,8 +161,10 @@ class ControlLoop:
         out = step(self._state, obs, self._cfg, ratings, self._ev)
         await self._apply(out, now)
         self._cycles += 1
-        for code in out.events:
-            self._send(encode_event(code, now))
+        if out.events:
+            applied = self._clock()  # stamped when the output shows them (contactor open)
+            for code in out.events:
+                self._send(encode_event(code, applied))
         self._send_snapshot(now, out, stopping)
         if self._stall_s > 0:
             self._sleeper.block_until(self._clock() + self._stall_s)

@@ -93,8 +93,9 @@ def envelopes(draw: st.DrawFn) -> tuple[float, float, float, float]:
     power = magnitude * draw(st.sampled_from([-1.0, 1.0]))
     period = draw(st.sampled_from([0.05, 0.1, 0.2]))
     tau = draw(st.sampled_from([0.0, 0.2, 0.8]) | st.floats(min_value=0.0, max_value=0.8))
-    # the slowest ramp that still fits: |P|/r + settle + 2 periods <= T/2 (settle <= 4 s)
-    ramp_min = magnitude / (TIMEOUT_S / 2 - 4.0 - 2 * period)
+    # the slowest ramp that still fits: |P|/r + settle + 2 periods + margin <= T/2 (settle
+    # <= 4 s, margin 1 s)
+    ramp_min = magnitude / (TIMEOUT_S / 2 - 4.0 - 2 * period - 1.0)
     ramp = draw(st.floats(min_value=max(ramp_min, 300.0), max_value=10000.0))
     return power, ramp, period, tau
 
@@ -214,11 +215,12 @@ def test_a_lease_during_the_ramp_does_not_close_the_contactor_only_to_open_it() 
 @pytest.mark.parametrize(
     ("power_w", "ramp_w_per_s", "period_s", "settle_s", "lead_s"),
     [
-        (-5000.0, 2000.0, 0.1, 0.0, 2.5 + 1.0 + 0.2),  # module_settle_s (1 s) is the floor
-        (11000.0, 2000.0, 0.1, 2.5, 5.5 + 2.5 + 0.2),  # the measured settle time counts
-        (-11000.0, 2000.0, 0.05, 9.0, 5.5 + 5.0 + 0.1),  # ... up to module_settle_max_s
+        # ramp + settle + 2 periods + comms_loss_margin_s (1 s)
+        (-5000.0, 2000.0, 0.1, 0.0, 2.5 + 1.0 + 0.2 + 1.0),  # module_settle_s is the floor
+        (11000.0, 2000.0, 0.1, 2.5, 5.5 + 2.5 + 0.2 + 1.0),  # the measured settle time counts
+        (-11000.0, 2000.0, 0.05, 9.0, 5.5 + 5.0 + 0.1 + 1.0),  # ... up to module_settle_max_s
         (-22000.0, 1000.0, 0.1, 0.0, 15.0),  # never before half the timeout
-        (0.0, 2000.0, 0.2, 0.0, 1.0 + 0.4),
+        (0.0, 2000.0, 0.2, 0.0, 1.0 + 0.4 + 1.0),
     ],
 )
 def test_ramp_lead(

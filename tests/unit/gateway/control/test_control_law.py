@@ -230,7 +230,7 @@ def test_fail_safe_under_power_is_at_zero_when_it_opens_at_30s() -> None:
     assert 30.0 - 1e-9 <= rows[opened][0] <= 30.0 + PERIOD + 1e-9
     ramp_start = next(i for i, p in enumerate(powers) if p != -3000.0)
     assert all(p == 0.0 for p in powers[ramp_start + 15 : opened + 1])
-    assert all(p == -3000.0 for (age, _), p in zip(rows, powers, strict=True) if age < 27.0)
+    assert all(p == -3000.0 for (age, _), p in zip(rows, powers, strict=True) if age < 26.0)
 
 
 def test_a_29s_outage_does_not_trip() -> None:

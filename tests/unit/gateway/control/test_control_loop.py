@@ -148,3 +148,72 @@ async def test_supervisor_gone_means_finish_the_lease_ramp_to_zero_and_exit(
     assert ramp, "the drop to zero is ramped"
     assert stage.writes[-1] == 0.0
     assert not relay.closed
+
+
+@dataclass
+class InstantClock:
+    """An injected monotonic clock the loop's sleeper moves to each deadline at once."""
+
+    now_s: float = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    async def wait_until(self, deadline_s: float) -> None:
+        self.now_s = max(self.now_s, deadline_s)
+        await asyncio.sleep(0)  # the channel's reader runs between cycles
+
+    def block_until(self, deadline_s: float) -> None:
+        self.now_s = max(self.now_s, deadline_s)
+
+
+@dataclass
+class TimedRelay(Relay):
+    clock: InstantClock = field(default_factory=InstantClock)
+    opened_at: list[float] = field(default_factory=list)
+
+    def open(self) -> None:
+        super().open()
+        self.opened_at.append(self.clock())
+
+
+async def test_comms_loss_events_are_stamped_when_the_ramp_starts_and_when_the_relay_opens(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    clock = InstantClock()
+    stage, relay = MemoryStage(), TimedRelay(clock=clock)
+    cfg = ControlSection(period_s=0.1, ramp_w_per_s=2000.0, comms_loss_timeout_s=30.0)
+    loop = ControlLoop(
+        stage=stage,
+        sensor=FollowingSensor(stage),
+        contactor=relay,
+        sock=pair[1],
+        settings=cfg,
+        clock=clock,
+        sleeper=clock,
+    )
+    async with ControlChannel(pair[0], clock=clock) as channel, asyncio.TaskGroup() as group:
+        events = channel.subscribe_events()
+        task = group.create_task(loop.run())
+        channel.set_ev_limits(max_charge_w=11000.0, max_discharge_w=5000.0)
+        channel.grant_lease(SetpointLease(-3000.0, 3600.0))
+        channel.mark_csms_contact()
+        await channel.wait_snapshot(lambda s: s.power_w == -3000.0, timeout_s=5)
+        channel.mark_csms_contact()
+        await channel.wait_snapshot(lambda s: s.cycles > 0, timeout_s=5)
+        last_contact = channel.last_contact_s
+        assert last_contact is not None
+        snap = await channel.wait_snapshot(lambda s: s.fail_safe, timeout_s=10)
+        assert not snap.contactor_closed
+        seen: dict[EventCode, float] = {}
+        while EventCode.COMMS_LOSS_FAILSAFE not in seen:
+            event = await asyncio.wait_for(events.get(), timeout=5)
+            seen[event.code] = event.monotonic_s - last_contact
+        channel.request_stop()
+        await asyncio.wait_for(task, timeout=5)
+    # 3 kW at 2 kW/s + module_settle_s (1 s) + 2 periods + comms_loss_margin_s (1 s)
+    assert seen[EventCode.COMMS_LOSS_RAMP] == pytest.approx(30.0 - 3.7, abs=0.1 + 1e-6)
+    assert 30.0 <= seen[EventCode.COMMS_LOSS_FAILSAFE] <= 30.0 + 0.1 + 1e-6
+    assert EventCode.COMMS_LOSS_OPEN_UNDER_LOAD not in seen
+    assert relay.opened_at[-1] - last_contact == seen[EventCode.COMMS_LOSS_FAILSAFE]
+    assert stage.writes[-1] == 0.0
