@@ -7,19 +7,17 @@ simulator always runs here."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.integration.gateway.daemon.daemon_harness import RunningDaemon, RunningSim, running_sim
-
-GATEWAY_PYTHON = os.environ.get("V2G_GATEWAY_PYTHON") or sys.executable
+from tests.integration.gateway.daemon.daemon_harness import (
+    RunningDaemon,
+    RunningSim,
+    daemon_starter,
+    running_sim,
+)
 
 
 @pytest.fixture
@@ -30,27 +28,5 @@ def v2g_sim(tmp_path: Path) -> Iterator[RunningSim]:
 
 @pytest.fixture
 def start_daemon(tmp_path: Path, v2g_sim: RunningSim) -> Iterator[Callable[..., RunningDaemon]]:
-    started: list[RunningDaemon] = []
-
-    def start(config: Path, *, env: dict[str, str] | None = None) -> RunningDaemon:
-        log_path = tmp_path / f"daemon-{len(started)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [GATEWAY_PYTHON, "-m", "v2g_gateway.daemon", "--config", str(config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,  # its own process group: killpg reaches both processes
-            )
-        daemon = RunningDaemon(process, log_path, v2g_sim)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.process.poll() is None:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.process.wait(timeout=10)
-        for pid in daemon.extra_pids:
-            if psutil.pid_exists(pid):
-                os.kill(pid, signal.SIGKILL)
+    with daemon_starter(tmp_path, v2g_sim) as start:
+        yield start

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import select
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,20 @@ import psutil
 from tests.doubles.waiting import wait_for
 from v2g_sim.control import SimControlClient
 
-__all__ = ["RunningDaemon", "RunningSim", "gateway_config", "running_sim", "to_toml", "wait_for"]
+__all__ = [
+    "GATEWAY_PYTHON",
+    "RunningDaemon",
+    "RunningSim",
+    "daemon_starter",
+    "gateway_config",
+    "running_sim",
+    "to_toml",
+    "wait_for",
+]
+
+#: A gateway-only install's interpreter when set (tests/integration/gateway/
+#: test_gateway_only_install.py), else this one; the simulator always runs here.
+GATEWAY_PYTHON = os.environ.get("V2G_GATEWAY_PYTHON") or sys.executable
 
 
 @dataclass
@@ -120,3 +135,35 @@ class RunningDaemon:
 
     def contactor_closed(self) -> bool:
         return bool(self.sim.status()["contactor_closed"])
+
+
+@contextlib.contextmanager
+def daemon_starter(tmp_path: Path, sim: RunningSim) -> Iterator[Callable[..., RunningDaemon]]:
+    """``start(config, env=...)`` runs ``v2g-gateway`` on ``config``; every daemon started is
+    killed (its whole process group) on exit."""
+    started: list[RunningDaemon] = []
+
+    def start(config: Path, *, env: dict[str, str] | None = None) -> RunningDaemon:
+        log_path = tmp_path / f"daemon-{len(started)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [GATEWAY_PYTHON, "-m", "v2g_gateway.daemon", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # its own process group: killpg reaches both processes
+            )
+        daemon = RunningDaemon(process, log_path, sim)
+        started.append(daemon)
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            if daemon.process.poll() is None:
+                os.killpg(daemon.pid, signal.SIGKILL)
+                daemon.process.wait(timeout=10)
+            for pid in daemon.extra_pids:
+                if psutil.pid_exists(pid):
+                    os.kill(pid, signal.SIGKILL)
