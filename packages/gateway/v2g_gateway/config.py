@@ -67,11 +67,13 @@ class GatewayConfig(ConfigSection):
             raise ValueError("[local_lease] enabled together with [station]: two lease sources")
         if self.station is not None:
             probe_s = self.station.contact_probe_interval_s
-            if probe_s >= self.control.comms_loss_timeout_s:
+            timeout_s = self.control.comms_loss_timeout_s
+            # the comms-loss ramp may start from half the timeout on (control/comms_loss.py)
+            if probe_s >= timeout_s / 2:
                 raise ValueError(
-                    f"station.contact_probe_interval_s ({probe_s}) must be below "
-                    f"control.comms_loss_timeout_s ({self.control.comms_loss_timeout_s}), "
-                    "or an idle link trips the fail-safe"
+                    f"station.contact_probe_interval_s ({probe_s}) must be below half of "
+                    f"control.comms_loss_timeout_s ({timeout_s}), or an idle link derates "
+                    "the output before the fail-safe's ramp"
                 )
         return self
 

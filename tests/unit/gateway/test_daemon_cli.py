@@ -3,13 +3,16 @@ and the documented sample configuration."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.doubles.station_setup import station_config
 from v2g_gateway.config import GatewayConfig, load_gateway_config
+from v2g_gateway.control.config import ControlSection
 from v2g_gateway.daemon import main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -79,3 +82,18 @@ def test_installer_doc_explains_every_event_code() -> None:
         line.split("|")[1].strip().strip("`") for line in doc.splitlines() if line.startswith("| `")
     }
     assert {code.value for code in EventCode} <= rows
+
+
+@pytest.mark.parametrize(("probe_s", "valid"), [(14.9, True), (15.0, False)])
+def test_the_idle_link_probe_comes_before_the_comms_loss_ramp_may_start(
+    tmp_path: Path, probe_s: float, valid: bool
+) -> None:
+    station = station_config("ws://csms.example/ocpp", tmp_path, contact_probe_interval_s=probe_s)
+    build = functools.partial(
+        GatewayConfig, control=ControlSection(comms_loss_timeout_s=30.0), station=station
+    )
+    if valid:
+        build()
+        return
+    with pytest.raises(ValueError, match=r"contact_probe_interval_s \(15.0\) must be below half"):
+        build()
