@@ -1,19 +1,20 @@
 """The comms-loss envelope: when the fail-safe's ramp to 0 W must start so that the output is
-at ~0 A when the contactor opens, ``comms_loss_timeout_s`` after the last CSMS contact.
+at ~0 A when the contactor opens, within one period of ``comms_loss_timeout_s`` after the last
+CSMS contact (at the last step before it: :func:`open_after_s`).
 
 Pure functions and values, no clock: the law calls them once per step.
 
 The ramp needs ``|P| / ramp_w_per_s`` from the present command ``P``; the module then needs
 time to follow the command's last step down to ~0 A (its lag, plus the one period between a
-write and the read that sees it). That settle time is *measured*: every time the command
-stops moving, :class:`SettleTracker` times how long the measured power takes to come within
+write and the read that sees it). That settle time is *measured*: every time the command stops
+moving, :class:`SettleTracker` times how long the measured power takes to come within
 ``contactor_open_max_a`` of it; the longest such time (up to ``module_settle_max_s``: beyond
 that the module is not lagging but held back, by the EV for instance) or ``module_settle_s``,
 whichever is larger, is the margin. Two periods cover the step quantisation of the ramp's
 start and of its last step; ``comms_loss_margin_s`` what the measurement cannot promise (late
-cycles on a loaded CPU stretch the ramp, a module may settle slower on the way down). The
-ramp never starts before half the timeout: a link that
-answers more often than that never derates the output.
+cycles on a loaded CPU stretch the ramp, a module may settle slower on the way down). The ramp
+never starts before half the timeout: a link that answers more often than that never derates
+the output.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from dataclasses import dataclass
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.ports import StageMeasurement
 
-__all__ = ["SettleTracker", "current_a", "ramp_lead_s", "settle_margin_s"]
+__all__ = [
+    "SettleTracker",
+    "current_a",
+    "open_after_s",
+    "ramp_lead_s",
+    "ramp_start_s",
+    "settle_margin_s",
+]
 
 #: Command changes smaller than this (W) are ramp rounding residue, not a move.
 _MOVE_W = 1e-6
@@ -74,15 +82,28 @@ def settle_margin_s(cfg: ControlSection, measured_settle_s: float) -> float:
     return min(max(cfg.module_settle_s, measured_settle_s), cfg.module_settle_max_s)
 
 
+def open_after_s(cfg: ControlSection) -> float:
+    """The silence after which the contactor opens: one period before the timeout, so that
+    the open (at that step, after the step's own device I/O) lands no later than one period
+    after the timeout even when the step runs late; never before half the timeout."""
+    timeout_s = cfg.comms_loss_timeout_s
+    return timeout_s - min(cfg.period_s, timeout_s / 2)
+
+
 def ramp_lead_s(commanded_w: float, cfg: ControlSection, measured_settle_s: float) -> float:
-    """How long before the contactor deadline the ramp to 0 W must start from ``commanded_w``."""
-    lead_s = (
+    """How long before the open the ramp to 0 W must start from ``commanded_w``."""
+    return (
         abs(commanded_w) / cfg.ramp_w_per_s
         + settle_margin_s(cfg, measured_settle_s)
         + 2 * cfg.period_s
         + cfg.comms_loss_margin_s
     )
-    return min(lead_s, cfg.comms_loss_timeout_s / 2)
+
+
+def ramp_start_s(commanded_w: float, cfg: ControlSection, measured_settle_s: float) -> float:
+    """The silence from which the ramp to 0 W runs (never before half the timeout)."""
+    lead_s = ramp_lead_s(commanded_w, cfg, measured_settle_s)
+    return max(open_after_s(cfg) - lead_s, cfg.comms_loss_timeout_s / 2)
 
 
 def current_a(m: StageMeasurement | None) -> float:

@@ -5,12 +5,13 @@ discharge at or below it, ever. Within ``soc_ramp_band_pct`` above the floor (an
 ``soc_max_pct``) the loop ramps the power to 0 W so that it normally arrives before the hard
 limit has to cut it.
 
-The comms-loss fail-safe opens the contactor ``comms_loss_timeout_s`` after the last CSMS
-contact (at the first loop step from then on) and starts its ramp to 0 W early enough that the
-output is at ~0 A (``contactor_open_max_a``) by then: ramp time from the present power, plus
-the module's settle time (``module_settle_s``, or the longer one the loop measures on its own
-ramps, up to ``module_settle_max_s``), plus two periods, plus ``comms_loss_margin_s`` (late
-cycles on a loaded CPU, a module slower on the way down than on the way up).
+The comms-loss fail-safe opens the contactor within one period of ``comms_loss_timeout_s``
+after the last CSMS contact (at the last loop step before it) and starts its ramp to 0 W early
+enough that the output is at ~0 A (``contactor_open_max_a``) by then: ramp time from the
+present power, plus the module's settle time (``module_settle_s``, or the longer one the loop
+measures on its own ramps, up to ``module_settle_max_s``), plus two periods, plus
+``comms_loss_margin_s`` (late cycles on a loaded CPU, a module slower on the way down than on
+the way up).
 
 Everything except ``period_s`` and the ``realtime_*`` keys is re-read on SIGHUP.
 """

@@ -7,12 +7,13 @@ Rules, in order of authority:
 1. A *trip* (module fault, grid frequency out of window, sensor disagreement, lost module or
    sensor) commands 0 W at once and opens the contactor. It latches until its cause has been
    absent for ``rearm_delay_s`` and a lease arrives after that.
-2. The *comms-loss fail-safe* opens the contactor at the first step ``comms_loss_timeout_s``
-   or more after the last CSMS contact, never before. Its ramp to 0 W starts early enough
-   (:mod:`v2g_gateway.control.comms_loss`) for the output to be at ~0 A by then; if it is not
-   (the module did not follow), the contactor opens anyway and says so. Contact back during
-   the ramp cancels it; after the open the fail-safe clears only when contact is back *and* a
-   lease arrives after that contact.
+2. The *comms-loss fail-safe* opens the contactor at the last step before
+   ``comms_loss_timeout_s`` after the last CSMS contact (the first one a period or less before
+   it), so that the open lands within one period after the timeout. Its ramp to 0 W starts
+   early enough (:mod:`v2g_gateway.control.comms_loss`) for the output to be at ~0 A by then;
+   if it is not (the module did not follow), the contactor opens anyway and says so. Contact
+   back during the ramp cancels it; after the open the fail-safe clears only when contact is
+   back *and* a lease arrives after that contact.
 3. *Hard limits* hold at every step: module ratings, EV V2X limits, site limits; no discharge at
    or below the SoC floor, no charge at or above ``soc_max_pct``; no power without an EV.
    When a hard limit drops below the present command it applies at once (a limit is a limit).
@@ -30,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from v2g_gateway.control.comms_loss import SettleTracker, current_a, ramp_lead_s
+from v2g_gateway.control.comms_loss import SettleTracker, current_a, open_after_s, ramp_start_s
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.events import EVENT_CODES, MODULE_FAULT_CODES, EventCode
 from v2g_gateway.control.ports import StageMeasurement, StageRatings
@@ -300,9 +301,9 @@ def _supervise_comms(
     if st.failsafe:
         return _await_recovery(st, obs, cfg, contact, events)
     silence = now - contact
-    if silence >= cfg.comms_loss_timeout_s:
+    if silence >= open_after_s(cfg):
         return _open_at_deadline(st, obs, cfg, events)
-    due = silence >= cfg.comms_loss_timeout_s - ramp_lead_s(st.commanded_w, cfg, st.settle.settle_s)
+    due = silence >= ramp_start_s(st.commanded_w, cfg, st.settle.settle_s)
     if st.comms_ramp:
         # The lead shrinks as fast as the ramp eats the power: only a newer contact ends it.
         if due or contact <= st.ramp_contact_s:

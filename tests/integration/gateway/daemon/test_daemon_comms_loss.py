@@ -1,7 +1,8 @@
 """Issue 13 item 4, end to end: the real daemon against v2g-sim over a pty (the simulated
 module lags its setpoint with a 0.8 s time constant). The contactor opens no later than one
-loop period after ``comms_loss_timeout_s`` from the last contact, at ~0 A; a shorter stall
-derates at most and recovers."""
+loop period after ``comms_loss_timeout_s`` from the last contact, at ~0 A (the loop opens it
+at its last step before the timeout, so its own I/O and a late step stay inside that period);
+a shorter stall derates at most and recovers."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 PERIOD_S = 0.1
 MAX_A = 0.5  # contactor_open_max_a, the default
-#: the daemon's cycle reads the module (Modbus RTU on the pty) before it opens the relay
-CYCLE_IO_S = 0.05
 #: the local lease marks a contact every 0.05 s: the cut is at most that after the last one
 CONTACT_EVERY_S = 0.05
 
@@ -30,12 +29,12 @@ def test_contactor_opens_within_one_period_of_30s_at_zero_current_from_11kw(
     run = run_comms_loss(tmp_path, v2g_sim, start_daemon, power_w=-11000.0, control=control)
     opened = run.opened_after_cut_s
     assert opened is not None, "the contactor never opened"
-    # the simulator's view: never before 30 s after the last contact, at most a period after
-    assert 30.0 - CONTACT_EVERY_S <= opened <= 30.0 + PERIOD_S + CYCLE_IO_S
+    # the simulator's view: at most a period after 30 s from the last contact
+    assert 30.0 - PERIOD_S - CONTACT_EVERY_S <= opened <= 30.0 + PERIOD_S
     assert run.current_at_open_a <= MAX_A
     # the daemon's own account: separate events, each with its time since the contact
     ages = run.logged_ages_s
-    assert 30.0 <= ages["COMMS_LOSS_FAILSAFE"] <= 30.0 + PERIOD_S + CYCLE_IO_S
+    assert 30.0 - PERIOD_S <= ages["COMMS_LOSS_FAILSAFE"] <= 30.0 + PERIOD_S
     assert ages["COMMS_LOSS_RAMP"] <= 30.0 - 11000.0 / 2000.0
     assert "COMMS_LOSS_OPEN_UNDER_LOAD" not in ages
     # power was still flowing when the ramp started, none of it was cut by the relay

@@ -210,13 +210,13 @@ def outage(tl: Timeline, seconds: float) -> list[tuple[float, bool]]:
     return rows
 
 
-def test_contactor_opens_30s_after_last_contact_not_before() -> None:
+def test_contactor_opens_within_one_period_of_30s_after_last_contact() -> None:
     tl = Timeline(cfg=ControlSection(comms_loss_timeout_s=30.0))
     closed_and_at(tl, 0.0)  # lease held at 0 W: the contactor is closed, nothing flows
     rows = outage(tl, 31.0)
     opened_at = next(age for age, closed in rows if not closed)
-    assert all(closed for age, closed in rows if age < 30.0 - 1e-9)
-    assert 30.0 - 1e-9 <= opened_at <= 30.0 + PERIOD
+    assert all(closed for age, closed in rows if age < 30.0 - PERIOD - 1e-9)
+    assert 30.0 - PERIOD - 1e-9 <= opened_at <= 30.0 + 1e-9
     assert EventCode.COMMS_LOSS_FAILSAFE in tl.events()
 
 
@@ -227,7 +227,7 @@ def test_fail_safe_under_power_is_at_zero_when_it_opens_at_30s() -> None:
     powers = [o.setpoint_w for _, o in tl.outputs[-len(rows) :]]
     opened = next(i for i, (_, closed) in enumerate(rows) if not closed)
     # issue 13: the ramp (1.5 s at 2 kW/s) ends before the deadline, not after it
-    assert 30.0 - 1e-9 <= rows[opened][0] <= 30.0 + PERIOD + 1e-9
+    assert 30.0 - PERIOD - 1e-9 <= rows[opened][0] <= 30.0 + 1e-9
     ramp_start = next(i for i, p in enumerate(powers) if p != -3000.0)
     assert all(p == 0.0 for p in powers[ramp_start + 15 : opened + 1])
     assert all(p == -3000.0 for (age, _), p in zip(rows, powers, strict=True) if age < 26.0)
