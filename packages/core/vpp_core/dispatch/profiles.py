@@ -16,7 +16,13 @@ from typing import Any, Literal
 
 from vpp_core.dispatch.eligibility import OCPP_201
 
-__all__ = ["ProfileSpec", "dispatch_profile", "resume_profile", "schedule_update"]
+__all__ = [
+    "ProfileSpec",
+    "dispatch_profile",
+    "resume_profile",
+    "schedule_update",
+    "window_profile",
+]
 
 PURPOSE = "TxProfile"
 
@@ -73,14 +79,19 @@ def _period(setpoint_w: float, *, legacy: bool, ocpp201: bool) -> dict[str, Any]
 
 def dispatch_profile(spec: ProfileSpec, setpoint_w: float) -> dict[str, Any]:
     """The TxProfile holding ``setpoint_w`` (signed) for the whole window."""
+    period = _period(setpoint_w, legacy=spec.legacy_negative_limit, ocpp201=spec.ocpp201)
+    return window_profile(spec, period)
+
+
+def window_profile(spec: ProfileSpec, period: dict[str, Any]) -> dict[str, Any]:
+    """The TxProfile applying one schedule ``period`` over the spec's window (the frequency
+    services' LocalFrequency period travels in the same envelope as a dispatch setpoint)."""
     duration_s = round((spec.valid_to - spec.valid_from).total_seconds())
     schedule: dict[str, Any] = {
         "id": spec.profile_id,
         "charging_rate_unit": "W",
         "duration": max(duration_s, 1),
-        "charging_schedule_period": [
-            _period(setpoint_w, legacy=spec.legacy_negative_limit, ocpp201=spec.ocpp201)
-        ],
+        "charging_schedule_period": [period],
     }
     if spec.kind == "Absolute":
         schedule["start_schedule"] = _iso(spec.valid_from)

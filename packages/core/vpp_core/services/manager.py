@@ -1,0 +1,229 @@
+"""Frequency services, held: plan, send each session its LocalFrequency profile, clear it at
+the window's end (or when the operator ends the service early).
+
+Profiles go out through the dispatch's station commands and fan-out (bounded concurrency, one
+bad station never stops the others), at the dispatch's ``stack_level`` under a profile id of
+their own (``profile_id_base + SERVICE_PROFILE_OFFSET + evseId``), so clearing a service
+clears exactly its profiles (by id), never a dispatch's. A session holds one service at a
+time (a second one's profile, same id, would replace the first). Each service's life is one
+task of this component's TaskGroup, run under the core's TaskSupervisor: a failure is
+contained, logged once and counted, and the service is marked ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
+from typing import Self
+
+from vpp_core.dispatch.clock import DispatchClock
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.fanout import fan_out
+from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.ports import CommandResult, FleetView, StationCommands
+from vpp_core.dispatch.profiles import ProfileSpec
+from vpp_core.services.allocation import ServicePlan, SessionShare, plan_service
+from vpp_core.services.errors import ServiceNotFoundError
+from vpp_core.services.products import ServiceRequest
+from vpp_core.services.profiles import local_frequency_profile
+from vpp_core.supervision import TaskSupervisor
+
+__all__ = ["SERVICE_PROFILE_OFFSET", "FrequencyServices", "HeldService", "ServiceStatus"]
+
+log = logging.getLogger(__name__)
+#: Keeps the services' profile ids apart from the dispatches' (``profile_id_base + evseId``).
+SERVICE_PROFILE_OFFSET = 1_000_000
+_Call = Callable[[], Awaitable[CommandResult]]
+
+
+class ServiceStatus(StrEnum):
+    SENDING = "sending"
+    HOLDING = "holding"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+@dataclass
+class HeldService:
+    """A service and what happened to it; ``sent``/``cleared``: the station's answer per
+    session (``Accepted``, ``Rejected: reason``, ``error: ...``)."""
+
+    service_id: str
+    request: ServiceRequest
+    plan: ServicePlan
+    status: ServiceStatus = ServiceStatus.SENDING
+    sent: dict[SessionKey, str] = field(default_factory=dict)
+    cleared: dict[SessionKey, str] = field(default_factory=dict)
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def open(self) -> bool:
+        return self.status in (ServiceStatus.SENDING, ServiceStatus.HOLDING)
+
+    @property
+    def holding(self) -> tuple[SessionShare, ...]:
+        """The shares whose profile the station accepted."""
+        return tuple(s for s in self.plan.shares if self.sent.get(s.key) == "Accepted")
+
+
+def _answer(result: CommandResult | Exception) -> str:
+    if isinstance(result, Exception):
+        return f"error: {type(result).__name__}: {result}"
+    if result.status == "Accepted" or result.reason is None:
+        return result.status
+    return f"{result.status}: {result.reason}"
+
+
+class FrequencyServices:
+    """The core's frequency services (``async with``: their tasks end with the component)."""
+
+    def __init__(
+        self,
+        fleet: FleetView,
+        commands: StationCommands,
+        clock: DispatchClock,
+        config: DispatchConfig,
+        *,
+        supervisor: TaskSupervisor | None = None,
+    ) -> None:
+        self.clock = clock
+        self._fleet = fleet
+        self._commands = commands
+        self._config = config
+        self._supervisor = supervisor or TaskSupervisor()
+        self._services: dict[str, HeldService] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._group = asyncio.TaskGroup()
+
+    async def __aenter__(self) -> Self:
+        await self._group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await self._group.__aexit__(et, e, tb)
+
+    # -- what the API calls ---------------------------------------------------------------
+
+    def create(self, request: ServiceRequest) -> HeldService:
+        """Plan ``request`` over the fleet now and start holding it (profiles go out at once,
+        valid from the window's start)."""
+        busy = {
+            s.key: f"holds frequency service {held.service_id}"
+            for held in self._services.values()
+            if held.open
+            for s in held.plan.shares
+        }
+        plan = plan_service(self._fleet.sessions(), request, config=self._config.planner, busy=busy)
+        held = HeldService(f"fs-{uuid.uuid4().hex[:12]}", request, plan)
+        if plan.shortfall_reason:
+            held.events.append(f"capacity not covered: {plan.shortfall_reason}")
+        self._services[held.service_id] = held
+        work = self._supervisor.contain(f"frequency-service-{held.service_id}", self._hold(held))
+        self._tasks[held.service_id] = self._group.create_task(work, name=held.service_id)
+        return held
+
+    def get(self, service_id: str) -> HeldService:
+        try:
+            return self._services[service_id]
+        except KeyError:
+            raise ServiceNotFoundError(service_id) from None
+
+    def services(self) -> Sequence[HeldService]:
+        return tuple(self._services.values())
+
+    async def end(self, service_id: str) -> HeldService:
+        """End a service early: its profiles are cleared before this returns."""
+        held = self.get(service_id)
+        task = self._tasks.get(service_id)
+        if held.open and task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await self._clear(held)
+            held.status = ServiceStatus.CANCELLED
+            held.events.append("ended early by the operator")
+        return held
+
+    # -- the service's life ---------------------------------------------------------------
+
+    async def _hold(self, held: HeldService) -> None:
+        try:
+            await self._send(held)
+            held.status = ServiceStatus.HOLDING
+            await self.clock.sleep_until(held.request.end)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            held.status = ServiceStatus.FAILED
+            await self._clear(held)
+            raise
+        await self._clear(held)
+        held.status = ServiceStatus.ENDED
+        held.events.append("window ended: profiles cleared")
+
+    def _spec(self, key: SessionKey, request: ServiceRequest) -> ProfileSpec:
+        return ProfileSpec(
+            profile_id=self._profile_id(key),
+            transaction_id=key.transaction_id,
+            stack_level=self._config.stack_level,
+            valid_from=request.start,
+            valid_to=request.end,
+            max_offline_duration_s=self._config.max_offline_duration_s,
+            kind="Absolute",
+            legacy_negative_limit=False,
+            ocpp_version="ocpp2.1",
+        )
+
+    def _profile_id(self, key: SessionKey) -> int:
+        return self._config.profile_id_base + SERVICE_PROFILE_OFFSET + key.evse_id
+
+    async def _send(self, held: HeldService) -> None:
+        shares = held.plan.shares
+        calls = [self._set_call(held.request, share) for share in shares]
+        results = await self._fan_out(calls)
+        held.sent.update((s.key, _answer(r)) for s, r in zip(shares, results, strict=True))
+        refused = len(shares) - len(held.holding)
+        held.events.append(f"profiles sent: {len(shares) - refused} accepted, {refused} not")
+
+    def _set_call(self, request: ServiceRequest, share: SessionShare) -> _Call:
+        profile = local_frequency_profile(self._spec(share.key, request), request, share)
+        key = share.key
+        return lambda: self._commands.set_charging_profile(key.station_id, key.evse_id, profile)
+
+    async def _clear(self, held: HeldService) -> None:
+        """Clear every profile planned (whatever the answer was: a timed-out or interrupted
+        set may have landed; a clear of none is answered Unknown), retrying failures up to
+        ``clear_attempts`` times."""
+        todo = [s.key for s in held.plan.shares if s.key not in held.cleared]
+        for _ in range(self._config.clear_attempts):
+            if not todo:
+                return
+            results = await self._fan_out([self._clear_call(k) for k in todo])
+            for key, result in zip(todo, results, strict=True):
+                held.cleared[key] = _answer(result)
+            todo = [k for k, r in zip(todo, results, strict=True) if isinstance(r, Exception)]
+        if todo:
+            held.events.append(f"{len(todo)} profiles could not be cleared")
+            log.warning("service %s: %d profiles not cleared", held.service_id, len(todo))
+
+    def _clear_call(self, key: SessionKey) -> _Call:
+        profile_id = self._profile_id(key)
+        return lambda: self._commands.clear_charging_profile(key.station_id, profile_id=profile_id)
+
+    async def _fan_out(self, calls: Sequence[_Call]) -> list[CommandResult | Exception]:
+        return await fan_out(
+            calls,
+            concurrency=self._config.command_concurrency,
+            timeout_s=self._config.command_timeout_s,
+        )

@@ -1,0 +1,121 @@
+"""Frequency products (grid-code defaults, request checks) and the per-session curve shape."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vpp_core.services.curves import share_curve
+from vpp_core.services.errors import InvalidServiceError
+from vpp_core.services.products import PRODUCTS, Product, ServiceRequest
+
+T0 = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+
+
+def fcr(**kw: object) -> ServiceRequest:
+    args: dict[str, object] = {"capacity_w": 100_000.0, "start": T0, "duration_s": 3600.0}
+    args.update(kw)
+    return ServiceRequest.of(Product.FCR, **args)  # type: ignore[arg-type]
+
+
+def test_fcr_defaults_are_the_continental_european_ones() -> None:
+    r = fcr()
+    assert (r.deadband_mhz, r.full_activation_mhz, r.direction) == (10.0, 200.0, "symmetric")
+    assert r.spec.endurance_s == 900.0
+    assert r.spec.full_activation_s == 30.0
+    assert (r.discharge_w, r.charge_w) == (100_000.0, 100_000.0)
+
+
+def test_one_direction_holds_capacity_that_way_only() -> None:
+    r = fcr(direction="discharge")
+    assert (r.discharge_w, r.charge_w) == (100_000.0, 0.0)
+    ffr = ServiceRequest.of(Product.FFR, capacity_w=1e5, start=T0, duration_s=600.0)
+    assert (ffr.direction, ffr.charge_w) == ("discharge", 0.0)
+
+
+def test_a_bad_request_names_every_field_and_why() -> None:
+    with pytest.raises(InvalidServiceError) as caught:
+        ServiceRequest.of(
+            Product.FCR,
+            capacity_w=-1.0,
+            start=datetime(2026, 12, 3),
+            duration_s=0.0,
+            deadband_mhz=250.0,
+        )
+    fields = [f for f, _ in caught.value.reasons]
+    assert fields == ["capacity_mw", "duration_s", "start", "full_activation_mhz"]
+
+
+def test_afrr_is_refused_until_the_signal_relay_exists() -> None:
+    with pytest.raises(InvalidServiceError, match="product: afrr needs the AFRRSignal relay"):
+        ServiceRequest.of(Product.AFRR, capacity_w=1e5, start=T0, duration_s=600.0)
+
+
+def test_fcr_curve_points() -> None:
+    curve = share_curve(fcr(), discharge_w=5_000.0, charge_w=4_000.0)
+    assert [(p.frequency_hz, p.power_w) for p in curve] == [
+        (49.8, -5_000.0),
+        (49.99, 0.0),
+        (50.01, 0.0),
+        (50.2, 4_000.0),
+    ]
+
+
+def test_dynamic_containment_curve_has_its_knee_at_200_mhz() -> None:
+    dc = ServiceRequest.of(Product.DYNAMIC_CONTAINMENT, capacity_w=1e5, start=T0, duration_s=60.0)
+    curve = share_curve(dc, discharge_w=10_000.0, charge_w=10_000.0)
+    assert [(p.frequency_hz, p.power_w) for p in curve] == [
+        (49.5, -10_000.0),
+        (49.8, -500.0),
+        (49.985, 0.0),
+        (50.015, 0.0),
+        (50.2, 500.0),
+        (50.5, 10_000.0),
+    ]
+
+
+def test_a_discharge_only_curve_ends_at_the_dead_band() -> None:
+    curve = share_curve(fcr(direction="discharge"), discharge_w=5_000.0, charge_w=0.0)
+    assert [(p.frequency_hz, p.power_w) for p in curve] == [(49.8, -5_000.0), (49.99, 0.0)]
+
+
+def test_no_dead_band_gives_one_nominal_point() -> None:
+    curve = share_curve(fcr(deadband_mhz=0.0), discharge_w=1_000.0, charge_w=1_000.0)
+    assert [p.frequency_hz for p in curve] == [49.8, 50.0, 50.2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    product=st.sampled_from([p for p, s in PRODUCTS.items() if s.local_frequency]),
+    direction=st.sampled_from(["symmetric", "discharge", "charge"]),
+    share_w=st.floats(1.0, 50_000.0),
+    deadband=st.floats(0.0, 100.0),
+    nominal_hz=st.sampled_from([50.0, 60.0]),
+)
+def test_every_curve_is_valid_ocpp_and_reaches_the_share(
+    product: Product, direction: str, share_w: float, deadband: float, nominal_hz: float
+) -> None:
+    spec = PRODUCTS[product]
+    full = max(spec.full_activation_mhz, (spec.knee or (0.0, 0.0))[0] + 1.0)
+    r = ServiceRequest.of(
+        product, capacity_w=1e6, start=T0, duration_s=60.0, direction=direction,  # type: ignore[arg-type]
+        deadband_mhz=min(deadband, spec.knee[0] - 1.0) if spec.knee else deadband,
+        full_activation_mhz=full, nominal_hz=nominal_hz,
+    )  # fmt: skip
+    curve = share_curve(
+        r, discharge_w=share_w * (r.discharge_w > 0), charge_w=share_w * (r.charge_w > 0)
+    )
+    hz = [p.frequency_hz for p in curve]
+    w = [p.power_w for p in curve]
+    assert 2 <= len(curve) <= 20
+    assert all(a < b for a, b in itertools.pairwise(hz)), "Hz strictly ascending"
+    assert all(a <= b for a, b in itertools.pairwise(w)), "monotone: low Hz discharges"
+    lo, hi = curve[0], curve[-1]
+    assert lo.power_w == (pytest.approx(-share_w, abs=0.1) if r.discharge_w else 0.0)
+    assert hi.power_w == (pytest.approx(share_w, abs=0.1) if r.charge_w else 0.0)
+    inside = [p for p in curve if abs(p.frequency_hz - nominal_hz) * 1000 <= r.deadband_mhz + 1e-6]
+    assert all(p.power_w == 0.0 for p in inside), "no response inside the dead-band"
