@@ -1,0 +1,165 @@
+"""Holding a frequency service: each planned session gets its LocalFrequency TxProfile (OCA 2.1
+schema-valid on the wire), the profiles are cleared by id at the window's end or when the
+operator ends it early, and a failure of one service is contained (issue 19, core half)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.doubles.oca_schemas import SchemaBook
+from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
+from v2g_common.ocpp21.messages import call
+from v2g_common.ocpp21.payloads import codec_for
+from v2g_sim.ev import EvSpec
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.services.manager import SERVICE_PROFILE_OFFSET, FrequencyServices, ServiceStatus
+from vpp_core.services.products import Product, ServiceRequest
+from vpp_core.supervision import TaskSupervisor
+
+CONFIG = DispatchConfig(stack_level=50, profile_id_base=700_000_000, command_timeout_s=1.0)
+PROFILE_ID = 700_000_000 + SERVICE_PROFILE_OFFSET + 1
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(auto=False)
+
+
+@pytest.fixture
+def fleet(clock: VirtualClock) -> ScriptedFleet:
+    fleet = ScriptedFleet(clock)
+    for i in range(3):
+        fleet.add(f"CS{i}", EvSpec(soc_pct=70.0, min_discharge_w=0.0, min_charge_w=0.0))
+    return fleet
+
+
+@pytest.fixture
+async def services(fleet: ScriptedFleet, clock: VirtualClock) -> AsyncIterator[FrequencyServices]:
+    supervisor = TaskSupervisor(CollectorRegistry())
+    async with FrequencyServices(fleet, fleet, clock, CONFIG, supervisor=supervisor) as s:
+        yield s
+
+
+def fcr(clock: VirtualClock, capacity_w: float = 15_000.0) -> ServiceRequest:
+    start = clock.now() + timedelta(seconds=10)
+    return ServiceRequest.of(Product.FCR, capacity_w=capacity_w, start=start, duration_s=600.0)
+
+
+def sent_profiles(fleet: ScriptedFleet) -> dict[str, dict[str, Any]]:
+    return {station: args["profile"] for station, args in fleet.calls("set")}
+
+
+async def test_each_session_gets_its_share_as_a_schema_valid_local_frequency_profile(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    request = fcr(clock)
+    held = services.create(request)
+    await until(lambda: held.status is ServiceStatus.HOLDING)
+
+    profiles = sent_profiles(fleet)
+    assert set(profiles) == {"CS0", "CS1", "CS2"}
+    book, codec = SchemaBook("ocpp2.1"), codec_for("ocpp2.1")
+    for station, profile in profiles.items():
+        _, wire = codec.encode_request(call.SetChargingProfile(evse_id=1, charging_profile=profile))
+        assert book.errors("SetChargingProfileRequest", wire) == []
+        assert (profile["id"], profile["stack_level"]) == (PROFILE_ID, 50)
+        assert profile["valid_from"] == request.start.isoformat().replace("+00:00", "Z")
+        assert profile["valid_to"] == request.end.isoformat().replace("+00:00", "Z")
+        assert profile["transaction_id"] == f"tx-{station}-1"
+        (period,) = profile["charging_schedule"][0]["charging_schedule_period"]
+        assert period["operation_mode"] == "LocalFrequency"
+        assert period["v2x_baseline"] == 0.0
+        curve = [(p["frequency"], p["power"]) for p in period["v2x_freq_watt_curve"]]
+        assert curve == [(49.8, -5_000.0), (49.99, 0.0), (50.01, 0.0), (50.2, 5_000.0)]
+        assert (period["discharge_limit"], period["limit"]) == (-5_000.0, 5_000.0)
+    assert [s.discharge_w for s in held.holding] == [5_000.0] * 3
+    assert fleet.calls("clear") == []
+
+
+async def test_profiles_are_cleared_by_id_at_the_end_of_the_window(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    held = services.create(fcr(clock))
+    await until(lambda: held.status is ServiceStatus.HOLDING)
+    assert all(fleet.profiles_at(s, stack_level=50) for s in ("CS0", "CS1", "CS2"))
+
+    await clock.advance(609.0)
+    assert held.status is ServiceStatus.HOLDING, "held until the window's end"
+    await clock.advance(1.0)
+    await until(lambda: held.status is ServiceStatus.ENDED)
+
+    clears = fleet.calls("clear")
+    assert sorted(s for s, _ in clears) == ["CS0", "CS1", "CS2"]
+    assert {a["profile_id"] for _, a in clears} == {PROFILE_ID}
+    assert all(a["stack_level"] is None and a["purpose"] is None for _, a in clears)
+    assert all(fleet.profiles_at(s, stack_level=50) == [] for s in ("CS0", "CS1", "CS2"))
+
+
+async def test_ending_early_clears_before_returning(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    held = services.create(fcr(clock))
+    await until(lambda: held.status is ServiceStatus.HOLDING)
+
+    ended = await services.end(held.service_id)
+
+    assert ended.status is ServiceStatus.CANCELLED
+    assert all(fleet.profiles_at(s, stack_level=50) == [] for s in ("CS0", "CS1", "CS2"))
+    assert set(ended.cleared.values()) == {"Accepted"}
+
+
+async def test_a_rejecting_station_is_reported_and_a_second_service_skips_busy_sessions(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    fleet.stations["CS1"].reject = "NotSupported"
+    first = services.create(fcr(clock))
+    await until(lambda: first.status is ServiceStatus.HOLDING)
+    assert [k.station_id for k, a in first.sent.items() if a == "Rejected: NotSupported"] == ["CS1"]
+    assert "profiles sent: 2 accepted, 1 not" in first.events
+
+    second = services.create(fcr(clock, 1_000.0))
+    reasons = {e.key.station_id: e.reason for e in second.plan.excluded}
+    assert reasons == {
+        s: f"holds frequency service {first.service_id}" for s in ("CS0", "CS1", "CS2")
+    }
+    assert "capacity not covered" in second.events[0]
+
+
+async def test_a_failing_station_does_not_end_the_service_or_the_component(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    fleet.stations["CS2"].fail = ConnectionError("socket closed")
+    held = services.create(fcr(clock))
+    await until(lambda: held.status is ServiceStatus.HOLDING)
+    assert held.sent[next(k for k in held.sent if k.station_id == "CS2")].startswith(
+        "error: ConnectionError"
+    )
+    await clock.advance(610.0)
+    await until(lambda: held.status is ServiceStatus.ENDED)
+    assert "1 profiles could not be cleared" in held.events
+
+
+async def test_a_failure_inside_a_service_is_contained_counted_and_its_profiles_cleared(
+    fleet: ScriptedFleet, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor = TaskSupervisor(CollectorRegistry())
+    async with FrequencyServices(fleet, fleet, clock, CONFIG, supervisor=supervisor) as services:
+        real_sleep = clock.sleep_until
+
+        async def broken_sleep(when: Any) -> None:
+            raise RuntimeError("clock gone")
+
+        monkeypatch.setattr(clock, "sleep_until", broken_sleep)
+        held = services.create(fcr(clock))
+        await until(lambda: held.status is ServiceStatus.FAILED)
+        assert supervisor.failure_count(f"frequency-service-{held.service_id}") == 1
+        assert all(fleet.profiles_at(s, stack_level=50) == [] for s in ("CS0", "CS1", "CS2"))
+
+        monkeypatch.setattr(clock, "sleep_until", real_sleep)
+        after = services.create(fcr(clock))
+        await until(lambda: after.status is ServiceStatus.HOLDING)
