@@ -26,6 +26,8 @@ from vpp_core.ingest.ingest import TelemetryIngest
 from vpp_core.ingest.metrics import IngestMetrics
 from vpp_core.ingest.store import TelemetrySqlStore, telemetry_engine
 from vpp_core.report_publisher import ReportPublisher
+from vpp_core.services.api import services_router
+from vpp_core.services.manager import FrequencyServices
 from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["GridServices", "open_grid_services"]
@@ -37,6 +39,7 @@ class GridServices:
 
     runner: DispatchRunner
     service: DispatchService
+    frequency_services: FrequencyServices
     ingest: TelemetryIngest | None
     api_port: int | None
 
@@ -51,10 +54,11 @@ async def open_grid_services(
     supervisor: TaskSupervisor | None = None,
     journal: DispatchJournal | None = None,
 ) -> AsyncIterator[GridServices]:
-    """Start ingest + report publisher (when ``[ingest]`` is configured), the dispatch runner
-    and the API (when ``[api]`` is configured); stop them in reverse order. Their tasks run
-    under ``supervisor`` (failures contained and counted). With a ``journal`` dispatches are
-    durable: the runner takes back the unfinished ones before the API serves."""
+    """Start ingest + report publisher (when ``[ingest]`` is configured), the dispatch runner,
+    the frequency services and the API (when ``[api]`` is configured); stop them in reverse
+    order. Their tasks run under ``supervisor`` (failures contained and counted). With a
+    ``journal`` dispatches are durable: the runner takes back the unfinished ones before the
+    API serves."""
     supervisor = supervisor or TaskSupervisor(registry)
     async with contextlib.AsyncExitStack() as stack:
         ingest, publisher = None, None
@@ -85,16 +89,25 @@ async def open_grid_services(
             )
         )
         service = DispatchService(runner)
+        frequency = await stack.enter_async_context(
+            FrequencyServices(fleet, commands, runner.clock, config.dispatch, supervisor=supervisor)
+        )
         api_port = None
         if config.api is not None:
-            routers = []
+            routers = [services_router(frequency)]
             if ingest is not None:
                 stale_s = ingest.config.stale_after_s
                 routers.append(regions_router(ingest.board, stale_after_s=stale_s))
             app = create_api(service, bearer_token=config.api.read_token(), routers=routers)
             api = ApiServer(app, host=config.api.host, port=config.api.port, supervisor=supervisor)
             api_port = (await stack.enter_async_context(api)).port
-        yield GridServices(runner=runner, service=service, ingest=ingest, api_port=api_port)
+        yield GridServices(
+            runner=runner,
+            service=service,
+            frequency_services=frequency,
+            ingest=ingest,
+            api_port=api_port,
+        )
 
 
 def _report_endpoint(ingest: TelemetryIngest) -> BrokerEndpoint:

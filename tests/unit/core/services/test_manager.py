@@ -59,7 +59,7 @@ async def test_each_session_gets_its_share_as_a_schema_valid_local_frequency_pro
 ) -> None:
     request = fcr(clock)
     held = services.create(request)
-    await until(lambda: held.status is ServiceStatus.HOLDING)
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
 
     profiles = sent_profiles(fleet)
     assert set(profiles) == {"CS0", "CS1", "CS2"}
@@ -85,13 +85,13 @@ async def test_profiles_are_cleared_by_id_at_the_end_of_the_window(
     fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
 ) -> None:
     held = services.create(fcr(clock))
-    await until(lambda: held.status is ServiceStatus.HOLDING)
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
     assert all(fleet.profiles_at(s, stack_level=50) for s in ("CS0", "CS1", "CS2"))
 
     await clock.advance(609.0)
     assert held.status is ServiceStatus.HOLDING, "held until the window's end"
     await clock.advance(1.0)
-    await until(lambda: held.status is ServiceStatus.ENDED)
+    await until(lambda: held.status is ServiceStatus.ENDED, timeout_s=20)
 
     clears = fleet.calls("clear")
     assert sorted(s for s, _ in clears) == ["CS0", "CS1", "CS2"]
@@ -104,7 +104,7 @@ async def test_ending_early_clears_before_returning(
     fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
 ) -> None:
     held = services.create(fcr(clock))
-    await until(lambda: held.status is ServiceStatus.HOLDING)
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
 
     ended = await services.end(held.service_id)
 
@@ -118,7 +118,7 @@ async def test_a_rejecting_station_is_reported_and_a_second_service_skips_busy_s
 ) -> None:
     fleet.stations["CS1"].reject = "NotSupported"
     first = services.create(fcr(clock))
-    await until(lambda: first.status is ServiceStatus.HOLDING)
+    await until(lambda: first.status is ServiceStatus.HOLDING, timeout_s=20)
     assert [k.station_id for k, a in first.sent.items() if a == "Rejected: NotSupported"] == ["CS1"]
     assert "profiles sent: 2 accepted, 1 not" in first.events
 
@@ -135,12 +135,12 @@ async def test_a_failing_station_does_not_end_the_service_or_the_component(
 ) -> None:
     fleet.stations["CS2"].fail = ConnectionError("socket closed")
     held = services.create(fcr(clock))
-    await until(lambda: held.status is ServiceStatus.HOLDING)
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
     assert held.sent[next(k for k in held.sent if k.station_id == "CS2")].startswith(
         "error: ConnectionError"
     )
     await clock.advance(610.0)
-    await until(lambda: held.status is ServiceStatus.ENDED)
+    await until(lambda: held.status is ServiceStatus.ENDED, timeout_s=20)
     assert "1 profiles could not be cleared" in held.events
 
 
@@ -156,10 +156,10 @@ async def test_a_failure_inside_a_service_is_contained_counted_and_its_profiles_
 
         monkeypatch.setattr(clock, "sleep_until", broken_sleep)
         held = services.create(fcr(clock))
-        await until(lambda: held.status is ServiceStatus.FAILED)
+        await until(lambda: held.status is ServiceStatus.FAILED, timeout_s=20)
         assert supervisor.failure_count(f"frequency-service-{held.service_id}") == 1
         assert all(fleet.profiles_at(s, stack_level=50) == [] for s in ("CS0", "CS1", "CS2"))
 
         monkeypatch.setattr(clock, "sleep_until", real_sleep)
         after = services.create(fcr(clock))
-        await until(lambda: after.status is ServiceStatus.HOLDING)
+        await until(lambda: after.status is ServiceStatus.HOLDING, timeout_s=20)

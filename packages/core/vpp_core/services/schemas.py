@@ -1,0 +1,148 @@
+"""Wire models of ``/api/v1/services``. Operator units: MW, positive, a direction (``symmetric``,
+or ``discharge``: the response to under-frequency, ``charge``: to over-frequency), mHz for
+the curve; converted to domain values here and only here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from vpp_core.api.schemas import ExclusionOut
+from vpp_core.services.allocation import DirectionPlan, ServicePlan, SessionShare
+from vpp_core.services.manager import HeldService
+from vpp_core.services.products import Product, ServiceDirection, ServiceRequest
+
+__all__ = ["ServiceCreate", "ServiceOut"]
+
+
+class ServiceCreate(BaseModel):
+    """A frequency service. ``start`` defaults to now; curve fields default to the product's
+    grid-code values (docs/frequency-services.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product: Product
+    capacity_mw: float = Field(gt=0, le=10_000, allow_inf_nan=False, description="MW, > 0")
+    direction: ServiceDirection | None = Field(
+        default=None, description="symmetric | discharge | charge; default: the product's"
+    )
+    start: AwareDatetime | None = Field(default=None, description="ISO 8601 with offset")
+    duration_s: float = Field(gt=0, le=7 * 86_400, allow_inf_nan=False)
+    deadband_mhz: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    full_activation_mhz: float | None = Field(default=None, gt=0, le=5000, allow_inf_nan=False)
+    nominal_hz: float = Field(default=50.0, description="50 or 60")
+    headroom: float = Field(default=0.9, gt=0, le=1, description="share of sustainable power held")
+
+    def to_request(self, now: datetime) -> ServiceRequest:
+        """The domain request (raises ``InvalidServiceError`` naming the fields)."""
+        return ServiceRequest.of(
+            self.product,
+            capacity_w=self.capacity_mw * 1e6,
+            start=self.start or now,
+            duration_s=self.duration_s,
+            direction=self.direction,
+            deadband_mhz=self.deadband_mhz,
+            full_activation_mhz=self.full_activation_mhz,
+            nominal_hz=self.nominal_hz,
+            headroom=self.headroom,
+        )
+
+
+class ServiceRequestOut(BaseModel):
+    product: Product
+    capacity_mw: float
+    direction: ServiceDirection
+    start: datetime
+    end: datetime
+    deadband_mhz: float
+    full_activation_mhz: float
+    nominal_hz: float
+    endurance_s: float
+    headroom: float
+
+    @classmethod
+    def of(cls, r: ServiceRequest) -> ServiceRequestOut:
+        return cls(
+            product=r.product, capacity_mw=r.capacity_w / 1e6, direction=r.direction,
+            start=r.start, end=r.end, deadband_mhz=r.deadband_mhz,
+            full_activation_mhz=r.full_activation_mhz, nominal_hz=r.nominal_hz,
+            endurance_s=r.spec.endurance_s, headroom=r.headroom,
+        )  # fmt: skip
+
+
+class DirectionOut(BaseModel):
+    direction: str
+    requested_mw: float
+    sustainable_mw: float  # what the eligible sessions can hold for the endurance
+    committed_mw: float
+    shortfall_mw: float
+
+    @classmethod
+    def of(cls, d: DirectionPlan) -> DirectionOut:
+        return cls(
+            direction=d.direction.value, requested_mw=d.requested_w / 1e6,
+            sustainable_mw=d.available_w / 1e6, committed_mw=d.committed_w / 1e6,
+            shortfall_mw=d.shortfall_w / 1e6,
+        )  # fmt: skip
+
+
+class ShareOut(BaseModel):
+    station_id: str
+    evse_id: int
+    transaction_id: str
+    discharge_w: float
+    charge_w: float
+    profile: str | None  # the station's answer to SetChargingProfile (None: not sent yet)
+    cleared: str | None
+
+    @classmethod
+    def of(cls, held: HeldService, s: SessionShare) -> ShareOut:
+        k = s.key
+        return cls(
+            station_id=k.station_id, evse_id=k.evse_id, transaction_id=k.transaction_id,
+            discharge_w=s.discharge_w, charge_w=s.charge_w, profile=held.sent.get(k),
+            cleared=held.cleared.get(k),
+        )  # fmt: skip
+
+
+class ServicePlanOut(BaseModel):
+    feasible: bool
+    message: str
+    directions: list[DirectionOut]
+    excluded: list[ExclusionOut]
+
+    @classmethod
+    def of(cls, p: ServicePlan) -> ServicePlanOut:
+        return cls(
+            feasible=p.feasible,
+            message=p.shortfall_reason or "capacity covered",
+            directions=[DirectionOut.of(d) for d in p.directions],
+            excluded=[ExclusionOut.of(e) for e in p.excluded],
+        )
+
+
+class ServiceOut(BaseModel):
+    id: str
+    status: str
+    request: ServiceRequestOut
+    plan: ServicePlanOut
+    holding_mw: dict[str, float]  # per direction, the shares whose profile was accepted
+    shares: list[ShareOut]
+    events: list[str]
+
+    @classmethod
+    def of(cls, held: HeldService) -> ServiceOut:
+        holding = held.holding
+        return cls(
+            id=held.service_id,
+            status=held.status.value,
+            request=ServiceRequestOut.of(held.request),
+            plan=ServicePlanOut.of(held.plan),
+            holding_mw={
+                "discharge": sum(s.discharge_w for s in holding) / 1e6,
+                "charge": sum(s.charge_w for s in holding) / 1e6,
+            },
+            shares=[ShareOut.of(held, s) for s in held.plan.shares],
+            events=held.events[-50:],
+        )

@@ -1,0 +1,157 @@
+"""``/api/v1/services`` over httpx's ASGI transport, with the real FrequencyServices over a
+scripted fleet (virtual clock): the bearer guard, 201 + Location, 422 naming each field,
+404, an infeasible request held for its feasible part, DELETE clearing, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
+from v2g_sim.ev import EvSpec
+from vpp_core.api import create_api
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
+from vpp_core.services.api import services_router
+from vpp_core.services.manager import FrequencyServices
+
+TOKEN = "s3cret-token-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    fleet: ScriptedFleet
+    clock: VirtualClock
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    clock = VirtualClock(auto=False)
+    fleet = ScriptedFleet(clock)
+    for i in range(2):  # 2 x 10 kW discharge / 11 kW charge, 60 kWh at 70 %
+        fleet.add(f"CS{i}", EvSpec(soc_pct=70.0, min_discharge_w=0.0, min_charge_w=0.0))
+    config = DispatchConfig()
+    async with (
+        DispatchRunner(fleet, fleet, clock, config) as runner,
+        FrequencyServices(fleet, fleet, clock, config) as services,
+    ):
+        app = create_api(
+            DispatchService(runner), bearer_token=TOKEN, routers=[services_router(services)]
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://vpp") as client:
+            yield Api(client, fleet, clock)
+
+
+async def test_every_services_route_needs_the_token(api: Api) -> None:
+    body = {"product": "fcr", "capacity_mw": 0.01, "duration_s": 600}
+    assert (await api.client.post("/api/v1/services", json=body)).status_code == 401
+    assert (await api.client.get("/api/v1/services")).status_code == 401
+    assert (await api.client.get("/api/v1/services/x")).status_code == 401
+    assert (await api.client.delete("/api/v1/services/x")).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (await api.client.get("/api/v1/services", headers=wrong)).status_code == 403
+    assert api.fleet.calls("set") == []
+
+
+async def test_create_get_and_end_a_service(api: Api) -> None:
+    body = {"product": "fcr", "capacity_mw": 0.01, "duration_s": 600}
+    created = await api.client.post("/api/v1/services", json=body, headers=AUTH)
+    assert created.status_code == 201, created.text
+    out = created.json()
+    assert created.headers["Location"] == f"/api/v1/services/{out['id']}"
+    assert out["request"]["deadband_mhz"] == 10.0
+    assert out["request"]["full_activation_mhz"] == 200.0
+    assert out["request"]["endurance_s"] == 900.0
+    assert out["plan"]["feasible"] is True
+    assert [d["committed_mw"] for d in out["plan"]["directions"]] == [
+        pytest.approx(0.01),
+        pytest.approx(0.01),
+    ]
+
+    async def holding() -> dict[str, object]:
+        got = await api.client.get(f"/api/v1/services/{out['id']}", headers=AUTH)
+        assert got.status_code == 200
+        return dict(got.json())
+
+    await until(lambda: len(api.fleet.calls("set")) == 2, timeout_s=20)
+    got = await holding()
+    assert got["status"] == "holding"
+    assert got["holding_mw"] == {"discharge": pytest.approx(0.01), "charge": pytest.approx(0.01)}
+    listed = await api.client.get("/api/v1/services", headers=AUTH)
+    assert [s["id"] for s in listed.json()] == [out["id"]]
+
+    ended = await api.client.delete(f"/api/v1/services/{out['id']}", headers=AUTH)
+    assert ended.status_code == 200
+    assert ended.json()["status"] == "cancelled"
+    assert {s["cleared"] for s in ended.json()["shares"]} == {"Accepted"}
+    assert api.fleet.profiles_at("CS0", stack_level=50) == []
+
+
+async def test_an_infeasible_service_is_held_for_what_the_fleet_can_sustain(api: Api) -> None:
+    body = {"product": "fcr", "capacity_mw": 1.0, "duration_s": 600, "direction": "discharge"}
+    created = await api.client.post("/api/v1/services", json=body, headers=AUTH)
+    assert created.status_code == 201
+    plan = created.json()["plan"]
+    assert plan["feasible"] is False
+    (d,) = plan["directions"]
+    assert d["committed_mw"] == pytest.approx(0.018)
+    assert d["shortfall_mw"] == pytest.approx(0.982)
+    assert plan["message"] == (
+        "discharge: 18000 of 1000000 W (headroom 0.90 of 20000 W sustainable for 900 s)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({"product": "fcr", "capacity_mw": -1, "duration_s": 600}, ["body.capacity_mw"]),
+        ({"product": "xyz", "capacity_mw": 1, "duration_s": 600}, ["body.product"]),
+        ({"product": "afrr", "capacity_mw": 1, "duration_s": 600}, ["body.product"]),
+        (
+            {"product": "fcr", "capacity_mw": 1, "duration_s": 600, "deadband_mhz": 300},
+            ["body.full_activation_mhz"],
+        ),
+        (
+            {"product": "fcr", "capacity_mw": 1, "duration_s": 600, "nominal_hz": 55},
+            ["body.nominal_hz"],
+        ),
+        (
+            {"product": "fcr", "capacity_mw": 1, "duration_s": 600, "start": "2026-12-03T12:00:00"},
+            ["body.start"],
+        ),
+        ({"product": "fcr", "capacity_mw": 1, "duration_s": 600, "extra": 1}, ["body.extra"]),
+    ],
+)
+async def test_bad_requests_are_422_naming_the_field(
+    api: Api, body: dict[str, object], fields: list[str]
+) -> None:
+    answer = await api.client.post("/api/v1/services", json=body, headers=AUTH)
+    assert answer.status_code == 422
+    detail = answer.json()
+    reasons = detail.get("reasons") or detail["detail"]["reasons"]
+    assert [r["field"] for r in reasons] == fields
+    assert all(r["reason"] for r in reasons)
+    assert api.fleet.calls("set") == []
+
+
+async def test_unknown_service_is_404(api: Api) -> None:
+    for method in ("GET", "DELETE"):
+        answer = await api.client.request(method, "/api/v1/services/fs-nope", headers=AUTH)
+        assert answer.status_code == 404
+        assert answer.json()["detail"] == "no frequency service fs-nope"
+
+
+async def test_openapi_documents_the_services_routes(api: Api) -> None:
+    doc = (await api.client.get("/openapi.json")).json()
+    assert set(doc["paths"]["/api/v1/services"]) == {"get", "post"}
+    assert set(doc["paths"]["/api/v1/services/{service_id}"]) == {"get", "delete"}
+    post = doc["paths"]["/api/v1/services"]["post"]
+    assert {"201", "401", "403", "422"} <= set(post["responses"])
+    assert "ServiceCreate" in doc["components"]["schemas"]
