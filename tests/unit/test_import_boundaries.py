@@ -46,6 +46,14 @@ DOMAINS = {
         "vpp_core.app",
         "v2g_common.ocpp21",
     },
+    "core/vpp_core/services": {
+        "vpp_core.csms",
+        "vpp_core.api",
+        "vpp_core.fleet",
+        "vpp_core.ingest",
+        "vpp_core.app",
+        "v2g_common.ocpp21",
+    },
 }
 
 

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from v2g_common.telemetry.link import BrokerEndpoint
 from vpp_core.api import create_api
 from vpp_core.api.server import ApiServer
+from vpp_core.api.services import services_router
 from vpp_core.config import CoreConfig
 from vpp_core.dispatch.clock import SystemClock
 from vpp_core.dispatch.journal import DispatchJournal
@@ -26,7 +27,6 @@ from vpp_core.ingest.ingest import TelemetryIngest
 from vpp_core.ingest.metrics import IngestMetrics
 from vpp_core.ingest.store import TelemetrySqlStore, telemetry_engine
 from vpp_core.report_publisher import ReportPublisher
-from vpp_core.services.api import services_router
 from vpp_core.services.manager import FrequencyServices
 from vpp_core.supervision import TaskSupervisor
 

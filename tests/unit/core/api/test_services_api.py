@@ -13,10 +13,10 @@ import pytest
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
 from v2g_sim.ev import EvSpec
 from vpp_core.api import create_api
+from vpp_core.api.services import services_router
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.dispatch.service import DispatchService
-from vpp_core.services.api import services_router
 from vpp_core.services.manager import FrequencyServices
 
 TOKEN = "s3cret-token-for-tests"
