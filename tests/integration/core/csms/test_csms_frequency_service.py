@@ -1,0 +1,151 @@
+"""A frequency service over real websockets (issue 19, core half): foreign stations (the
+``ocpp`` library's v2.1 / v2.0.1 ChargePoint, every frame both ways checked against the OCA
+schemas) receive their share as a LocalFrequency TxProfile while the service holds, and have
+it cleared by id at the window's end or when the operator ends it early. A 2.0.1 station is
+left out with its reason and receives nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.doubles.foreign_station import ForeignStation
+from tests.integration.core.csms.test_csms_dispatch_eligibility import (
+    EXTRA,
+    NEEDS_201,
+    first_period,
+    needs_with,
+    plug_in,
+    profiles_sent,
+)
+from tests.integration.core.csms.test_csms_foreign_station import PASSWORD, Core, open_core
+from vpp_core.dispatch.clock import SystemClock
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.fleet import StationEntry, hash_password
+from vpp_core.services.manager import (
+    SERVICE_PROFILE_OFFSET,
+    FrequencyServices,
+    HeldService,
+    ServiceStatus,
+)
+from vpp_core.services.products import Product, ServiceRequest
+
+pytestmark = pytest.mark.integration
+
+CONFIG = DispatchConfig(command_timeout_s=5.0, profile_id_base=700_000_000, stack_level=50)
+PROFILE_ID = 700_000_000 + SERVICE_PROFILE_OFFSET + 1
+#: 3 x 5 kW each way: v2x_needs() EVs (9 kW discharge, 70 % of 60 kWh) sustain it for 15 min.
+CAPACITY_W = 15_000.0
+SHARE_CURVE = [
+    {"frequency": 49.8, "power": -5_000.0},
+    {"frequency": 49.99, "power": 0.0},
+    {"frequency": 50.01, "power": 0.0},
+    {"frequency": 50.2, "power": 5_000.0},
+]
+
+
+@pytest.fixture
+async def core(tmp_path: Path) -> AsyncIterator[Core]:
+    async with open_core(tmp_path) as running:
+        hashed = hash_password(PASSWORD, log2_n=4)
+        await running.csms.apply_registry(
+            StationEntry(i, 1, True, "site-f", "north", hashed) for i in EXTRA
+        )
+        yield running
+
+
+async def wait_for(held: HeldService, status: ServiceStatus, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while held.status is not status:  # noqa: ASYNC110 - the record has no event of its own
+            await asyncio.sleep(0.02)
+
+
+def fcr(clock: SystemClock, duration_s: float) -> ServiceRequest:
+    start = clock.now() + timedelta(seconds=0.5)
+    return ServiceRequest.of(Product.FCR, capacity_w=CAPACITY_W, start=start, duration_s=duration_s)
+
+
+def clears(station: ForeignStation) -> list[dict[str, Any]]:
+    return [p for action, p in station.received if action == "ClearChargingProfile"]
+
+
+async def test_the_service_reaches_each_21_station_as_local_frequency_and_is_cleared_at_the_end(
+    core: Core,
+) -> None:
+    clock = SystemClock()
+    async with (
+        ForeignStation("FS-21", url=core.url, password=PASSWORD) as a,
+        ForeignStation("FS-21b", url=core.url, password=PASSWORD) as b,
+        ForeignStation("FS-21c", url=core.url, password=PASSWORD) as c,
+        ForeignStation("FS-201", url=core.url, password=PASSWORD, subprotocol="ocpp2.0.1") as old,
+        FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as services,
+    ):
+        for station in (a, b, c):
+            await plug_in(core, station, needs_with("DC_BPT"))
+        await plug_in(core, old, NEEDS_201)
+        request = fcr(clock, duration_s=3.0)
+
+        held = services.create(request)
+        await wait_for(held, ServiceStatus.HOLDING)
+
+        assert held.plan.feasible
+        reasons = {e.key.station_id: e.reason for e in held.plan.excluded}
+        assert reasons == {
+            "FS-201": "OCPP 2.0.1 station: charge-only (2.0.1 profiles cannot command discharge)"
+        }
+        assert profiles_sent(old) == []
+        for station in (a, b, c):
+            (profile,) = profiles_sent(station)
+            assert station.profiles == {PROFILE_ID: profile}, "the station holds it"
+            assert profile["stack_level"] == 50
+            assert profile["charging_profile_purpose"] == "TxProfile"
+            assert profile["transaction_id"] == f"tx-{station.identity}"
+            assert profile["valid_to"] == request.end.isoformat().replace("+00:00", "Z")
+            assert profile["charging_schedule"][0]["charging_rate_unit"] == "W"
+            period = first_period(profile)
+            assert period["operation_mode"] == "LocalFrequency"
+            assert period["v2x_baseline"] == 0.0
+            assert period["v2x_freq_watt_curve"] == SHARE_CURVE
+            assert "setpoint" not in period
+            assert clears(station) == []
+
+        await wait_for(held, ServiceStatus.ENDED)
+
+        for station in (a, b, c):
+            assert station.profiles == {}, "cleared at the end of the window"
+            assert clears(station) == [{"charging_profile_id": PROFILE_ID}]
+        assert clears(old) == []
+    for station in (a, b, c, old):
+        assert station.violations == []
+
+
+async def test_ending_a_service_early_clears_its_profiles_before_the_window_ends(
+    core: Core,
+) -> None:
+    clock = SystemClock()
+    async with (
+        ForeignStation("FS-21", url=core.url, password=PASSWORD) as a,
+        ForeignStation("FS-21b", url=core.url, password=PASSWORD) as b,
+        FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as services,
+    ):
+        for station in (a, b):
+            await plug_in(core, station, needs_with("DC_BPT"))
+        request = fcr(clock, duration_s=600.0)
+        held = services.create(request)
+        await wait_for(held, ServiceStatus.HOLDING)
+        assert all(PROFILE_ID in s.profiles for s in (a, b))
+
+        ended = await services.end(held.service_id)
+
+        assert ended.status is ServiceStatus.CANCELLED
+        assert clock.now() < request.end
+        for station in (a, b):
+            assert station.profiles == {}
+            assert clears(station) == [{"charging_profile_id": PROFILE_ID}]
+    for station in (a, b):
+        assert station.violations == []
