@@ -90,7 +90,14 @@ async def open_grid_services(
         )
         service = DispatchService(runner)
         frequency = await stack.enter_async_context(
-            FrequencyServices(fleet, commands, runner.clock, config.dispatch, supervisor=supervisor)
+            FrequencyServices(
+                fleet,
+                commands,
+                runner.clock,
+                config.dispatch,
+                supervisor=supervisor,
+                in_dispatch=lambda: runner.busy_sessions,
+            )
         )
         api_port = None
         if config.api is not None:

@@ -5,9 +5,11 @@ Profiles go out through the dispatch's station commands and fan-out (bounded con
 bad station never stops the others), at the dispatch's ``stack_level`` under a profile id of
 their own (``profile_id_base + SERVICE_PROFILE_OFFSET + evseId``), so clearing a service
 clears exactly its profiles (by id), never a dispatch's. A session holds one service at a
-time (a second one's profile, same id, would replace the first). Each service's life is one
-task of this component's TaskGroup, run under the core's TaskSupervisor: a failure is
-contained, logged once and counted, and the service is marked ``failed``.
+time (a second one's profile, same id, would replace the first) and none while a dispatch
+holds it; a dispatch in turn leaves out a session holding a service (its profile conflict
+check sees another id at its stackLevel: ``vpp_core.dispatch.conflicts``). Each service's
+life is one task of this component's TaskGroup, run under the core's TaskSupervisor: a
+failure is contained, logged once and counted, and the service is marked ``failed``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
@@ -92,8 +94,12 @@ class FrequencyServices:
         config: DispatchConfig,
         *,
         supervisor: TaskSupervisor | None = None,
+        in_dispatch: Callable[[], Mapping[SessionKey, str]] = dict,
     ) -> None:
+        """``in_dispatch``: sessions held by running dispatches -> dispatch id (their
+        profile sits at the same stackLevel: a service's would replace or fight it)."""
         self.clock = clock
+        self._in_dispatch = in_dispatch
         self._fleet = fleet
         self._commands = commands
         self._config = config
@@ -118,12 +124,13 @@ class FrequencyServices:
     def create(self, request: ServiceRequest) -> HeldService:
         """Plan ``request`` over the fleet now and start holding it (profiles go out at once,
         valid from the window's start)."""
-        busy = {
-            s.key: f"holds frequency service {held.service_id}"
+        busy = {key: f"in dispatch {d}" for key, d in self._in_dispatch().items()}
+        busy.update(
+            (s.key, f"holds frequency service {held.service_id}")
             for held in self._services.values()
             if held.open
             for s in held.plan.shares
-        }
+        )
         plan = plan_service(self._fleet.sessions(), request, config=self._config.planner, busy=busy)
         held = HeldService(f"fs-{uuid.uuid4().hex[:12]}", request, plan)
         if plan.shortfall_reason:

@@ -163,3 +163,17 @@ async def test_a_failure_inside_a_service_is_contained_counted_and_its_profiles_
         monkeypatch.setattr(clock, "sleep_until", real_sleep)
         after = services.create(fcr(clock))
         await until(lambda: after.status is ServiceStatus.HOLDING, timeout_s=20)
+
+
+async def test_a_session_in_a_running_dispatch_is_left_out(
+    fleet: ScriptedFleet, clock: VirtualClock
+) -> None:
+    in_dispatch = {k: "d7" for k in fleet.vehicles if k.station_id == "CS0"}
+    async with FrequencyServices(
+        fleet, fleet, clock, CONFIG, in_dispatch=lambda: in_dispatch
+    ) as services:
+        held = services.create(fcr(clock, 10_000.0))
+        assert {e.key.station_id: e.reason for e in held.plan.excluded} == {"CS0": "in dispatch d7"}
+        assert sorted(s.key.station_id for s in held.plan.shares) == ["CS1", "CS2"]
+        await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
+        assert "CS0" not in sent_profiles(fleet)
