@@ -29,6 +29,14 @@ FORBIDDEN_THIRD_PARTY = {
     "httpx",
     "sunspec2",
 }
+CORE_ADAPTERS = {
+    "vpp_core.csms",
+    "vpp_core.api",
+    "vpp_core.fleet",
+    "vpp_core.ingest",
+    "vpp_core.app",
+    "v2g_common.ocpp21",
+}
 DOMAINS = {
     "gateway/v2g_gateway/control": {
         "v2g_gateway.station",
@@ -38,22 +46,9 @@ DOMAINS = {
         "v2g_gateway.supervisor",
         "v2g_common.ocpp21",
     },
-    "core/vpp_core/dispatch": {
-        "vpp_core.csms",
-        "vpp_core.api",
-        "vpp_core.fleet",
-        "vpp_core.ingest",
-        "vpp_core.app",
-        "v2g_common.ocpp21",
-    },
-    "core/vpp_core/services": {
-        "vpp_core.csms",
-        "vpp_core.api",
-        "vpp_core.fleet",
-        "vpp_core.ingest",
-        "vpp_core.app",
-        "v2g_common.ocpp21",
-    },
+    # the core's domain rooms: the dispatch engine and the frequency services
+    "core/vpp_core/dispatch": CORE_ADAPTERS,
+    "core/vpp_core/services": CORE_ADAPTERS,
 }
 
 

@@ -7,26 +7,23 @@ left out with its reason and receives nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.doubles.foreign_station import ForeignStation
+from tests.integration.core.csms import test_csms_dispatch_eligibility as eligibility
 from tests.integration.core.csms.test_csms_dispatch_eligibility import (
-    EXTRA,
     NEEDS_201,
     first_period,
     needs_with,
     plug_in,
     profiles_sent,
 )
-from tests.integration.core.csms.test_csms_foreign_station import PASSWORD, Core, open_core
+from tests.integration.core.csms.test_csms_foreign_station import PASSWORD, Core
 from vpp_core.dispatch.clock import SystemClock
 from vpp_core.dispatch.config import DispatchConfig
-from vpp_core.fleet import StationEntry, hash_password
 from vpp_core.services.manager import (
     SERVICE_PROFILE_OFFSET,
     FrequencyServices,
@@ -36,6 +33,8 @@ from vpp_core.services.manager import (
 from vpp_core.services.products import Product, ServiceRequest
 
 pytestmark = pytest.mark.integration
+#: The fixture: our CSMS with the extra 2.1 stations FS-21b and FS-21c registered.
+core = eligibility.core
 
 CONFIG = DispatchConfig(command_timeout_s=5.0, profile_id_base=700_000_000, stack_level=50)
 PROFILE_ID = 700_000_000 + SERVICE_PROFILE_OFFSET + 1
@@ -47,16 +46,6 @@ SHARE_CURVE = [
     {"frequency": 50.01, "power": 0.0},
     {"frequency": 50.2, "power": 5_000.0},
 ]
-
-
-@pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[Core]:
-    async with open_core(tmp_path) as running:
-        hashed = hash_password(PASSWORD, log2_n=4)
-        await running.csms.apply_registry(
-            StationEntry(i, 1, True, "site-f", "north", hashed) for i in EXTRA
-        )
-        yield running
 
 
 async def wait_for(held: HeldService, status: ServiceStatus, timeout_s: float = 30.0) -> None:

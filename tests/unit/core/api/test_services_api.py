@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from tests.unit.core.api.test_api import AUTH, TOKEN
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
 from v2g_sim.ev import EvSpec
 from vpp_core.api import create_api
@@ -18,9 +19,6 @@ from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.dispatch.service import DispatchService
 from vpp_core.services.manager import FrequencyServices
-
-TOKEN = "s3cret-token-for-tests"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclass
