@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from types import TracebackType
 from typing import Self
@@ -31,6 +32,7 @@ from vpp_core.dispatch.model import SessionKey
 from vpp_core.dispatch.ports import CommandResult, FleetView, StationCommands
 from vpp_core.dispatch.profiles import ProfileSpec
 from vpp_core.services.allocation import ServicePlan, SessionShare, plan_service
+from vpp_core.services.dropouts import lost_shares
 from vpp_core.services.errors import ServiceNotFoundError
 from vpp_core.services.products import ServiceRequest
 from vpp_core.services.profiles import local_frequency_profile
@@ -63,6 +65,8 @@ class HeldService:
     status: ServiceStatus = ServiceStatus.SENDING
     sent: dict[SessionKey, str] = field(default_factory=dict)
     cleared: dict[SessionKey, str] = field(default_factory=dict)
+    #: Sessions that lost their share (and why); the re-plan leaves them out.
+    dropped: dict[SessionKey, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
 
     @property
@@ -73,6 +77,13 @@ class HeldService:
     def holding(self) -> tuple[SessionShare, ...]:
         """The shares whose profile the station accepted."""
         return tuple(s for s in self.plan.shares if self.sent.get(s.key) == "Accepted")
+
+
+def _same(a: SessionShare | None, b: SessionShare) -> bool:
+    """The same share to the watt (re-sending a profile for float noise is a wasted call)."""
+    return a is not None and all(
+        round(x) == round(y) for x, y in ((a.discharge_w, b.discharge_w), (a.charge_w, b.charge_w))
+    )
 
 
 def _answer(result: CommandResult | Exception) -> str:
@@ -140,6 +151,19 @@ class FrequencyServices:
         self._tasks[held.service_id] = self._group.create_task(work, name=held.service_id)
         return held
 
+    def _busy(self, held: HeldService | None = None) -> dict[SessionKey, str]:
+        """Sessions another service or a dispatch holds, and ``held``'s drop-outs."""
+        busy = {key: f"in dispatch {d}" for key, d in self._in_dispatch().items()}
+        busy.update(
+            (s.key, f"holds frequency service {other.service_id}")
+            for other in self._services.values()
+            if other.open and other is not held
+            for s in other.plan.shares
+        )
+        if held is not None:
+            busy.update((k, f"dropped out: {r}") for k, r in held.dropped.items())
+        return busy
+
     def get(self, service_id: str) -> HeldService:
         try:
             return self._services[service_id]
@@ -166,14 +190,14 @@ class FrequencyServices:
 
     async def _hold(self, held: HeldService) -> None:
         try:
-            await self._send(held)
+            await self._send(held, held.plan.shares)
             held.status = ServiceStatus.HOLDING
-            await self.clock.sleep_until(held.request.end)
+            await self._watch(held)
         except asyncio.CancelledError:
             raise
         except Exception:
-            held.status = ServiceStatus.FAILED
             await self._clear(held)
+            held.status = ServiceStatus.FAILED  # once cleared: the status says it is over
             raise
         await self._clear(held)
         held.status = ServiceStatus.ENDED
@@ -195,12 +219,42 @@ class FrequencyServices:
     def _profile_id(self, key: SessionKey) -> int:
         return self._config.profile_id_base + SERVICE_PROFILE_OFFSET + key.evse_id
 
-    async def _send(self, held: HeldService) -> None:
-        shares = held.plan.shares
+    async def _watch(self, held: HeldService) -> None:
+        """Until the window ends, every ``control_period_s``: re-plan when shares are lost."""
+        period = timedelta(seconds=self._config.control_period_s)
+        while (now := self.clock.now()) < held.request.end:
+            await self.clock.sleep_until(min(held.request.end, now + period))
+            lost = lost_shares(held.plan.shares, held.sent, self._fleet.sessions())
+            if lost:
+                await self._replan(held, lost)
+
+    async def _replan(self, held: HeldService, lost: Mapping[SessionKey, str]) -> None:
+        """Move the lost shares to the sessions that remain (or new ones): changed shares get
+        a replacement profile (same id), sessions left out of the new plan are cleared."""
+        held.dropped.update(lost)
+        held.events.append(
+            "re-planned after drop-outs: "
+            + "; ".join(f"{k.station_id}: {r}" for k, r in lost.items())
+        )
+        old = {s.key: s for s in held.plan.shares}
+        held.plan = plan_service(
+            self._fleet.sessions(), held.request, config=self._config.planner,
+            busy=self._busy(held),
+        )  # fmt: skip
+        if held.plan.shortfall_reason:
+            held.events.append(f"capacity not covered: {held.plan.shortfall_reason}")
+        kept = {s.key for s in held.plan.shares}
+        await self._send(held, [s for s in held.plan.shares if not _same(old.get(s.key), s)])
+        await self._clear(held, [k for k in old if k not in kept])
+
+    async def _send(self, held: HeldService, shares: Sequence[SessionShare]) -> None:
         calls = [self._set_call(held.request, share) for share in shares]
         results = await self._fan_out(calls)
-        held.sent.update((s.key, _answer(r)) for s, r in zip(shares, results, strict=True))
-        refused = len(shares) - len(held.holding)
+        answers = [_answer(r) for r in results]
+        for share, answer in zip(shares, answers, strict=True):
+            held.sent[share.key] = answer
+            held.cleared.pop(share.key, None)
+        refused = sum(a != "Accepted" for a in answers)
         held.events.append(f"profiles sent: {len(shares) - refused} accepted, {refused} not")
 
     def _set_call(self, request: ServiceRequest, share: SessionShare) -> _Call:
@@ -208,11 +262,12 @@ class FrequencyServices:
         key = share.key
         return lambda: self._commands.set_charging_profile(key.station_id, key.evse_id, profile)
 
-    async def _clear(self, held: HeldService) -> None:
-        """Clear every profile planned (whatever the answer was: a timed-out or interrupted
-        set may have landed; a clear of none is answered Unknown), retrying failures up to
-        ``clear_attempts`` times."""
-        todo = [s.key for s in held.plan.shares if s.key not in held.cleared]
+    async def _clear(self, held: HeldService, keys: Sequence[SessionKey] | None = None) -> None:
+        """Clear ``keys`` (default: every profile planned, whatever the answer was: a
+        timed-out or interrupted set may have landed; a clear of none is answered Unknown),
+        retrying failures up to ``clear_attempts`` times."""
+        wanted = [s.key for s in held.plan.shares] if keys is None else keys
+        todo = [k for k in wanted if k not in held.cleared]
         for _ in range(self._config.clear_attempts):
             if not todo:
                 return

@@ -177,3 +177,54 @@ async def test_a_session_in_a_running_dispatch_is_left_out(
         assert sorted(s.key.station_id for s in held.plan.shares) == ["CS1", "CS2"]
         await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
         assert "CS0" not in sent_profiles(fleet)
+
+
+def curve_peak_w(profile: dict[str, Any]) -> float:
+    (period,) = profile["charging_schedule"][0]["charging_schedule_period"]
+    return float(-period["v2x_freq_watt_curve"][0]["power"])
+
+
+async def test_a_session_that_drops_out_hands_its_share_to_the_others(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    held = services.create(fcr(clock))
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
+    gone = next(k for k in fleet.vehicles if k.station_id == "CS0")
+    sets_before = len(fleet.calls("set"))
+
+    fleet.unplug(gone)
+    await clock.advance(CONFIG.control_period_s)
+    await until(lambda: gone in held.cleared, timeout_s=20)
+
+    assert held.dropped == {gone: "transaction ended"}
+    resent = fleet.calls("set")[sets_before:]
+    assert sorted(s for s, _ in resent) == ["CS1", "CS2"]
+    assert [curve_peak_w(a["profile"]) for _, a in resent] == [7_500.0, 7_500.0]
+    assert {a["profile"]["id"] for _, a in resent} == {PROFILE_ID}, "replaced in place"
+    assert held.plan.feasible
+    assert sum(s.discharge_w for s in held.holding) == pytest.approx(15_000.0)
+    assert ("CS0", {"profile_id": PROFILE_ID, "evse_id": None, "purpose": None,
+                    "stack_level": None}) in fleet.calls("clear")  # fmt: skip
+    assert any(e == "re-planned after drop-outs: CS0: transaction ended" for e in held.events)
+
+
+async def test_a_refused_share_moves_to_a_station_that_accepts(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    fleet.stations["CS1"].reject = "NotSupported"
+    held = services.create(fcr(clock))
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
+    assert sum(s.discharge_w for s in held.holding) == pytest.approx(10_000.0)
+
+    await clock.advance(CONFIG.control_period_s)
+    # the re-plan sends first, then clears what left the plan: the clear's answer comes last
+    await until(lambda: any(k.station_id == "CS1" for k in held.cleared), timeout_s=20)
+    assert len(fleet.calls("set")) == 5
+
+    refused = next(k for k in held.dropped)
+    assert (refused.station_id, held.dropped[refused]) == (
+        "CS1",
+        "profile not accepted (Rejected: NotSupported)",
+    )
+    assert sum(s.discharge_w for s in held.holding) == pytest.approx(15_000.0)
+    assert [s.key.station_id for s in held.plan.shares] == ["CS0", "CS2"]
