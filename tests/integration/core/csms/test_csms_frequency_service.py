@@ -2,11 +2,11 @@
 ``ocpp`` library's v2.1 / v2.0.1 ChargePoint, every frame both ways checked against the OCA
 schemas) receive their share as a LocalFrequency TxProfile while the service holds, and have
 it cleared by id at the window's end or when the operator ends it early. A 2.0.1 station is
-left out with its reason and receives nothing."""
+left out with its reason and receives nothing. A station whose transaction ends mid-window
+hands its share to the others (replacement profiles under the same id) and is cleared."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,7 @@ from tests.integration.core.csms.test_csms_dispatch_eligibility import (
     plug_in,
     profiles_sent,
 )
-from tests.integration.core.csms.test_csms_foreign_station import PASSWORD, Core
+from tests.integration.core.csms.test_csms_foreign_station import PASSWORD, Core, _wait
 from vpp_core.dispatch.clock import SystemClock
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.services.manager import (
@@ -36,7 +36,9 @@ pytestmark = pytest.mark.integration
 #: The fixture: our CSMS with the extra 2.1 stations FS-21b and FS-21c registered.
 core = eligibility.core
 
-CONFIG = DispatchConfig(command_timeout_s=5.0, profile_id_base=700_000_000, stack_level=50)
+CONFIG = DispatchConfig(
+    command_timeout_s=5.0, profile_id_base=700_000_000, stack_level=50, control_period_s=0.2
+)
 PROFILE_ID = 700_000_000 + SERVICE_PROFILE_OFFSET + 1
 #: 3 x 5 kW each way: v2x_needs() EVs (9 kW discharge, 70 % of 60 kWh) sustain it for 15 min.
 CAPACITY_W = 15_000.0
@@ -48,10 +50,8 @@ SHARE_CURVE = [
 ]
 
 
-async def wait_for(held: HeldService, status: ServiceStatus, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while held.status is not status:  # noqa: ASYNC110 - the record has no event of its own
-            await asyncio.sleep(0.02)
+async def wait_for(held: HeldService, status: ServiceStatus) -> None:
+    await _wait(lambda: held.status is status, 30.0)
 
 
 def fcr(clock: SystemClock, duration_s: float) -> ServiceRequest:
@@ -137,4 +137,38 @@ async def test_ending_a_service_early_clears_its_profiles_before_the_window_ends
             assert station.profiles == {}
             assert clears(station) == [{"charging_profile_id": PROFILE_ID}]
     for station in (a, b):
+        assert station.violations == []
+
+
+async def test_a_transaction_ending_mid_window_moves_its_share_to_the_other_stations(
+    core: Core,
+) -> None:
+    clock = SystemClock()
+    async with (
+        ForeignStation("FS-21", url=core.url, password=PASSWORD) as a,
+        ForeignStation("FS-21b", url=core.url, password=PASSWORD) as b,
+        ForeignStation("FS-21c", url=core.url, password=PASSWORD) as c,
+        FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as services,
+    ):
+        for station in (a, b, c):
+            await plug_in(core, station, needs_with("DC_BPT"))
+        held = services.create(fcr(clock, duration_s=600.0))
+        await wait_for(held, ServiceStatus.HOLDING)
+
+        await a.end_transaction()
+        await _wait(
+            lambda: bool(clears(a)) and len(profiles_sent(b)) == len(profiles_sent(c)) == 2, 30
+        )
+
+        for station in (b, c):
+            replacement = profiles_sent(station)[-1]
+            assert station.profiles == {PROFILE_ID: replacement}, "replaced in place"
+            curve = first_period(replacement)["v2x_freq_watt_curve"]
+            assert (curve[0]["power"], curve[-1]["power"]) == (-7_500.0, 7_500.0)
+        assert clears(a) == [{"charging_profile_id": PROFILE_ID}]
+        assert a.profiles == {}
+        assert [k.station_id for k in held.dropped] == ["FS-21"]
+        assert held.plan.feasible
+        await services.end(held.service_id)
+    for station in (a, b, c):
         assert station.violations == []
