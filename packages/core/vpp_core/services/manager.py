@@ -135,14 +135,9 @@ class FrequencyServices:
     def create(self, request: ServiceRequest) -> HeldService:
         """Plan ``request`` over the fleet now and start holding it (profiles go out at once,
         valid from the window's start)."""
-        busy = {key: f"in dispatch {d}" for key, d in self._in_dispatch().items()}
-        busy.update(
-            (s.key, f"holds frequency service {held.service_id}")
-            for held in self._services.values()
-            if held.open
-            for s in held.plan.shares
+        plan = plan_service(
+            self._fleet.sessions(), request, config=self._config.planner, busy=self._busy()
         )
-        plan = plan_service(self._fleet.sessions(), request, config=self._config.planner, busy=busy)
         held = HeldService(f"fs-{uuid.uuid4().hex[:12]}", request, plan)
         if plan.shortfall_reason:
             held.events.append(f"capacity not covered: {plan.shortfall_reason}")
