@@ -6,8 +6,9 @@ bad station never stops the others), at the dispatch's ``stack_level`` under a p
 their own (``profile_id_base + SERVICE_PROFILE_OFFSET + evseId``), so clearing a service
 clears exactly its profiles (by id), never a dispatch's. A session holds one service at a
 time (a second one's profile, same id, would replace the first) and none while a dispatch
-holds it; a dispatch in turn leaves out a session holding a service (its profile conflict
-check sees another id at its stackLevel: ``vpp_core.dispatch.conflicts``). Each service's
+holds it. A dispatch in turn treats a service's profile as any other at its stackLevel once
+it has read the station's profiles (``vpp_core.dispatch.conflicts``: another id at the same
+level excludes the session; not covered by a test of its own yet). Each service's
 life is one task of this component's TaskGroup, run under the core's TaskSupervisor: a
 failure is contained, logged once and counted, and the service is marked ``failed``.
 """
