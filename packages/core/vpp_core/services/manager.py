@@ -8,7 +8,7 @@ clears exactly its profiles (by id), never a dispatch's. A session holds one ser
 time (a second one's profile, same id, would replace the first) and none while a dispatch
 holds it. A dispatch in turn treats a service's profile as any other at its stackLevel once
 it has read the station's profiles (``vpp_core.dispatch.conflicts``: another id at the same
-level excludes the session; not covered by a test of its own yet). Each service's
+level excludes the session). Each service's
 life is one task of this component's TaskGroup, run under the core's TaskSupervisor: a
 failure is contained, logged once and counted, and the service is marked ``failed``.
 """

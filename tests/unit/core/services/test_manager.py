@@ -17,6 +17,8 @@ from v2g_common.ocpp21.messages import call
 from v2g_common.ocpp21.payloads import codec_for
 from v2g_sim.ev import EvSpec
 from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.model import DispatchRequest
+from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.services.manager import SERVICE_PROFILE_OFFSET, FrequencyServices, ServiceStatus
 from vpp_core.services.products import Product, ServiceRequest
 from vpp_core.supervision import TaskSupervisor
@@ -228,3 +230,27 @@ async def test_a_refused_share_moves_to_a_station_that_accepts(
     )
     assert sum(s.discharge_w for s in held.holding) == pytest.approx(15_000.0)
     assert [s.key.station_id for s in held.plan.shares] == ["CS0", "CS2"]
+
+
+async def test_a_dispatch_leaves_out_the_sessions_holding_a_service(
+    fleet: ScriptedFleet, clock: VirtualClock, services: FrequencyServices
+) -> None:
+    service = services.create(fcr(clock, 10_000.0))
+    await until(lambda: service.status is ServiceStatus.HOLDING, timeout_s=20)
+    fleet.add("CS9", EvSpec(soc_pct=70.0, min_discharge_w=0.0))  # free for the dispatch
+    start = clock.now() + timedelta(seconds=10)
+    async with DispatchRunner(fleet, fleet, clock, CONFIG) as runner:
+        progress = runner.start(
+            "d1", DispatchRequest(target_w=-4_000.0, start=start, duration_s=30)
+        )
+        for _ in range(200):
+            if progress.report is not None:
+                break
+            await clock.advance(1.0)
+        report = await runner.wait("d1")
+    assert report.report is not None
+    reasons = {e.key.station_id: e.reason for e in report.report.excluded}
+    for station in ("CS0", "CS1", "CS2"):
+        assert reasons[station].startswith(f"profile conflict: TxProfile id {PROFILE_ID}")
+    assert {s for s, _ in fleet.calls("set")} - {"CS0", "CS1", "CS2"} == {"CS9"}
+    assert all(fleet.profiles_at(s, stack_level=50)[0]["id"] == PROFILE_ID for s in ("CS0", "CS1"))
