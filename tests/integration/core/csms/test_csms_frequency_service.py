@@ -7,6 +7,9 @@ hands its share to the others (replacement profiles under the same id) and is cl
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -59,6 +62,31 @@ def fcr(clock: SystemClock, duration_s: float) -> ServiceRequest:
     return ServiceRequest.of(Product.FCR, capacity_w=CAPACITY_W, start=start, duration_s=duration_s)
 
 
+@dataclass
+class Bench:
+    stations: list[ForeignStation]
+    services: FrequencyServices
+    clock: SystemClock
+
+
+@contextlib.asynccontextmanager
+async def bench(core: Core, identities: Sequence[str]) -> AsyncIterator[Bench]:
+    """2.1 stations with a bidirectional EV plugged in each, and the frequency services; on
+    exit, every frame that crossed the wire both ways was schema-valid."""
+    async with contextlib.AsyncExitStack() as stack:
+        stations = [
+            await stack.enter_async_context(ForeignStation(i, url=core.url, password=PASSWORD))
+            for i in identities
+        ]
+        for station in stations:
+            await plug_in(core, station, needs_with("DC_BPT"))
+        clock = SystemClock()
+        services = FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG)
+        yield Bench(stations, await stack.enter_async_context(services), clock)
+    for station in stations:
+        assert station.violations == []
+
+
 def clears(station: ForeignStation) -> list[dict[str, Any]]:
     return [p for action, p in station.received if action == "ClearChargingProfile"]
 
@@ -66,20 +94,14 @@ def clears(station: ForeignStation) -> list[dict[str, Any]]:
 async def test_the_service_reaches_each_21_station_as_local_frequency_and_is_cleared_at_the_end(
     core: Core,
 ) -> None:
-    clock = SystemClock()
     async with (
-        ForeignStation("FS-21", url=core.url, password=PASSWORD) as a,
-        ForeignStation("FS-21b", url=core.url, password=PASSWORD) as b,
-        ForeignStation("FS-21c", url=core.url, password=PASSWORD) as c,
         ForeignStation("FS-201", url=core.url, password=PASSWORD, subprotocol="ocpp2.0.1") as old,
-        FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as services,
+        bench(core, ["FS-21", "FS-21b", "FS-21c"]) as b,
     ):
-        for station in (a, b, c):
-            await plug_in(core, station, needs_with("DC_BPT"))
         await plug_in(core, old, NEEDS_201)
-        request = fcr(clock, duration_s=3.0)
+        request = fcr(b.clock, duration_s=3.0)
 
-        held = services.create(request)
+        held = b.services.create(request)
         await wait_for(held, ServiceStatus.HOLDING)
 
         assert held.plan.feasible
@@ -88,7 +110,7 @@ async def test_the_service_reaches_each_21_station_as_local_frequency_and_is_cle
             "FS-201": "OCPP 2.0.1 station: charge-only (2.0.1 profiles cannot command discharge)"
         }
         assert profiles_sent(old) == []
-        for station in (a, b, c):
+        for station in b.stations:
             (profile,) = profiles_sent(station)
             assert station.profiles == {PROFILE_ID: profile}, "the station holds it"
             assert profile["stack_level"] == 50
@@ -105,70 +127,51 @@ async def test_the_service_reaches_each_21_station_as_local_frequency_and_is_cle
 
         await wait_for(held, ServiceStatus.ENDED)
 
-        for station in (a, b, c):
+        for station in b.stations:
             assert station.profiles == {}, "cleared at the end of the window"
             assert clears(station) == [{"charging_profile_id": PROFILE_ID}]
         assert clears(old) == []
-    for station in (a, b, c, old):
-        assert station.violations == []
+    assert old.violations == []
 
 
 async def test_ending_a_service_early_clears_its_profiles_before_the_window_ends(
     core: Core,
 ) -> None:
-    clock = SystemClock()
-    async with (
-        ForeignStation("FS-21", url=core.url, password=PASSWORD) as a,
-        ForeignStation("FS-21b", url=core.url, password=PASSWORD) as b,
-        FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as services,
-    ):
-        for station in (a, b):
-            await plug_in(core, station, needs_with("DC_BPT"))
-        request = fcr(clock, duration_s=600.0)
-        held = services.create(request)
+    async with bench(core, ["FS-21", "FS-21b"]) as b:
+        request = fcr(b.clock, duration_s=600.0)
+        held = b.services.create(request)
         await wait_for(held, ServiceStatus.HOLDING)
-        assert all(PROFILE_ID in s.profiles for s in (a, b))
+        assert all(PROFILE_ID in s.profiles for s in b.stations)
 
-        ended = await services.end(held.service_id)
+        ended = await b.services.end(held.service_id)
 
         assert ended.status is ServiceStatus.CANCELLED
-        assert clock.now() < request.end
-        for station in (a, b):
+        assert b.clock.now() < request.end
+        for station in b.stations:
             assert station.profiles == {}
             assert clears(station) == [{"charging_profile_id": PROFILE_ID}]
-    for station in (a, b):
-        assert station.violations == []
 
 
 async def test_a_transaction_ending_mid_window_moves_its_share_to_the_other_stations(
     core: Core,
 ) -> None:
-    clock = SystemClock()
-    async with (
-        ForeignStation("FS-21", url=core.url, password=PASSWORD) as a,
-        ForeignStation("FS-21b", url=core.url, password=PASSWORD) as b,
-        ForeignStation("FS-21c", url=core.url, password=PASSWORD) as c,
-        FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as services,
-    ):
-        for station in (a, b, c):
-            await plug_in(core, station, needs_with("DC_BPT"))
-        held = services.create(fcr(clock, duration_s=600.0))
+    async with bench(core, ["FS-21", "FS-21b", "FS-21c"]) as b:
+        leaving, *staying = b.stations
+        held = b.services.create(fcr(b.clock, duration_s=600.0))
         await wait_for(held, ServiceStatus.HOLDING)
 
-        await a.end_transaction()
+        await leaving.end_transaction()
         await _wait(
-            lambda: bool(clears(a)) and len(profiles_sent(b)) == len(profiles_sent(c)) == 2, 30
+            lambda: bool(clears(leaving)) and all(len(profiles_sent(s)) == 2 for s in staying), 30
         )
 
-        for station in (b, c):
+        for station in staying:
             replacement = profiles_sent(station)[-1]
             assert station.profiles == {PROFILE_ID: replacement}, "replaced in place"
             curve = first_period(replacement)["v2x_freq_watt_curve"]
             assert (curve[0]["power"], curve[-1]["power"]) == (-7_500.0, 7_500.0)
-        assert clears(a) == [{"charging_profile_id": PROFILE_ID}]
-        assert a.profiles == {}
+        assert clears(leaving) == [{"charging_profile_id": PROFILE_ID}]
+        assert leaving.profiles == {}
         assert [k.station_id for k in held.dropped] == ["FS-21"]
         assert held.plan.feasible
-        await services.end(held.service_id)
-    for station in (a, b, c):
-        assert station.violations == []
+        await b.services.end(held.service_id)
