@@ -13,6 +13,10 @@ measures on its own ramps, up to ``module_settle_max_s``), plus two periods, plu
 ``comms_loss_margin_s`` (late cycles on a loaded CPU, a module slower on the way down than on
 the way up).
 
+Frequency response (a LocalFrequency lease) moves at ``freq_ramp_w_per_s``, the power
+module's own ramp, not the comfort ramp; run the loop at ``period_s`` <= 0.05 (20 Hz) for the
+sub-second products (Dynamic Containment, FFR).
+
 Everything except ``period_s`` and the ``realtime_*`` keys is re-read on SIGHUP.
 """
 
@@ -30,6 +34,7 @@ class ControlSection(ConfigSection):
 
     period_s: float = Field(default=0.1, ge=0.002, le=1.0)
     ramp_w_per_s: float = Field(default=2000.0, gt=0)
+    freq_ramp_w_per_s: float = Field(default=50000.0, gt=0)
     site_max_import_w: float = Field(default=11000.0, ge=0)
     site_max_export_w: float = Field(default=11000.0, ge=0)
     soc_min_pct: float = Field(default=20.0, ge=0, le=100)

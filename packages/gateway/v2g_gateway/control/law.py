@@ -22,6 +22,10 @@ Rules, in order of authority:
    lease expiry, stopping, the fail-safe, and the SoC ramp bands (``soc_ramp_band_pct`` above
    the floor / below ``soc_max_pct``) where the target becomes 0 W so that the ramp normally
    finishes before the hard limit is reached.
+5. *Frequency response*: a lease carrying a :class:`~v2g_gateway.control.frequency.FreqWattCurve`
+   (OCPP 2.1 LocalFrequency) asks for its ``power_w`` (the baseline) plus the curve's value at
+   the measured grid frequency, within the same limits, and moves at the module's own
+   ``freq_ramp_w_per_s`` while the lease is live; rules 1-3 still end it.
 
 Sign convention: positive power charges the EV, negative discharges it.
 """
@@ -34,6 +38,7 @@ from dataclasses import dataclass, replace
 from v2g_gateway.control.comms_loss import SettleTracker, current_a, open_after_s, ramp_start_s
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.events import EVENT_CODES, MODULE_FAULT_CODES, EventCode
+from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.control.ports import StageMeasurement, StageRatings
 
 __all__ = [
@@ -56,11 +61,13 @@ _NOT_TIMING = SettleTracker()  # frozen: one shared instance
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A setpoint the control loop may hold until ``deadline_s`` (receiver's monotonic clock)."""
+    """A setpoint the control loop may hold until ``deadline_s`` (receiver's monotonic clock).
+    With a ``curve`` (LocalFrequency) ``power_w`` is the baseline the curve's value is added to."""
 
     power_w: float
     deadline_s: float
     received_s: float
+    curve: FreqWattCurve | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +150,7 @@ def step(
         # After a gap longer than the module's revert timer the module sits at 0 W: ramp
         # up from there instead of jumping back to the old command.
         previous = st.commanded_w if dt_s < cfg.revert_timeout_s else 0.0
-        commanded = _ramp(previous, target, dt_s, cfg)
+        commanded = _ramp(previous, target, dt_s, cfg, _ramp_rate_w_per_s(st, obs, cfg))
         commanded = min(max(commanded, -max_discharge_w), max_charge_w)
     closed = _contactor(st, obs, commanded)
     if not (st.contactor_closed and closed):
@@ -193,12 +200,26 @@ def _target_w(
         max_discharge = 0.0
     if st.soc_ceiling_active:
         max_charge = 0.0
-    return min(max(lease.power_w, -max_discharge), max_charge)
+    requested = lease.power_w
+    if lease.curve is not None:
+        requested += lease.curve.value_w(m.grid_freq_hz)
+    return min(max(requested, -max_discharge), max_charge)
 
 
-def _ramp(commanded_w: float, target_w: float, dt_s: float, cfg: ControlSection) -> float:
+def _ramp_rate_w_per_s(st: LawState, obs: Observation, cfg: ControlSection) -> float:
+    """A live frequency response moves at the module's own ramp (a frequency product wants
+    full response within a second); stops, expiries and fail-safes at the comfort ramp."""
+    lease = obs.lease
+    if lease is None or lease.curve is None or st.failsafe or obs.stopping:
+        return cfg.ramp_w_per_s
+    return cfg.freq_ramp_w_per_s if obs.now_s < lease.deadline_s else cfg.ramp_w_per_s
+
+
+def _ramp(
+    commanded_w: float, target_w: float, dt_s: float, cfg: ControlSection, rate_w_per_s: float
+) -> float:
     credit_s = min(max(dt_s, 0.0), _MAX_RAMP_CREDIT_PERIODS * cfg.period_s)
-    max_delta = cfg.ramp_w_per_s * credit_s
+    max_delta = rate_w_per_s * credit_s
     delta = target_w - commanded_w
     if abs(delta) <= max_delta + _SNAP_W:  # snap: float residue must not cost a whole period
         return target_w
