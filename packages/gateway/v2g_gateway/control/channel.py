@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.events import EventCode
+from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.control.wire import (
     CONTACT,
     EV_LIMITS,
@@ -35,6 +36,7 @@ from v2g_gateway.control.wire import (
     ControlSnapshot,
     decode_event,
     decode_snapshot,
+    encode_freq_lease,
 )
 
 __all__ = ["ControlChannel", "ControlEvent", "ControlSnapshot", "SetpointLease"]
@@ -48,10 +50,13 @@ _NEVER = -1e18  # no contact marked yet
 @dataclass(frozen=True, slots=True)
 class SetpointLease:
     """A setpoint in W (positive charges the EV) the control loop may hold for ``valid_for_s``
-    from the moment it receives it; after that it ramps to 0 W."""
+    from the moment it receives it; after that it ramps to 0 W. With a ``curve``
+    (LocalFrequency) ``power_w`` is the baseline the curve's value at the measured grid
+    frequency is added to."""
 
     power_w: float
     valid_for_s: float
+    curve: FreqWattCurve | None = None
 
     def __post_init__(self) -> None:
         finite = math.isfinite(self.power_w) and math.isfinite(self.valid_for_s)
@@ -110,6 +115,9 @@ class ControlChannel:
 
     # --- commands ------------------------------------------------------------------------
     def grant_lease(self, lease: SetpointLease) -> None:
+        if lease.curve is not None:
+            self._send(encode_freq_lease(lease.power_w, lease.valid_for_s, lease.curve))
+            return
         self._send(PAIR_STRUCT.pack(LEASE, lease.power_w, lease.valid_for_s))
 
     def mark_csms_contact(self) -> None:

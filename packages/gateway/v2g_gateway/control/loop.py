@@ -42,6 +42,7 @@ from v2g_gateway.control.realtime import (
 from v2g_gateway.control.wire import (
     CONTACT,
     EV_LIMITS,
+    FREQ_LEASE,
     LEASE,
     MAX_DATAGRAM,
     PAIR_STRUCT,
@@ -50,6 +51,7 @@ from v2g_gateway.control.wire import (
     SNAPSHOT_STRUCT,
     STALL,
     STOP,
+    decode_freq_lease,
     encode_event,
     encode_snapshot_into,
 )
@@ -265,6 +267,16 @@ class ControlLoop:
             self._stall_s = SINGLE_STRUCT.unpack_from(self._rx)[1]
         elif kind == STOP:
             self._stop_requested = True
+        elif kind == FREQ_LEASE:
+            self._grant_frequency_lease(n, now)
+
+    def _grant_frequency_lease(self, n: int, now: float) -> None:
+        try:
+            baseline_w, valid_for_s, curve = decode_freq_lease(memoryview(self._rx)[:n])
+        except ValueError:
+            return  # the supervisor built it from a checked curve; garbled means no lease
+        if math.isfinite(baseline_w) and math.isfinite(valid_for_s) and valid_for_s >= 0:
+            self._lease = Lease(baseline_w, now + valid_for_s, now, curve)
 
     def _reload(self, payload: bytes) -> None:
         try:

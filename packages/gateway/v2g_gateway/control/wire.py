@@ -12,12 +12,14 @@ import struct
 from dataclasses import dataclass
 
 from v2g_gateway.control.events import EventCode, code_from_index, index_of
+from v2g_gateway.control.frequency import FreqWattCurve
 
 __all__ = [
     "CONTACT",
     "EVENT",
     "EVENT_STRUCT",
     "EV_LIMITS",
+    "FREQ_LEASE",
     "LEASE",
     "MAX_DATAGRAM",
     "PAIR_STRUCT",
@@ -28,7 +30,9 @@ __all__ = [
     "STALL",
     "STOP",
     "ControlSnapshot",
+    "decode_freq_lease",
     "decode_snapshot",
+    "encode_freq_lease",
     "encode_snapshot_into",
 ]
 
@@ -39,6 +43,7 @@ EV_LIMITS = 3  # PAIR: max_charge_w, max_discharge_w (magnitudes)
 SETTINGS = 4  # kind byte + ControlSection JSON
 STALL = 5  # SINGLE: seconds to block the loop (test hook, see docs)
 STOP = 6  # kind byte only: ramp to 0 W, open the contactor, exit 0
+FREQ_LEASE = 7  # FREQ_HEAD (point count, baseline_w, valid_for_s) + count x (freq_hz, power_w)
 # control -> supervisor
 SNAPSHOT = 64
 EVENT = 65
@@ -49,6 +54,8 @@ SINGLE_STRUCT = struct.Struct("<B7xd")
 PAIR_STRUCT = struct.Struct("<B7xdd")
 EVENT_STRUCT = struct.Struct("<B3xid")  # code index, control's monotonic time
 SNAPSHOT_STRUCT = struct.Struct("<B7x20d")
+FREQ_HEAD_STRUCT = struct.Struct("<B3xIdd")
+FREQ_POINT_STRUCT = struct.Struct("<dd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +165,26 @@ def decode_event(data: bytes | memoryview) -> tuple[EventCode, float]:
     if code is None:
         raise ValueError(f"bad event index {index}")
     return code, now_s
+
+
+def encode_freq_lease(baseline_w: float, valid_for_s: float, curve: FreqWattCurve) -> bytes:
+    """A LocalFrequency lease: the baseline, its validity and the frequency-watt curve."""
+    points = b"".join(
+        FREQ_POINT_STRUCT.pack(f, p) for f, p in zip(curve.freq_hz, curve.power_w, strict=True)
+    )
+    return FREQ_HEAD_STRUCT.pack(FREQ_LEASE, len(curve.freq_hz), baseline_w, valid_for_s) + points
+
+
+def decode_freq_lease(data: bytes | memoryview) -> tuple[float, float, FreqWattCurve]:
+    """``(baseline_w, valid_for_s, curve)``; ``ValueError`` for a datagram that is not one
+    (short, or a curve the law cannot execute: 2..20 points, Hz ascending)."""
+    if len(data) < FREQ_HEAD_STRUCT.size:
+        raise ValueError("short frequency lease")
+    _, count, baseline_w, valid_for_s = FREQ_HEAD_STRUCT.unpack_from(data)
+    if len(data) < FREQ_HEAD_STRUCT.size + count * FREQ_POINT_STRUCT.size:
+        raise ValueError(f"frequency lease with {count} points does not fit")
+    pairs = [
+        FREQ_POINT_STRUCT.unpack_from(data, FREQ_HEAD_STRUCT.size + i * FREQ_POINT_STRUCT.size)
+        for i in range(count)
+    ]
+    return baseline_w, valid_for_s, FreqWattCurve.from_points(pairs)
