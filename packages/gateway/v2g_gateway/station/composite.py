@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.station.profiles import ChargingProfile, PeriodWatts
 
 __all__ = [
@@ -64,13 +65,15 @@ class LocalLimits:
 
 @dataclass(frozen=True, slots=True)
 class CompositePeriod:
-    """Values from ``start`` until the next period (or the end of the schedule), in watts."""
+    """Values from ``start`` until the next period (or the end of the schedule), in watts.
+    LocalFrequency: ``setpoint_w`` is the baseline, ``freq_curve`` the curve added to it."""
 
     start: datetime
     mode: str
     limit_w: float | None
     discharge_limit_w: float | None
     setpoint_w: float | None
+    freq_curve: FreqWattCurve | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +137,12 @@ def target_power_w(period: CompositePeriod, *, charge_w: float) -> float:
 
 
 def _same_values(a: CompositePeriod, b: CompositePeriod) -> bool:
-    return (a.mode, a.limit_w, a.discharge_limit_w, a.setpoint_w) == (
+    return (a.mode, a.limit_w, a.discharge_limit_w, a.setpoint_w, a.freq_curve) == (
         b.mode,
         b.limit_w,
         b.discharge_limit_w,
         b.setpoint_w,
+        b.freq_curve,
     )
 
 
@@ -177,7 +181,8 @@ def _merge(when: datetime, tx: PeriodWatts | None, caps: list[PeriodWatts]) -> C
         if discharge_limit_w is not None:
             setpoint_w = max(setpoint_w, discharge_limit_w)
     mode = tx.mode if tx is not None else "ChargingOnly"
-    return CompositePeriod(when, mode, limit_w, discharge_limit_w, setpoint_w)
+    curve = tx.freq_curve if tx is not None else None
+    return CompositePeriod(when, mode, limit_w, discharge_limit_w, setpoint_w, curve)
 
 
 def _bounded(period: CompositePeriod, local: LocalLimits) -> CompositePeriod:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.station.errors import ProfileRejected
+from v2g_gateway.station.frequency_profiles import (
+    LOCAL_FREQUENCY,
+    check_local_frequency,
+    parse_freq_curve,
+)
 
 __all__ = [
     "SUPPORTED_MODES",
@@ -38,9 +44,10 @@ PURPOSES = (
     "PriorityCharging",
     "LocalGeneration",
 )
-#: Operation modes this station can execute itself; the others need a local controller
-#: (frequency response, load balancing, an external setpoint source) it does not have.
-SUPPORTED_MODES = frozenset({"Idle", "ChargingOnly", "CentralSetpoint"})
+#: Operation modes this station can execute itself (LocalFrequency: the control loop runs the
+#: frequency-watt curve); the others need a controller it does not have (a central frequency
+#: signal, aFRR, load balancing, an external setpoint source).
+SUPPORTED_MODES = frozenset({"Idle", "ChargingOnly", "CentralSetpoint", LOCAL_FREQUENCY})
 #: Purposes the composite schedule merges; PriorityCharging/LocalGeneration are not offered.
 SUPPORTED_PURPOSES = frozenset(PURPOSES[:4])
 
@@ -51,13 +58,15 @@ class PeriodWatts:
 
     ``setpoint_w`` is set for CentralSetpoint periods; a legacy negative limit (a CSMS older
     than 2.1 asks for discharge that way) becomes a CentralSetpoint period whose setpoint and
-    dischargeLimit are that limit; ``discharge_limit_w`` is <= 0.
+    dischargeLimit are that limit; ``discharge_limit_w`` is <= 0. A LocalFrequency period's
+    ``setpoint_w`` is its ``v2xBaseline`` and ``freq_curve`` the curve added to it.
     """
 
     mode: str
     limit_w: float | None
     discharge_limit_w: float | None
     setpoint_w: float | None
+    freq_curve: FreqWattCurve | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,8 @@ class SchedulePeriod:
     setpoint_l3: float | None = None
     number_phases: int | None = None
     operation_mode: str = "ChargingOnly"
+    v2x_baseline: float | None = None
+    freq_curve: FreqWattCurve | None = None
 
     def in_watts(self, unit: str, *, voltage_v: float, phases: int) -> PeriodWatts:
         """Signed watts for an EVSE at ``voltage_v`` using up to ``phases`` phases."""
@@ -94,6 +105,10 @@ class SchedulePeriod:
             # Backwards compatibility: a negative limit is a discharge request, executed and
             # reported as what it is: a central setpoint, bounded by itself.
             return PeriodWatts("CentralSetpoint", None, limit, limit)
+        if self.operation_mode == LOCAL_FREQUENCY:  # checked: unit W, baseline and curve
+            return PeriodWatts(
+                LOCAL_FREQUENCY, limit, discharge, self.v2x_baseline, self.freq_curve
+            )
         return PeriodWatts(self.operation_mode, limit, discharge, setpoint)
 
 
@@ -171,6 +186,8 @@ def _period(wire: Mapping[str, Any]) -> SchedulePeriod:
         start_period_s=int(wire["start_period"]),
         number_phases=wire.get("number_phases"),
         operation_mode=str(wire.get("operation_mode") or "ChargingOnly"),
+        v2x_baseline=_number(wire, "v2x_baseline"),
+        freq_curve=parse_freq_curve(wire),
         **numbers,
     )
 
@@ -295,6 +312,14 @@ def _check_periods(profile: ChargingProfile) -> None:
         raise ProfileRejected("InvalidSchedule", "startPeriod values must increase")
     for period in schedule.periods:
         _check_period(period, profile.purpose)
+        if period.operation_mode == LOCAL_FREQUENCY:
+            check_local_frequency(
+                purpose=profile.purpose,
+                unit=schedule.charging_rate_unit,
+                baseline_w=period.v2x_baseline,
+                curve=period.freq_curve,
+                setpoint=period.setpoint,
+            )
 
 
 def _check_period(period: SchedulePeriod, purpose: str) -> None:

@@ -40,6 +40,7 @@ from v2g_gateway.station.composite import (
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.device_model import DeviceModel
 from v2g_gateway.station.errors import ProfileRejected
+from v2g_gateway.station.frequency_profiles import response_bounds_w
 from v2g_gateway.station.link import CsmsLink, Outgoing
 from v2g_gateway.station.management import StationManagement, take_boot_reason
 from v2g_gateway.station.needs import allows_discharge, charging_needs_request
@@ -332,7 +333,6 @@ class ChargingStation:
         # follows until the tick is done, so a Started event still precedes them on the wire.
         await self._refresh_needs(evse_id, view, now)
         charge_w, discharge_w = self.ev_limits(evse_id)
-        control.set_ev_limits(max_charge_w=charge_w, max_discharge_w=discharge_w)
         tracker = self._trackers[evse_id]
         period = self.smart.composite(
             evse_id,
@@ -343,9 +343,14 @@ class ChargingStation:
             local=self.local_limits(evse_id),
         ).at(now)
         target_w = target_power_w(period, charge_w=self._charge_w(evse_id))
+        curve = period.freq_curve  # LocalFrequency: target_w is its baseline
         if not (view.ev_connected and self._may_deliver(evse_id)):
-            target_w = 0.0
-        control.grant_lease(SetpointLease(target_w, self.config.lease_valid_for_s))
+            target_w, curve = 0.0, None
+        charge_w, discharge_w = response_bounds_w(
+            period, curve, charge_w=charge_w, discharge_w=discharge_w
+        )
+        control.set_ev_limits(max_charge_w=charge_w, max_discharge_w=discharge_w)
+        control.grant_lease(SetpointLease(target_w, self.config.lease_valid_for_s, curve))
         tick = TickInputs(view, now, self._clock.monotonic(), self._online, period.mode, target_w)
         reasons = self._advance_transactions(evse_id, tick)
         status = self.management.status(evse_id, view)

@@ -39,7 +39,9 @@ _MEASURANDS = (
     "Energy.Active.Import.Register,Energy.Active.Export.Register,"
     "Power.Active.Import,Power.Active.Export,SoC"
 )
-_MODES = tuple(m for m in ("Idle", "ChargingOnly", "CentralSetpoint") if m in SUPPORTED_MODES)
+_MODES = tuple(
+    m for m in ("Idle", "ChargingOnly", "CentralSetpoint", "LocalFrequency") if m in SUPPORTED_MODES
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,7 +142,7 @@ REJECTIONS = [
     (
         "unsupported operation mode",
         1,
-        wire(period={"operation_mode": "LocalFrequency"}),
+        wire(period={"operation_mode": "AFRRSignal"}),
         TX,
         "UnsupportedParam",
     ),
