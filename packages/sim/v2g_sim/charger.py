@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from v2g_gateway.control.ports import Contactor, EvChargingNeeds, EvLink
 from v2g_sim.ev import EvSpec, charging_needs
+from v2g_sim.grid_frequency import GridFrequency
 from v2g_sim.i2c_bus import SimulatedI2cBus, SimulatedIna228
 from v2g_sim.module import ModuleSpec, PowerModuleModel
 from v2g_sim.sunspec_image import ScaleFactors, SunSpecImage
@@ -39,8 +40,9 @@ class SimulatedCharger:
         scale_factors: ScaleFactors | None = None,
         sensor_gain_error: float = 0.0,
         sensor_offset_error_w: float = 0.0,
+        grid: GridFrequency | None = None,
     ) -> SimulatedCharger:
-        model = PowerModuleModel(spec=spec or ModuleSpec(), seed=seed)
+        model = PowerModuleModel(spec=spec or ModuleSpec(), seed=seed, grid=grid)
         image = SunSpecImage(
             model,
             sf=scale_factors or ScaleFactors(),

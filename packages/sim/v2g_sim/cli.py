@@ -4,6 +4,7 @@ v2g-sim serve [--port /dev/ttyUSB0] [--chargers 50] [--socket /tmp/v2g-sim.sock]
 v2g-sim plug-in --socket /tmp/v2g-sim.sock --device-id 1 --soc-pct 60
 v2g-sim fault --socket ... --kind ground_fault      v2g-sim clear --socket ...
 v2g-sim status --socket ...
+v2g-sim grid --socket ... --freq-hz 49.5 [--ramp-s 2]   (or --trace trace.csv, --noise-hz)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from v2g_sim.control import ControlError, SimControlClient
+from v2g_sim.grid_frequency import GridFrequency, parse_trace_csv
 from v2g_sim.module import FAULT_KINDS
 from v2g_sim.runtime import SimulatorOptions, SimulatorRuntime
 
@@ -40,6 +42,9 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--plug-in", action="store_true", help="start with an EV plugged in")
     p.add_argument("--sensor-gain-error", type=float, default=0.0)
     p.add_argument("--sensor-offset-error-w", type=float, default=0.0)
+    p.add_argument("--grid-nominal-hz", type=float, default=50.0, help="the site's grid")
+    p.add_argument("--grid-noise-hz", type=float, default=0.0, help="Gaussian noise (std)")
+    p.add_argument("--grid-trace", type=Path, help="replay a t_s,freq_hz CSV from the start")
 
 
 def _control_parsers(sub: Any) -> None:
@@ -71,6 +76,11 @@ def _control_parsers(sub: Any) -> None:
     sensor = sub.add_parser("sensor-error", parents=[common], help="set the INA228 error")
     sensor.add_argument("--gain-error", type=float)
     sensor.add_argument("--offset-error-w", type=float)
+    grid = sub.add_parser("grid", parents=[common], help="the site's grid frequency from now")
+    grid.add_argument("--freq-hz", type=float, help="step (or ramp) to this frequency")
+    grid.add_argument("--ramp-s", type=float, help="ramp over this long instead of a step")
+    grid.add_argument("--trace", type=Path, help="replay a t_s,freq_hz CSV from now")
+    grid.add_argument("--noise-hz", type=float, help="Gaussian noise (std) from now")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _control_parsers(sub)
     return parser
+
+
+def _site_grid(args: argparse.Namespace) -> GridFrequency | None:
+    if args.grid_trace is None and args.grid_noise_hz == 0.0 and args.grid_nominal_hz == 50.0:
+        return None  # the model's own slow random walk around 50 Hz
+    grid = GridFrequency(nominal_hz=args.grid_nominal_hz, noise_hz=args.grid_noise_hz)
+    if args.grid_trace is not None:
+        grid = grid.replay(parse_trace_csv(args.grid_trace.read_text()), at_s=0.0)
+    return grid
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -95,6 +114,7 @@ async def _serve(args: argparse.Namespace) -> None:
         plug_in=args.plug_in,
         sensor_gain_error=args.sensor_gain_error,
         sensor_offset_error_w=args.sensor_offset_error_w,
+        grid=_site_grid(args),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -132,8 +152,23 @@ def _control_request(args: argparse.Namespace) -> dict[str, Any]:
         for key in ("gain_error", "offset_error_w"):
             if getattr(args, key) is not None:
                 extra[key] = getattr(args, key)
+    elif args.command == "grid":
+        extra.update(_grid_request(args))
     with SimControlClient(args.socket) as client:
         return client.request(args.command, **extra)
+
+
+def _grid_request(args: argparse.Namespace) -> dict[str, Any]:
+    request: dict[str, Any] = {}
+    if args.trace is not None:
+        request["trace"] = parse_trace_csv(args.trace.read_text())
+    elif args.freq_hz is not None:
+        request["freq_hz"] = args.freq_hz
+        if args.ramp_s is not None:
+            request["ramp_s"] = args.ramp_s
+    if args.noise_hz is not None:
+        request["noise_hz"] = args.noise_hz
+    return request
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 Request: ``{"cmd": "plug-in", "device_id": 1, ...}``; response: ``{"ok": true, ...}`` or
 ``{"ok": false, "error": "..."}``. Commands: ``status``, ``plug-in``, ``plug-out``, ``fault``,
-``clear``, ``sensor-error``, ``drive``, ``i2c``, ``contactor``, ``ev-needs``, ``step``.
+``clear``, ``sensor-error``, ``drive``, ``i2c``, ``contactor``, ``ev-needs``, and the
+site-wide ``step`` (advance the models) and ``grid`` (the site's grid frequency from now on).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from v2g_sim.control_client import (
     SimControlClient,
 )
 from v2g_sim.ev import EvSpec
+from v2g_sim.grid_frequency import GridFrequency
 
 __all__ = [
     "ControlError",
@@ -135,6 +137,28 @@ _HANDLERS: dict[str, Callable[[SimulatedCharger, Mapping[str, Any]], dict[str, A
 }
 
 
+def _grid(chargers: Mapping[int, SimulatedCharger], req: Mapping[str, Any]) -> dict[str, Any]:
+    """Every module on the line (one site) sees the same frequency from now on: a step to
+    ``freq_hz``, a ramp to it over ``ramp_s``, or a replayed ``trace`` ([[t_s, freq_hz], ...]
+    from now); ``noise_hz`` (optional) sets the Gaussian noise."""
+    for c in chargers.values():
+        m = c.model
+        source = m.grid or GridFrequency(nominal_hz=m.spec.grid_freq_hz, seed=m.seed)
+        if "noise_hz" in req:
+            source = replace(source, noise_hz=float(req["noise_hz"]))
+        if "trace" in req:
+            samples = [(float(t), float(f)) for t, f in req["trace"]]
+            source = source.replay(samples, at_s=m.now_s)
+        elif "freq_hz" in req:
+            to_hz, ramp_s = float(req["freq_hz"]), float(req.get("ramp_s", 0.0))
+            if ramp_s > 0:
+                source = source.ramp(at_s=m.now_s, to_hz=to_hz, over_s=ramp_s)
+            else:
+                source = source.step(at_s=m.now_s, to_hz=to_hz)
+        m.grid = source
+    return {"grid_freq_hz": [round(c.model.grid_freq_hz, 4) for c in chargers.values()]}
+
+
 def handle_request(
     chargers: Mapping[int, SimulatedCharger], req: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -147,9 +171,12 @@ def handle_request(
             for c in chargers.values():
                 c.model.step(float(req["seconds"]))
             return {"ok": True}
+        if cmd == "grid":
+            return {"ok": True, **_grid(chargers, req)}
         handler = _HANDLERS.get(str(cmd))
         if handler is None:
-            raise ControlError(f"unknown command {cmd!r}; one of {sorted([*_HANDLERS, 'step'])}")
+            known = sorted([*_HANDLERS, "step", "grid"])
+            raise ControlError(f"unknown command {cmd!r}; one of {known}")
         return {"ok": True, **handler(_charger(chargers, req), req)}
     except (ControlError, KeyError, TypeError, ValueError, OSError) as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

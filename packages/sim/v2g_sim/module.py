@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 from v2g_sim.ev import EvSpec
+from v2g_sim.grid_frequency import GridFrequency
 
 __all__ = ["FAULT_KINDS", "ModuleSpec", "PowerModuleModel", "RevertTimer"]
 
@@ -81,6 +82,8 @@ class PowerModuleModel:
     revert: RevertTimer = field(default_factory=RevertTimer)
     last_setpoint_write_s: float = 0.0
     temperature_c: float = 35.0
+    #: The site's grid frequency source; ``None``: a slow random walk around the nominal.
+    grid: GridFrequency | None = None
     _target_w: float = 0.0
     _rng: random.Random = field(init=False)
     _grid: _Grid = field(init=False)
@@ -143,6 +146,8 @@ class PowerModuleModel:
     def grid_freq_hz(self) -> float:
         if "frequency_excursion" in self.faults:
             return self.spec.excursion_freq_hz
+        if self.grid is not None:
+            return self.grid.freq_hz(self.now_s)
         return self._grid.freq_hz
 
     @property

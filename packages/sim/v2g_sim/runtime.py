@@ -13,6 +13,7 @@ from types import TracebackType
 from v2g_sim.charger import SimulatedCharger
 from v2g_sim.control import ControlServer
 from v2g_sim.ev import EvSpec
+from v2g_sim.grid_frequency import GridFrequency
 from v2g_sim.modbus_server import ModbusLineServer, RealTimeStepper
 from v2g_sim.module import ModuleSpec
 from v2g_sim.serial_link import NullModem
@@ -40,6 +41,8 @@ class SimulatorOptions:
     scale_factors: ScaleFactors = field(default_factory=ScaleFactors)
     sensor_gain_error: float = 0.0
     sensor_offset_error_w: float = 0.0
+    #: The site's grid frequency, shared by every module on the line (None: random walk).
+    grid: GridFrequency | None = None
 
 
 class SimulatorRuntime:
@@ -57,6 +60,7 @@ class SimulatorRuntime:
                 scale_factors=options.scale_factors,
                 sensor_gain_error=options.sensor_gain_error,
                 sensor_offset_error_w=options.sensor_offset_error_w,
+                grid=options.grid,
             )
             if options.plug_in:
                 self.chargers[device_id].plug_in(
