@@ -20,7 +20,13 @@ from v2g_gateway.station.errors import ProfileRejected
 if TYPE_CHECKING:  # composite imports profiles, which imports this module
     from v2g_gateway.station.composite import CompositePeriod
 
-__all__ = ["LOCAL_FREQUENCY", "check_local_frequency", "parse_freq_curve", "response_bounds_w"]
+__all__ = [
+    "LOCAL_FREQUENCY",
+    "check_local_frequency",
+    "curve_discharges",
+    "parse_freq_curve",
+    "response_bounds_w",
+]
 
 LOCAL_FREQUENCY = "LocalFrequency"
 _CAP_PURPOSES = ("ChargingStationMaxProfile", "ChargingStationExternalConstraints")
@@ -66,6 +72,14 @@ def check_local_frequency(
         raise ProfileRejected("InvalidSchedule", "LocalFrequency needs v2xFreqWattCurve")
     if setpoint is not None:
         raise ProfileRejected("InvalidSchedule", "LocalFrequency takes v2xBaseline, not setpoint")
+
+
+def curve_discharges(baseline_w: float | None, curve: FreqWattCurve | None) -> bool:
+    """Whether baseline + curve asks for discharge at some frequency (the curve is piecewise
+    linear and held at its ends: its minimum is one of its points)."""
+    if baseline_w is None or curve is None:
+        return False
+    return baseline_w + min(curve.power_w) < 0
 
 
 def response_bounds_w(

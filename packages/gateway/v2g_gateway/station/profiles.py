@@ -20,6 +20,7 @@ from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.frequency_profiles import (
     LOCAL_FREQUENCY,
     check_local_frequency,
+    curve_discharges,
     parse_freq_curve,
 )
 
@@ -349,9 +350,12 @@ def _check_period(period: SchedulePeriod, purpose: str) -> None:
 
 
 def asks_discharge(profile: ChargingProfile) -> bool:
-    """Whether any period commands power out of the EV: a negative setpoint, or a legacy
-    negative limit (a dischargeLimit alone only bounds a setpoint)."""
+    """Whether any period commands power out of the EV: a negative setpoint, a legacy
+    negative limit (a dischargeLimit alone only bounds a setpoint), or a LocalFrequency
+    baseline + curve that goes below 0 W somewhere."""
     for period in profile.schedule.periods:
+        if curve_discharges(period.v2x_baseline, period.freq_curve):
+            return True
         values = (
             period.setpoint,
             period.setpoint_l2,

@@ -13,7 +13,7 @@ import pytest
 
 from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
 from tests.unit.gateway.station.test_station_offline_clock import FakeClock
-from tests.unit.gateway.station.test_station_profiles import TX, wire
+from tests.unit.gateway.station.test_station_profiles import TX, open_smart, wire
 from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.station import ChargingStation, StationConfig
 from v2g_gateway.station.composite import ActiveTransaction
@@ -58,7 +58,7 @@ def config(tmp_path: Path) -> StationConfig:
 
 @pytest.fixture
 def smart(tmp_path: Path) -> SmartCharging:
-    return SmartCharging(config(tmp_path), ProfileStore(open_state_db(tmp_path)))
+    return open_smart(tmp_path)
 
 
 def test_a_local_frequency_profile_is_accepted_and_composed_with_its_curve(
@@ -137,6 +137,15 @@ def test_what_the_station_cannot_execute_is_refused_with_a_reason(
     assert text in str(info.value), case
 
 
+def test_a_curve_that_discharges_a_charge_only_session_is_refused(tmp_path: Path) -> None:
+    smart = open_smart(tmp_path, lambda _evse: False)
+    with pytest.raises(ProfileRejected) as info:
+        smart.install(1, local_frequency(v2x_baseline=7000.0), transactions=TX, now=NOW)
+    assert info.value.reason_code == "InvalidOperationMode"
+    # Baseline 8 kW + curve >= -8 kW never discharges: a charge-only session may take it.
+    smart.install(1, local_frequency(v2x_baseline=8000.0), transactions=TX, now=NOW)
+
+
 def test_a_curve_on_another_mode_is_ignored_as_the_spec_says(smart: SmartCharging) -> None:
     profile = wire(period={"v2x_freq_watt_curve": CURVE_WIRE[:1]})  # CentralSetpoint
     smart.install(1, profile, transactions=TX, now=NOW)
@@ -152,7 +161,8 @@ async def test_the_station_hands_curve_and_baseline_to_the_control_loop(tmp_path
     TransactionJournal(db).begin(1, "tx-1", NOW - timedelta(minutes=5))
     running = {1: ActiveTransaction("tx-1", NOW - timedelta(minutes=5))}
     profile = local_frequency(limit=6000.0, discharge_limit=-5000.0)
-    SmartCharging(cfg, ProfileStore(db)).install(1, profile, transactions=running, now=NOW)
+    smart = SmartCharging(cfg, ProfileStore(db), may_discharge=lambda _evse: True)
+    smart.install(1, profile, transactions=running, now=NOW)
     db.close()
     control = ScriptedControl()
     control.plug_in()
