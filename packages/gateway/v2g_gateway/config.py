@@ -18,6 +18,7 @@ from v2g_gateway.devices import (
     PowerSensorConfig,
     SimulatorSection,
 )
+from v2g_gateway.frequency_log_service import FrequencyLogSection
 from v2g_gateway.hw.config import PowerModuleSection
 from v2g_gateway.local_lease import LocalLeaseSection
 from v2g_gateway.station.config import StationConfig
@@ -58,6 +59,7 @@ class GatewayConfig(ConfigSection):
     simulator: SimulatorSection = SimulatorSection()
     local_lease: LocalLeaseSection = LocalLeaseSection()
     ev_link: EvLinkSection = EvLinkSection()
+    frequency_log: FrequencyLogSection = FrequencyLogSection()
     station: StationConfig | None = None
     uplink: UplinkConfig | None = None
 

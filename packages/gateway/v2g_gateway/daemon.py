@@ -29,6 +29,7 @@ from v2g_gateway.adapters import (
 from v2g_gateway.config import GatewayConfig, load_gateway_config
 from v2g_gateway.control.channel import ControlChannel
 from v2g_gateway.control_host import ControlProcess
+from v2g_gateway.frequency_log_service import FrequencyLogService
 from v2g_gateway.local_lease import LocalLeaseSource
 from v2g_gateway.logs import setup_logging
 from v2g_gateway.supervisor import StartupError, SupervisedService, Supervisor
@@ -69,6 +70,8 @@ def build_services(config: GatewayConfig) -> list[SupervisedService]:
     services: list[SupervisedService] = []
     if config.local_lease.enabled:
         services.append(LocalLeaseSource(config.local_lease))
+    if config.frequency_log.enabled:
+        services.append(FrequencyLogService(config.frequency_log))
     station: StationService | None = None
     if config.station is not None:
         from v2g_gateway.station.service import StationService
