@@ -24,6 +24,7 @@ __all__ = [
     "LOCAL_FREQUENCY",
     "check_local_frequency",
     "curve_discharges",
+    "curve_to_wire",
     "parse_freq_curve",
     "response_bounds_w",
 ]
@@ -72,6 +73,18 @@ def check_local_frequency(
         raise ProfileRejected("InvalidSchedule", "LocalFrequency needs v2xFreqWattCurve")
     if setpoint is not None:
         raise ProfileRejected("InvalidSchedule", "LocalFrequency takes v2xBaseline, not setpoint")
+
+
+def curve_to_wire(baseline_w: float, curve: FreqWattCurve, *, scale: float) -> dict[str, Any]:
+    """A composite period's LocalFrequency values in snake_case wire form (GetCompositeSchedule),
+    powers multiplied by ``scale`` (1 for W)."""
+    return {
+        "v2x_baseline": round(baseline_w * scale, 3),
+        "v2x_freq_watt_curve": [
+            {"frequency": f, "power": round(p * scale, 3)}
+            for f, p in zip(curve.freq_hz, curve.power_w, strict=True)
+        ],
+    }
 
 
 def curve_discharges(baseline_w: float | None, curve: FreqWattCurve | None) -> bool:

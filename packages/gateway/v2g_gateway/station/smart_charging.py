@@ -20,6 +20,7 @@ from v2g_gateway.station.composite import (
     compose,
 )
 from v2g_gateway.station.config import StationConfig
+from v2g_gateway.station.frequency_profiles import curve_to_wire
 from v2g_gateway.station.profiles import (
     ChargingProfile,
     check_discharge,
@@ -238,6 +239,9 @@ def composite_to_wire(
         ):
             if value is not None:
                 item[key] = round(value * scale, 3)
+        if period.freq_curve is not None and period.setpoint_w is not None:
+            del item["setpoint"]  # LocalFrequency: the setpoint is the curve's baseline
+            item.update(curve_to_wire(period.setpoint_w, period.freq_curve, scale=scale))
         periods.append(item)
     return {
         "evse_id": schedule.evse_id,

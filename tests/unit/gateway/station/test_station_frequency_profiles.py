@@ -14,12 +14,13 @@ import pytest
 from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
 from tests.unit.gateway.station.test_station_offline_clock import FakeClock
 from tests.unit.gateway.station.test_station_profiles import TX, open_smart, wire
+from v2g_common.ocpp21.payloads import codec_for
 from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.station import ChargingStation, StationConfig
 from v2g_gateway.station.composite import ActiveTransaction
 from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.outbox import TransactionJournal
-from v2g_gateway.station.smart_charging import SmartCharging
+from v2g_gateway.station.smart_charging import SmartCharging, composite_to_wire
 from v2g_gateway.station.store import ProfileStore, open_state_db
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -73,6 +74,21 @@ def test_a_local_frequency_profile_is_accepted_and_composed_with_its_curve(
         -1000.0,
         CURVE,
     )
+
+
+def test_get_composite_schedule_shows_baseline_and_curve(smart: SmartCharging) -> None:
+    smart.install(1, local_frequency(limit=9000.0), transactions=TX, now=NOW)
+    schedule = smart.composite(1, now=NOW, duration_s=60, transaction=TX[1], offline_since=None)
+    wire_form = composite_to_wire(schedule, unit="W", electrics=smart.electrics(1))
+    (period,) = wire_form["charging_schedule_period"]
+    assert period["operation_mode"] == "LocalFrequency"
+    assert "setpoint" not in period
+    assert period["v2x_baseline"] == -1000.0
+    assert period["v2x_freq_watt_curve"] == CURVE_WIRE
+    assert period["limit"] == 9000.0
+    # ... and the GetCompositeScheduleResponse carrying it is valid OCPP 2.1.
+    result = {"status": "Accepted", "schedule": wire_form}
+    codec_for("ocpp2.1").encode_response("GetCompositeSchedule", result)
 
 
 def repeat_point(n: int) -> list[dict[str, float]]:
