@@ -177,9 +177,11 @@ def first_time(
 
 
 def response(samples: list[tuple[float, float]], start_w: float, goal_w: float) -> dict[str, Any]:
+    delay = first_time(samples, start_w, goal_w, 0.01)
+    full = first_time(samples, start_w, goal_w, 0.95)
     return {
-        "delay_to_1pct_s": first_time(samples, start_w, goal_w, 0.01),
-        "time_to_95pct_s": first_time(samples, start_w, goal_w, 0.95),
+        "delay_to_1pct_s": None if delay is None else round(delay, 3),
+        "time_to_95pct_s": None if full is None else round(full, 3),
         "final_w": round(samples[-1][1], 1) if samples else None,
     }
 
