@@ -36,7 +36,7 @@ from v2g_gateway.supervisor import StartupError, SupervisedService, Supervisor
 
 if TYPE_CHECKING:
     from v2g_gateway.station.service import StationService
-    from v2g_gateway.uplink.service import ChargerLimits
+    from v2g_gateway.uplink.service import ChargerLimits, UplinkService
 
 __all__ = ["build_parser", "build_services", "main", "run_daemon"]
 
@@ -70,9 +70,8 @@ def build_services(config: GatewayConfig) -> list[SupervisedService]:
     services: list[SupervisedService] = []
     if config.local_lease.enabled:
         services.append(LocalLeaseSource(config.local_lease))
-    if config.frequency_log.enabled:
-        services.append(FrequencyLogService(config.frequency_log))
     station: StationService | None = None
+    uplink: UplinkService | None = None
     if config.station is not None:
         from v2g_gateway.station.service import StationService
 
@@ -82,8 +81,24 @@ def build_services(config: GatewayConfig) -> list[SupervisedService]:
     if config.uplink is not None:
         from v2g_gateway.uplink.service import UplinkService
 
-        services.append(UplinkService(config.uplink, limits=lambda: _charger_limits(station)))
+        uplink = UplinkService(config.uplink, limits=lambda: _charger_limits(station))
+        services.append(uplink)
+    if config.frequency_log.enabled:
+        services.append(_frequency_log(config, uplink))
     return services
+
+
+def _frequency_log(config: GatewayConfig, uplink: UplinkService | None) -> FrequencyLogService:
+    """The activation log; each finished activation is an event to the core when the uplink
+    is configured."""
+    if uplink is None:
+        return FrequencyLogService(config.frequency_log)
+    report = uplink.report
+
+    def on_activation(summary: dict[str, float | str]) -> None:
+        report("FREQUENCY_ACTIVATION", severity="info", detail=summary)
+
+    return FrequencyLogService(config.frequency_log, on_activation=on_activation)
 
 
 def _charger_limits(station: StationService | None) -> ChargerLimits | None:

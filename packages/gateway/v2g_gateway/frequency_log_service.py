@@ -58,8 +58,11 @@ class FrequencyLogService:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_activation: Callable[[dict[str, float | str]], None] | None = None,
     ) -> None:
+        """``on_activation(summary)`` when an activation ends (the uplink's MQTT event)."""
         self._section = section
+        self._on_activation = on_activation
         self._clock = clock
         self._wall = wall
         self._file: TextIO | None = None
@@ -137,15 +140,18 @@ class FrequencyLogService:
             log.error("activation file %s cannot be written: %s; not recorded", path, exc)
             self._file = None
 
-    def _write_summary(self, summary: dict[str, float]) -> None:
+    def _write_summary(self, values: dict[str, float]) -> None:
         if self._path is None:
             return
-        summary["duration_s"] = summary.get("ended_s", math.nan) - summary["started_s"]
+        summary: dict[str, float | str] = {**values, "file": self._path.name}
+        summary["duration_s"] = values.get("ended_s", math.nan) - values["started_s"]
         try:
             self._path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         except OSError as exc:
             log.error("activation summary %s: %s", self._path.with_suffix(".json"), exc)
         log.info("frequency activation over: %s", json.dumps(summary))
+        if self._on_activation is not None:
+            self._on_activation(summary)
 
     def _close(self) -> None:
         if self._file is not None:

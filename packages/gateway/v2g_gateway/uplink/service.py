@@ -15,11 +15,12 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from v2g_common.telemetry import EventSeverity
+from v2g_common.telemetry.payloads import DetailValue
 from v2g_gateway.control.channel import ControlEvent, ControlSnapshot
 from v2g_gateway.control.events import EventCode
 from v2g_gateway.uplink.config import UplinkConfig
@@ -35,6 +36,15 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+REPORT_QUEUE_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReport:
+    code: str
+    severity: EventSeverity
+    detail: dict[str, DetailValue]
+
 
 _INFO = {
     EventCode.TRIP_CLEARED,
@@ -137,16 +147,38 @@ class UplinkService:
         self.config = config
         self._charger_id = charger_id or config.site
         self._limits = limits
+        self._reports: asyncio.Queue[SiteReport] = asyncio.Queue(maxsize=REPORT_QUEUE_SIZE)
+
+    def report(
+        self, code: str, *, severity: EventSeverity, detail: Mapping[str, DetailValue]
+    ) -> None:
+        """An event from another supervisor service (the frequency log's activations); sent
+        like the control loop's. A full queue (uplink stuck) drops it, logged."""
+        try:
+            self._reports.put_nowait(SiteReport(code, severity, dict(detail)))
+        except asyncio.QueueFull:
+            log.warning("uplink: report %s dropped, %d waiting", code, self._reports.qsize())
 
     async def run(self, channel: SnapshotChannel) -> None:
         events = channel.subscribe_events()
         source = ControlSnapshotSource(channel, charger_id=self._charger_id, limits=self._limits)
-        async with SiteUplink(self.config, {self._charger_id: source}) as uplink:
+        async with (
+            SiteUplink(self.config, {self._charger_id: source}) as uplink,
+            asyncio.TaskGroup() as group,
+        ):
+            group.create_task(self._forward_reports(uplink), name="uplink-reports")
             while True:
                 event = await events.get()
                 uplink.record_event(
                     str(event.code), severity=severity_of(event.code), charger=self._charger_id
                 )
+
+    async def _forward_reports(self, uplink: SiteUplink) -> None:
+        while True:
+            r = await self._reports.get()
+            uplink.record_event(
+                r.code, severity=r.severity, charger=self._charger_id, detail=r.detail
+            )
 
     def reload(self, config: object) -> None:
         log.info("uplink: configuration changes take effect at the next daemon restart")
