@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
+from tests.doubles.station_setup import station_config
 from tests.unit.gateway.station.test_station_offline_clock import FakeClock
 from tests.unit.gateway.station.test_station_profiles import TX, open_smart, wire
 from v2g_common.ocpp21.payloads import codec_for
@@ -46,14 +47,9 @@ def local_frequency(**period: Any) -> dict[str, Any]:
 
 
 def config(tmp_path: Path) -> StationConfig:
-    return StationConfig(
-        csms_url="ws://127.0.0.1:9/ocpp",
-        identity="CS-1",
-        security_profile=1,
-        password="p" * 16,
-        state_dir=tmp_path,
-        control_tick_s=3600.0,
-        lease_valid_for_s=7200.0,
+    """Ticks only when the test says (``station.tick()``); the CSMS is never reached."""
+    return station_config(
+        "ws://127.0.0.1:9/ocpp", tmp_path, control_tick_s=3600.0, lease_valid_for_s=7200.0
     )
 
 

@@ -8,6 +8,7 @@ import json
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import TestPki
 from v2g_gateway.uplink import OUTBOX_DROPPED, ChargerState, SiteUplink, UplinkConfig
@@ -24,6 +25,25 @@ def unused_port() -> int:
         return int(s.getsockname()[1])
 
 
+def unreachable_uplink(tmp_path: Path, pki: TestPki, **overrides: Any) -> UplinkConfig:
+    """Site ``site-a`` with nothing listening at its broker address: the outbox keeps all."""
+    cert, key = pki.client("site-a")
+    values: dict[str, Any] = {
+        "site": "site-a",
+        "region": "north",
+        "broker_host": "127.0.0.1",
+        "broker_port": unused_port(),
+        "ca_file": pki.ca,
+        "cert_file": cert,
+        "key_file": key,
+        "summary_interval_s": 3600,  # summaries come from summarize_now() only
+        "outbox_path": tmp_path / "outbox.sqlite3",
+        "outbox_fsync": False,
+    }
+    values.update(overrides)
+    return UplinkConfig(**values)
+
+
 def rows(path: Path) -> list[tuple[int, str, dict[str, object]]]:
     with sqlite3.connect(path) as conn:
         found = conn.execute("SELECT seq, kind, payload FROM outbox ORDER BY seq").fetchall()
@@ -33,20 +53,7 @@ def rows(path: Path) -> list[tuple[int, str, dict[str, object]]]:
 async def test_outage_drops_summaries_reports_once_keeps_events(
     tmp_path: Path, pki: TestPki
 ) -> None:
-    cert, key = pki.client("site-a")
-    config = UplinkConfig(
-        site="site-a",
-        region="north",
-        broker_host="127.0.0.1",
-        broker_port=unused_port(),
-        ca_file=pki.ca,
-        cert_file=cert,
-        key_file=key,
-        summary_interval_s=3600,  # summaries come from summarize_now() only
-        outbox_path=tmp_path / "outbox.sqlite3",
-        outbox_max_messages=20,
-        outbox_fsync=False,
-    )
+    config = unreachable_uplink(tmp_path, pki, outbox_max_messages=20)
     async with SiteUplink(config, {"cp-1": OneCharger()}) as uplink:
         uplink.record_event("FAIL_SAFE_TRIP", severity="critical", charger="cp-1")
         for _ in range(60):

@@ -9,14 +9,13 @@ from pathlib import Path
 
 from tests.conftest import TestPki
 from tests.doubles.waiting import eventually
-from tests.unit.gateway.uplink.test_drop_report import rows, unused_port
+from tests.unit.gateway.uplink.test_drop_report import rows, unreachable_uplink
 from v2g_gateway.config import GatewayConfig
 from v2g_gateway.control.channel import ControlEvent
 from v2g_gateway.control.wire import NO_SNAPSHOT, ControlSnapshot
 from v2g_gateway.daemon import _frequency_log
 from v2g_gateway.frequency_log import ActivationRecorder, FrequencySample
 from v2g_gateway.frequency_log_service import FrequencyLogSection
-from v2g_gateway.uplink import UplinkConfig
 from v2g_gateway.uplink.service import UplinkService
 
 
@@ -31,19 +30,7 @@ class QuietChannel:
 async def test_a_finished_activation_is_an_event_with_its_summary(
     tmp_path: Path, pki: TestPki
 ) -> None:
-    cert, key = pki.client("site-a")
-    uplink_config = UplinkConfig(
-        site="site-a",
-        region="north",
-        broker_host="127.0.0.1",
-        broker_port=unused_port(),
-        ca_file=pki.ca,
-        cert_file=cert,
-        key_file=key,
-        summary_interval_s=3600,
-        outbox_path=tmp_path / "outbox.sqlite3",
-        outbox_fsync=False,
-    )
+    uplink_config = unreachable_uplink(tmp_path, pki)
     uplink = UplinkService(uplink_config)
     section = FrequencyLogSection(enabled=True, directory=tmp_path, before_s=0.2, after_s=0.2)
     log_service = _frequency_log(GatewayConfig(frequency_log=section), uplink)
