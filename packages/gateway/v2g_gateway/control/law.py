@@ -210,8 +210,8 @@ def _ramp_rate_w_per_s(st: LawState, obs: Observation, cfg: ControlSection) -> f
     """A live frequency response moves at the module's own ramp (a frequency product wants
     full response within a second); stops, expiries and fail-safes at the comfort ramp."""
     lease = obs.lease
-    if lease is None or lease.curve is None or st.failsafe or obs.stopping:
-        return cfg.ramp_w_per_s
+    if lease is None or lease.curve is None or st.failsafe or st.comms_ramp or obs.stopping:
+        return cfg.ramp_w_per_s  # the comms-loss envelope is timed on the comfort ramp
     return cfg.freq_ramp_w_per_s if obs.now_s < lease.deadline_s else cfg.ramp_w_per_s
 
 

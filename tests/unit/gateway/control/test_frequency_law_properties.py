@@ -224,3 +224,22 @@ def test_frequency_response_ends_with_its_lease() -> None:
     moves = [b - a for a, b in itertools.pairwise(after)]
     assert moves
     assert all(0.0 < d <= 2000.0 * lim.cfg.period_s + EPS_W for d in moves)
+
+
+def test_the_comms_loss_ramp_of_a_frequency_response_moves_at_the_comfort_ramp() -> None:
+    """The comms-loss envelope times its ramp on ``ramp_w_per_s``: a response being wound
+    down for comms loss must not take the module's ramp (nor outlive the 30 s)."""
+    cfg = DC.cfg
+    lease = Lease(0.0, 1e9, 0.0, DC_CURVE)
+    now, state, seen = 0.0, initial_state(0.0), []
+    while now < cfg.comms_loss_timeout_s + 1.0:
+        now += cfg.period_s
+        m = measurement(power_w=state.commanded_w, soc_pct=60.0, grid_freq_hz=49.5)
+        out = step(state, Observation(now, m, state.commanded_w, 0.0, lease), cfg, RATINGS, EV)
+        state = out.state
+        seen.append((now, state.commanded_w, state.contactor_closed))
+    winding = [p for t, p, _ in seen if t > 1.0 and p > -10000.0]
+    moves = [b - a for a, b in itertools.pairwise(winding)]
+    assert moves
+    assert max(moves) <= 2000.0 * 2 * cfg.period_s + EPS_W  # comfort ramp, 2 periods' credit
+    assert all(not closed for t, _, closed in seen if t >= cfg.comms_loss_timeout_s)
