@@ -193,19 +193,26 @@ def test_a_frequency_step_moves_at_the_module_ramp_not_the_comfort_ramp() -> Non
     assert run_step_response(comfort, lease, seconds=1.0)[-1] == pytest.approx(0.0, abs=1e-6)
 
 
-def test_frequency_response_does_not_outlive_the_link() -> None:
+def without_contact(seconds: float) -> list[tuple[float, LawOutput]]:
+    """A live frequency response at 49.5 Hz whose CSMS was last heard at t = 0."""
     cfg = DC.cfg
     lease = Lease(0.0, 1e9, 0.0, DC_CURVE)
-    now, state, events = 0.0, initial_state(0.0), []
-    while now < cfg.comms_loss_timeout_s + 10.0:
+    now, state, seen = 0.0, initial_state(0.0), []
+    while now < seconds:
         now += cfg.period_s
         m = measurement(power_w=state.commanded_w, soc_pct=60.0, grid_freq_hz=49.5)
         out = step(state, Observation(now, m, state.commanded_w, 0.0, lease), cfg, RATINGS, EV)
         state = out.state
-        events.extend(out.events)
-    assert EventCode.COMMS_LOSS_FAILSAFE in events
-    assert state.commanded_w == 0.0
-    assert not state.contactor_closed
+        seen.append((now, out))
+    return seen
+
+
+def test_frequency_response_does_not_outlive_the_link() -> None:
+    seen = without_contact(DC.cfg.comms_loss_timeout_s + 10.0)
+    assert EventCode.COMMS_LOSS_FAILSAFE in [code for _, out in seen for code in out.events]
+    last = seen[-1][1]
+    assert last.setpoint_w == 0.0
+    assert not last.contactor_closed
 
 
 def test_frequency_response_ends_with_its_lease() -> None:
@@ -230,16 +237,9 @@ def test_the_comms_loss_ramp_of_a_frequency_response_moves_at_the_comfort_ramp()
     """The comms-loss envelope times its ramp on ``ramp_w_per_s``: a response being wound
     down for comms loss must not take the module's ramp (nor outlive the 30 s)."""
     cfg = DC.cfg
-    lease = Lease(0.0, 1e9, 0.0, DC_CURVE)
-    now, state, seen = 0.0, initial_state(0.0), []
-    while now < cfg.comms_loss_timeout_s + 1.0:
-        now += cfg.period_s
-        m = measurement(power_w=state.commanded_w, soc_pct=60.0, grid_freq_hz=49.5)
-        out = step(state, Observation(now, m, state.commanded_w, 0.0, lease), cfg, RATINGS, EV)
-        state = out.state
-        seen.append((now, state.commanded_w, state.contactor_closed))
-    winding = [p for t, p, _ in seen if t > 1.0 and p > -10000.0]
+    seen = without_contact(cfg.comms_loss_timeout_s + 1.0)
+    winding = [o.setpoint_w for t, o in seen if t > 1.0 and o.setpoint_w > -10000.0]
     moves = [b - a for a, b in itertools.pairwise(winding)]
     assert moves
     assert max(moves) <= 2000.0 * 2 * cfg.period_s + EPS_W  # comfort ramp, 2 periods' credit
-    assert all(not closed for t, _, closed in seen if t >= cfg.comms_loss_timeout_s)
+    assert all(not o.contactor_closed for t, o in seen if t >= cfg.comms_loss_timeout_s)
