@@ -61,7 +61,8 @@ import httpx
 from tests.unit.core.dispatch.scripted_fleet import T0, VirtualClock, until
 from vpp_core.api import create_api
 from vpp_core.dispatch.config import DispatchConfig
-from vpp_core.dispatch.ports import CommandResult, SessionState
+from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.ports import CommandResult, EndedSession, SessionState
 from vpp_core.dispatch.runner import DispatchRunner
 from vpp_core.dispatch.service import DispatchService
 
@@ -106,6 +107,9 @@ class InProcessStations:
 
     def sessions(self) -> list[SessionState]:
         return list(self._sessions.values())
+
+    def ended_session(self, key: SessionKey) -> EndedSession | None:
+        return None  # registers stay where the last sample left them
 
     def unplug(self, station_id: str) -> None:
         del self._sessions[station_id]

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -98,7 +98,7 @@ def _progress_out(service: DispatchService, p: DispatchProgress) -> DispatchOut:
         id=p.dispatch_id,
         status=p.status.value,
         request=RequestOut.of(p.request),
-        plan=PlanSummaryOut.of(summary) if summary else None,
+        plan=PlanSummaryOut.of(summary, p.request) if summary else None,
         current_committed_mw=mw(current.committed_w) if current else None,
         allocations=[
             AllocationOut(
@@ -168,7 +168,7 @@ def _write_routes(app: FastAPI, service: DispatchService) -> None:
             id=created.dispatch_id,
             status=service.get(created.dispatch_id).status.value,
             request=RequestOut.of(created.request),
-            plan=PlanSummaryOut.of(created.summary),
+            plan=PlanSummaryOut.of(created.summary, created.request),
         )
 
     @app.delete(
@@ -205,16 +205,19 @@ def _read_routes(app: FastAPI, service: DispatchService) -> None:
         },
     )
     async def get_report(
-        dispatch_id: str, format: Literal["json", "csv", "png"] = "json"
+        dispatch_id: str,
+        format: Literal["json", "csv", "png"] = "json",
+        speed: Annotated[float, Query(ge=1, le=3600, allow_inf_nan=False)] = 1.0,
     ) -> Response:
         """Target vs delivered power per interval, energy, per-session contributions, tracking
-        error and deviation attribution (provisional while the dispatch runs)."""
+        error and deviation attribution (provisional while the dispatch runs). ``speed``:
+        the run's time compression (a demo), stated on the PNG."""
         _get(service, dispatch_id)
         report = service.report(dispatch_id)
         if format == "csv":
             return Response(report_csv(report), media_type="text/csv")
         if format == "png":
-            return Response(report_png(report), media_type="image/png")
+            return Response(report_png(report, speed=speed), media_type="image/png")
         return Response(report_json(report), media_type="application/json")
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from vpp_core.dispatch.model import DispatchRequest, Exclusion
+from vpp_core.dispatch.model import MAX_OVERSHOOT_PCT, DispatchRequest, Exclusion
 from vpp_core.dispatch.service import PlanSummary
 
 Direction = Literal["discharge", "charge"]
@@ -29,6 +29,20 @@ class DispatchCreate(BaseModel):
     )
     region: str | None = Field(default=None, min_length=1, max_length=64)
     site: str | None = Field(default=None, min_length=1, max_length=64)
+    tracking: Literal["power", "energy"] = Field(
+        default="power",
+        description="power: the fleet is never commanded above the target (plus "
+        "tolerance_pct); energy: energy behind target may be caught up by commanding up to "
+        "max_overshoot_pct above it",
+    )
+    tolerance_pct: float = Field(
+        default=0.0, ge=0, le=MAX_OVERSHOOT_PCT, allow_inf_nan=False,
+        description="power tracking: % of the target the fleet may be commanded above it",
+    )  # fmt: skip
+    max_overshoot_pct: float = Field(
+        default=10.0, ge=0, le=MAX_OVERSHOOT_PCT, allow_inf_nan=False,
+        description="energy tracking: % of the target the catch-up may command above it",
+    )  # fmt: skip
 
     def to_request(self, now: datetime) -> DispatchRequest:
         sign = -1.0 if self.direction == "discharge" else 1.0
@@ -40,7 +54,17 @@ class DispatchCreate(BaseModel):
             headroom=self.headroom,
             region=self.region,
             site=self.site,
+            tracking=self.tracking,
+            tolerance_pct=self.tolerance_pct,
+            max_overshoot_pct=self.max_overshoot_pct,
         )
+
+
+def tracking_contract(r: DispatchRequest) -> str:
+    """The request's tracking contract in words (plan summaries state it)."""
+    if r.tracking == "power":
+        return f"power: commanded never above the target (+{r.tolerance_pct:g} % tolerance)"
+    return f"energy: catch-up may command up to {r.max_overshoot_pct:g} % above the target"
 
 
 def mw(power_w: float) -> float:
@@ -75,11 +99,13 @@ class PlanSummaryOut(BaseModel):
     shortfall_mw: float
     feasible: bool
     message: str
+    tracking: str = Field(description="the tracking contract the dispatch runs under")
     excluded: list[ExclusionOut]
 
     @classmethod
-    def of(cls, s: PlanSummary) -> PlanSummaryOut:
+    def of(cls, s: PlanSummary, request: DispatchRequest) -> PlanSummaryOut:
         return cls(
+            tracking=tracking_contract(request),
             requested_mw=mw(s.requested_w),
             committed_mw=mw(s.committed_w),
             available_mw=s.available_w / 1e6,
@@ -103,6 +129,9 @@ class RequestOut(BaseModel):
     headroom: float
     region: str | None
     site: str | None
+    tracking: str
+    tolerance_pct: float
+    max_overshoot_pct: float
 
     @classmethod
     def of(cls, r: DispatchRequest) -> RequestOut:
@@ -116,6 +145,9 @@ class RequestOut(BaseModel):
             headroom=r.headroom,
             region=r.region,
             site=r.site,
+            tracking=r.tracking,
+            tolerance_pct=r.tolerance_pct,
+            max_overshoot_pct=r.max_overshoot_pct,
         )
 
 

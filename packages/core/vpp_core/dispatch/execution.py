@@ -73,6 +73,7 @@ class DispatchExecution:
         self.target_wh = 0.0
         self.delivered_wh = 0.0
         self._specs: dict[SessionKey, ProfileSpec] = {}
+        self._replan_due = False
 
     async def run(self) -> None:
         try:
@@ -158,6 +159,9 @@ class DispatchExecution:
     # --- planning and commands -----------------------------------------------------------
     async def _plan_and_apply(self, now: datetime) -> None:
         for _ in range(3):  # re-plan at once when sessions drop out while applying
+            if self._replan_due:  # the set of sessions changed: the report marks it
+                self.p.replans.append(now)
+                self._replan_due = False
             plan = self._plan(now)
             self.p.plan = plan
             if self.p.initial_plan is None:
@@ -166,7 +170,8 @@ class DispatchExecution:
                 return
 
     def _goal_w(self, now: datetime) -> float:
-        """Requested power plus the closed-loop correction for energy behind/ahead of target."""
+        """Requested power plus the closed-loop correction for energy behind/ahead of target,
+        never above the tracking contract's ceiling (see :meth:`_ceiling_w`)."""
         req = self.p.request
         remaining_s = (req.end - now).total_seconds()
         horizon_s = min(max(remaining_s, self.cfg.control_period_s), self.cfg.catch_up_horizon_s)
@@ -177,7 +182,19 @@ class DispatchExecution:
         behind_wh = self.sign * (self.target_wh - delivered_wh)
         limit_w = self.cfg.max_correction_frac * abs(req.target_w)
         correction_w = max(-limit_w, min(limit_w, behind_wh * 3600.0 / horizon_s))
-        return max(0.0, abs(req.target_at(now)) + correction_w)
+        goal_w = abs(req.target_at(now)) + correction_w
+        return max(0.0, min(goal_w, self._ceiling_w(now)))
+
+    def _ceiling_w(self, now: datetime) -> float:
+        """The most the fleet may be commanded (magnitude) for the coming control period.
+
+        Power tracking: the target (plus ``tolerance_pct``), so the loop fills under-delivery
+        up to the target and never beyond; energy tracking: ``max_overshoot_pct`` above it.
+        The least target in force during the period: a schedule that steps down mid-period
+        must not find the fleet above it."""
+        req = self.p.request
+        until = min(now + timedelta(seconds=self.cfg.control_period_s), req.end)
+        return req.least_target_w(now, until) * (1.0 + req.overshoot_frac)
 
     def _unmetered_wh(self, now: datetime) -> float:
         """Energy that flowed since each session's last meter sample, at its present power.
@@ -218,11 +235,13 @@ class DispatchExecution:
             algorithm=req.algorithm,
         )
 
-    def _changes(self, plan: DispatchPlan) -> list[tuple[SessionRecord, float]]:
+    def _changes(self, plan: DispatchPlan, now: datetime) -> list[tuple[SessionRecord, float]]:
         """Setpoints to send: new sessions, changes beyond the per-session dead-band, and every
-        change once their sum exceeds the fleet dead-band (small steps add up across a fleet)."""
+        change once their sum exceeds the fleet dead-band (small steps add up across a fleet),
+        or once the setpoints left as they are would put the fleet above the contract's
+        ceiling. Reductions first, so the fleet is never briefly above what it was."""
         alloc = dict(plan.allocations())
-        candidates = []
+        candidates, trims = [], []
         for key, rec in self.p.sessions.items():
             new = alloc.get(key, 0.0)
             if rec.drop_reason or (not rec.profile_sent and new == 0.0):
@@ -233,13 +252,23 @@ class DispatchExecution:
                 candidates.append(
                     (rec, new, abs(new - rec.setpoint_w) > self.cfg.setpoint_deadband_w)
                 )
+            elif new != rec.setpoint_w:
+                trims.append((rec, new))
         drift_w = abs(sum(new - rec.setpoint_w for rec, new, _ in candidates))
         send_all = drift_w > self.cfg.fleet_deadband_frac * abs(self.p.request.target_w)
-        return [(rec, new) for rec, new, big in candidates if big or send_all]
+        chosen = [(rec, new) for rec, new, big in candidates if big or send_all]
+        if self._commanded_w(chosen) > self._ceiling_w(now) + 1e-6:
+            chosen = [(rec, new) for rec, new, _ in candidates] + trims
+        return sorted(chosen, key=lambda change: self.sign * (change[1] - change[0].setpoint_w))
+
+    def _commanded_w(self, changes: list[tuple[SessionRecord, float]]) -> float:
+        """Fleet setpoint (magnitude in the dispatch direction) once ``changes`` are applied."""
+        in_force = sum(r.setpoint_w for r in self.p.sessions.values() if not r.drop_reason)
+        return self.sign * (in_force + sum(new - rec.setpoint_w for rec, new in changes))
 
     async def _apply(self, plan: DispatchPlan, now: datetime) -> bool:
         """Send changed setpoints; True if any session dropped out doing so."""
-        changes = self._changes(plan)
+        changes = self._changes(plan, now)
         results = await self._fan_out([self._command(rec, new) for rec, new in changes])
         dropped = False
         for (rec, new), res in zip(changes, results, strict=True):
@@ -309,6 +338,7 @@ class DispatchExecution:
     def _drop(self, rec: SessionRecord, now: datetime, reason: str) -> None:
         rec.dropped_at, rec.drop_reason = now, reason
         self.blocked[rec.key] = reason
+        self._replan_due = True
         self.p.events.append(
             f"{now.isoformat()} drop-out {rec.key.station_id}/{rec.key.evse_id}: {reason}"
         )
@@ -372,6 +402,9 @@ class DispatchExecution:
             if reason or state is None:
                 dropout += rec.setpoint_w
                 self._drop(rec, now, reason or "session ended")
+                if state is None:
+                    rec.ended_at = now  # refined by the Ended reading's own time
+                    self._read_final_registers(rec)
                 continue
             delivered += state.present_power_w
             rec.sampled_energy_wh += state.present_power_w * dt_s / 3600.0
@@ -392,6 +425,7 @@ class DispatchExecution:
         rec.rejoins += 1
         rec.drop_reason, rec.dropped_at, rec.needs_resend = None, None, True
         self.blocked.pop(rec.key, None)
+        self._replan_due = True
 
     def _record(
         self, now: datetime, planned: float, dropout: float, delivered: float, dt_s: float
@@ -415,6 +449,16 @@ class DispatchExecution:
         self.delivered_wh += delivered * dt_s / 3600.0
         self.last_tick = now
 
+    def _read_final_registers(self, rec: SessionRecord) -> None:
+        """A session that ended: its registers as the Ended event left them (the energy it
+        moved after its last periodic sample counts, so no phantom deficit is chased)."""
+        ended = self.ctx.fleet.ended_session(rec.key)
+        if ended is None:
+            return
+        rec.ended_at = ended.ended_at or rec.ended_at
+        if rec.import_wh_start is not None:
+            rec.import_wh, rec.export_wh = ended.energy_import_wh, ended.energy_export_wh
+
     @staticmethod
     def _read_registers(rec: SessionRecord, state: SessionState) -> None:
         if rec.import_wh_start is None:
@@ -425,9 +469,15 @@ class DispatchExecution:
         rec.import_wh, rec.export_wh = state.energy_import_wh, state.energy_export_wh
 
     def _check_lag(self, rec: SessionRecord, state: SessionState, now: datetime) -> None:
-        """A vehicle well short of its setpoint after the grace period: plan it at what it does."""
+        """A vehicle well short of its setpoint after the grace period: plan it at what it does.
+        Judged on a meter sample taken after the grace period, not merely read after it: a
+        sample from before the vehicle ramped would cap it at 0 W for the rest of the window."""
         since = self.changed_at.get(rec.key, now)
-        if rec.setpoint_w == 0.0 or (now - since).total_seconds() < self.cfg.under_delivery_grace_s:
+        sampled_at = state.meter_at or now
+        if (
+            rec.setpoint_w == 0.0
+            or (sampled_at - since).total_seconds() < self.cfg.under_delivery_grace_s
+        ):
             return
         achieved_w = self.sign * state.present_power_w
         if achieved_w < self.cfg.under_delivery_ratio * abs(rec.setpoint_w):
@@ -474,7 +524,8 @@ class DispatchExecution:
                 return
             for key in list(waiting):
                 state = fresh.get(key)
-                if state is None:  # ended meanwhile: its last registers are what we have
+                if state is None:  # ended meanwhile: its Ended reading is the last
+                    self._read_final_registers(self.p.sessions[key])
                     waiting.discard(key)
                 elif state.meter_at is not None and state.meter_at >= end:
                     self._read_registers(self.p.sessions[key], state)

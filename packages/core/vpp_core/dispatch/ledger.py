@@ -52,6 +52,7 @@ class SessionRecord:
     sampled_energy_wh: float = 0.0  # signed integral of measured power
     dropped_at: datetime | None = None
     drop_reason: str | None = None
+    ended_at: datetime | None = None  # the session ended (TransactionEvent Ended) in the window
     lagging: bool = False
     rejoins: int = 0
     needs_resend: bool = False  # back after a drop-out: send the full profile again

@@ -13,12 +13,19 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from vpp_core.dispatch.eligibility import charge_only_reason, priority_reason
 from vpp_core.dispatch.model import SessionKey
 
-__all__ = ["PLANNER_FIELDS", "CommandResult", "FleetView", "SessionState", "StationCommands"]
+__all__ = [
+    "PLANNER_FIELDS",
+    "CommandResult",
+    "EndedSession",
+    "FleetView",
+    "SessionState",
+    "StationCommands",
+]
 
 #: The numbers the planner reads from every session, in the order of ``planner_row``;
 #: ``departure_ts`` is the departure as POSIX seconds; ``connected``, ``charge_only`` and
@@ -134,10 +141,24 @@ class SessionState:
         object.__setattr__(self, "planner_row", row)
 
 
+class EndedSession(NamedTuple):
+    """A session's last register reading, taken from ``TransactionEvent(Ended)`` when it
+    carried one: the energy it moved up to its end, not only up to its last periodic sample."""
+
+    ended_at: datetime | None
+    energy_import_wh: float
+    energy_export_wh: float
+    meter_at: datetime | None
+
+
 class FleetView(Protocol):
     """Read access to the live fleet (memory, authoritative for real time)."""
 
     def sessions(self) -> Sequence[SessionState]: ...
+
+    def ended_session(self, key: SessionKey) -> EndedSession | None:
+        """The last registers of a session that has ended (None: unknown or still active)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
@@ -41,6 +42,7 @@ class DispatchProgress:
     intervals: list[IntervalRecord] = field(default_factory=list)
     sessions: dict[SessionKey, SessionRecord] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    replans: list[datetime] = field(default_factory=list)  # after drop-outs and rejoins
     report: DispatchReport | None = None
     live_power_w: float = 0.0
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,4 +66,5 @@ class DispatchProgress:
             initial_available_w=plan.available_w if plan else 0.0,
             excluded=plan.excluded if plan else (),
             ramp_in_s=ramp_in_s,
+            replans=tuple(self.replans),
         )

@@ -18,7 +18,9 @@ from vpp_core.dispatch.report import DispatchReport
 
 __all__ = ["report_csv", "report_dict", "report_json", "report_png"]
 
-SCHEMA = "vpp.dispatch.report/1"
+#: 2: tracking contract, headline figures with their own sample counts, PJM score, sessions
+#: that ended before the clear listed apart from ``uncleared``, re-plans.
+SCHEMA = "vpp.dispatch.report/2"
 
 
 def _plain(value: Any) -> Any:
@@ -72,33 +74,67 @@ def report_csv(report: DispatchReport) -> bytes:
     return out.getvalue().encode()
 
 
-def report_png(report: DispatchReport) -> bytes:
-    """Target vs delivered power over time, energy totals in the title and legend."""
+def _headline(report: DispatchReport) -> str:
+    t = report.tracking
+    t90 = f"{t.time_to_90pct_s:.0f} s" if t.time_to_90pct_s is not None else "never"
+    return (
+        f"energy {report.energy_error_pct:+.2f} % ({report.energy_source}), 90 % at {t90}, "
+        f"within ±5 %: {t.within_5pct_share:.0%} of {t.samples} "
+        f"({t.within_5pct_after_ramp_in_share:.0%} of {t.samples_after_ramp_in} after "
+        f"{t.ramp_in_s:g} s), max overshoot {t.max_overshoot_pct:.1f} %"
+    )
+
+
+def _mark_events(ax: Any, report: DispatchReport, minutes: Any) -> None:
+    """Drop-outs (red) and re-plans (grey) as vertical lines, each labelled once."""
+    drops = sorted({s.dropped_at for s in report.sessions if s.dropped_at is not None})
+    for i, when in enumerate(drops):
+        ax.axvline(minutes(when), color="tab:red", linestyle=":", linewidth=1.0,
+                   label=f"drop-out ({len(drops)})" if i == 0 else None)  # fmt: skip
+    for i, when in enumerate(report.replans):
+        ax.axvline(minutes(when), color="grey", linestyle="--", linewidth=0.8,
+                   label=f"re-plan ({len(report.replans)})" if i == 0 else None)  # fmt: skip
+
+
+def report_png(report: DispatchReport, *, speed: float = 1.0) -> bytes:
+    """Target vs delivered power over the whole window (from its start), drop-outs and
+    re-plans marked, headline figures in the title. ``speed`` > 1: the run's time was
+    compressed that much (a demo); the plot says so, since its minutes and energies are
+    the compressed ones."""
     scale, unit = (1e6, "MW") if abs(report.requested_w) >= 1e6 else (1e3, "kW")
-    t = [(r.t_end - report.start).total_seconds() / 60.0 for r in report.intervals]
-    fig = Figure(figsize=(9, 4.5), dpi=100)
+
+    def minutes(when: datetime) -> float:
+        return (when - report.start).total_seconds() / 60.0
+
+    edges = [minutes(r.t_start) for r in report.intervals]
+    edges += [minutes(report.end)] if report.intervals else []
+    fig = Figure(figsize=(10, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    ax.step(
-        t,
-        [r.target_w / scale for r in report.intervals],
-        where="pre",
-        label=f"target ({report.target_energy_wh / 1e3:.1f} kWh)",
-    )
-    ax.step(
-        t,
-        [r.delivered_w / scale for r in report.intervals],
-        where="pre",
-        label=f"delivered ({report.delivered_energy_wh / 1e3:.1f} kWh, {report.energy_source})",
-    )
+    rows = report.intervals
+    for label, values in (
+        (f"target ({report.target_energy_wh / 1e3:.2f} kWh)", [r.target_w for r in rows]),
+        (f"delivered ({report.delivered_energy_wh / 1e3:.2f} kWh, {report.energy_source})",
+         [r.delivered_w for r in rows]),
+        ("commanded (setpoints in force)", [r.planned_w for r in rows]),
+    ):  # fmt: skip
+        if values:
+            ax.stairs([v / scale for v in values], edges, label=label, baseline=None)
+    _mark_events(ax, report, minutes)
     ax.axhline(0.0, color="grey", linewidth=0.5)
-    ax.set_xlabel("time since start (min)")
+    ax.set_xlim(left=0.0)
+    compressed = f", time compressed {speed:g}x" if speed > 1 else ""
+    ax.set_xlabel(f"time since start (min{compressed})")
     ax.set_ylabel(f"power ({unit}, negative = discharge)")
     ax.set_title(
-        f"dispatch {report.dispatch_id} ({report.status}): energy error "
-        f"{report.energy_error_pct:+.2f} %, {report.tracking.within_5pct_share:.0%} within ±5 %"
+        f"dispatch {report.dispatch_id} ({report.status}, {report.tracking_mode} tracking"
+        f"{compressed})\n{_headline(report)}",
+        fontsize=9,
     )
-    ax.legend(loc="best")
+    if speed > 1:
+        fig.text(0.01, 0.01, f"--speed {speed:g}: minutes and energies are the compressed "
+                 "run's (what actually flowed)", fontsize=8)  # fmt: skip
+    ax.legend(loc="best", fontsize=8)
     ax.grid(True, alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -11,7 +11,15 @@ of which any growth since the first plan counts as drop-outs (capacity lost with
 rest is "headroom" withheld on purpose. Any other difference between plan and target is the
 closed loop ("compensation": negative when it asks for more to recover energy, positive when
 it backs off after over-delivering; also minimum-power rounding). The parts sum exactly to
-the deviation of the sampled power, so an operator can size the next commitment.
+the headline's energy deviation, measured like it (the meter registers when the fleet reports
+them): what the meters say beyond the sampled power (energy moved between samples, the tail
+of sessions that ended mid-window) is the vehicles' part, ``lag``. So an operator can size
+the next commitment from the same figure the headline gives.
+
+Headline figures (``TrackingStats``), each over the sample set it names: the error of the
+sampled fleet power against the target per control interval, over the whole window and after
+the ramp-in; time to 90 % of the target; max overshoot of delivered and of commanded power;
+and the PJM-style performance score of the delivered power against the target.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import numpy as np
 
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
 from vpp_core.dispatch.model import Direction, DispatchRequest, Exclusion, SessionKey
+from vpp_core.dispatch.performance import PerformanceScore, performance_score
 from vpp_core.dispatch.roles import RoleShare, role_breakdown
 
 __all__ = [
@@ -36,7 +45,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class TrackingStats:
-    """Error = delivered - target (signed W) over the control intervals."""
+    """Error = delivered - target (signed W) over the control intervals; shares and counts
+    name their sample set: ``samples`` (every interval) or ``samples_after_ramp_in``."""
 
     samples: int
     mean_error_w: float
@@ -44,7 +54,13 @@ class TrackingStats:
     rmse_w: float
     max_abs_error_w: float
     relative_rmse: float  # rmse / |target|
-    within_5pct_share: float  # of intervals after ramp-in, |error| <= 5 % of target
+    within_5pct_share: float  # of all ``samples``, |error| <= 5 % of target
+    ramp_in_s: float
+    samples_after_ramp_in: int  # intervals starting at least ``ramp_in_s`` after the start
+    within_5pct_after_ramp_in_share: float  # of ``samples_after_ramp_in``
+    time_to_90pct_s: float | None  # first interval end at >= 90 % of target; None: never
+    max_overshoot_pct: float  # delivered above target, % of target (0: never above)
+    max_commanded_overshoot_pct: float  # setpoints in force above target, % of target
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +85,7 @@ class SessionContribution:
     sampled_energy_wh: float  # signed, integral of reported power
     dropped_at: datetime | None
     drop_reason: str | None
+    ended_at: datetime | None  # the session ended in the window (its Ended reading counts)
     lagging: bool
     end_status: str | None
 
@@ -82,32 +99,51 @@ class DispatchReport:
     end: datetime
     requested_w: float
     committed_w: float
+    tracking_mode: str  # "power" or "energy" (the request's tracking contract)
+    overshoot_allowed_pct: float  # power: tolerance_pct; energy: max_overshoot_pct
     target_energy_wh: float  # signed
     delivered_energy_wh: float  # signed, metered (see energy_source)
     energy_source: str  # "meter registers" or "sampled power"
     sampled_energy_wh: float  # signed, integral of the sampled fleet power
     energy_error_pct: float  # delivered vs target in the dispatch direction, + = over
     tracking: TrackingStats
+    performance: PerformanceScore | None  # None: fewer than 3 intervals
     attribution: DeviationAttribution
     intervals: tuple[IntervalRecord, ...]
     sessions: tuple[SessionContribution, ...]
     excluded: tuple[Exclusion, ...]
+    #: Sent a profile, and its clear (or resume) was not answered Accepted/Unknown.
     uncleared: tuple[SessionKey, ...]
+    #: Ended (EV gone) before the clear: their profile went with the transaction.
+    ended_before_clear: tuple[SessionKey, ...]
+    replans: tuple[datetime, ...]  # re-plans after drop-outs and rejoins
     #: The charge-only part (OCPP 2.0.1, no BPT mode) apart from the bidirectional part.
     roles: tuple[RoleShare, ...] = ()
 
 
+def _share_within_5pct(error: np.ndarray, target: np.ndarray) -> float:
+    return float((np.abs(error) <= 0.05 * np.abs(target)).mean()) if error.size else 0.0
+
+
+def _overshoot_pct(power: np.ndarray, target: np.ndarray, sign: float) -> float:
+    """Largest excess of ``power`` over the target in the dispatch direction, % of target."""
+    excess = (sign * power - np.abs(target)) / np.abs(target) * 100.0
+    return max(0.0, float(excess.max()))
+
+
 def tracking_stats(
-    intervals: tuple[IntervalRecord, ...], *, start: datetime, ramp_in_s: float
+    intervals: tuple[IntervalRecord, ...], *, start: datetime, ramp_in_s: float, sign: float
 ) -> TrackingStats:
     if not intervals:
-        return TrackingStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return TrackingStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, ramp_in_s, 0, 0.0, None, 0.0, 0.0)
     target = np.array([r.target_w for r in intervals])
-    error = np.array([r.delivered_w for r in intervals]) - target
+    delivered = np.array([r.delivered_w for r in intervals])
+    error = delivered - target
     after = np.array([(r.t_start - start).total_seconds() >= ramp_in_s for r in intervals])
-    within = np.abs(error[after]) <= 0.05 * np.abs(target[after])
     rmse = float(np.sqrt(np.mean(error**2)))
     scale = float(np.mean(np.abs(target))) or 1.0
+    reached = np.flatnonzero(sign * delivered >= 0.9 * np.abs(target))
+    planned = np.array([r.planned_w for r in intervals])
     return TrackingStats(
         samples=len(intervals),
         mean_error_w=float(error.mean()),
@@ -115,14 +151,42 @@ def tracking_stats(
         rmse_w=rmse,
         max_abs_error_w=float(np.abs(error).max()),
         relative_rmse=rmse / scale,
-        within_5pct_share=float(within.mean()) if within.size else 0.0,
+        within_5pct_share=_share_within_5pct(error, target),
+        ramp_in_s=ramp_in_s,
+        samples_after_ramp_in=int(after.sum()),
+        within_5pct_after_ramp_in_share=_share_within_5pct(error[after], target[after]),
+        time_to_90pct_s=(
+            (intervals[reached[0]].t_end - start).total_seconds() if reached.size else None
+        ),
+        max_overshoot_pct=_overshoot_pct(delivered, target, sign),
+        max_commanded_overshoot_pct=_overshoot_pct(planned, target, sign),
+    )
+
+
+def score(intervals: tuple[IntervalRecord, ...]) -> PerformanceScore | None:
+    """The PJM-style score of delivered against target power (None: under 3 intervals)."""
+    if len(intervals) < 3:
+        return None
+    sample_s = float(np.median([r.duration_s for r in intervals]))
+    return performance_score(
+        [abs(r.target_w) for r in intervals],
+        [abs(r.delivered_w) for r in intervals],
+        sample_s=sample_s,
+        step_s=sample_s,
     )
 
 
 def attribute_deviation(
-    intervals: tuple[IntervalRecord, ...], *, sign: float, initial_available_w: float
+    intervals: tuple[IntervalRecord, ...],
+    *,
+    sign: float,
+    initial_available_w: float,
+    unsampled_wh: float = 0.0,
 ) -> DeviationAttribution:
-    """Split the energy deviation into its causes (see the module docstring)."""
+    """Split the energy deviation into its causes (see the module docstring).
+
+    ``unsampled_wh``: energy (signed) the meters counted beyond the sampled power; it is the
+    vehicles' part (``lag``), so the parts sum to the metered deviation."""
     if not intervals:
         return DeviationAttribution(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     col = {
@@ -137,10 +201,11 @@ def attribute_deviation(
     capacity = np.minimum(short, np.maximum(0.0, target - col["available_w"]))
     initial_capacity = np.maximum(0.0, target - initial_available_w)
     capacity_lost = np.maximum(0.0, capacity - initial_capacity)
+    unsampled = sign * unsampled_wh
     return DeviationAttribution(
-        total_wh=float(((target - delivered) * hours).sum()),
+        total_wh=float(((target - delivered) * hours).sum()) - unsampled,
         dropout_wh=float(((dropout + capacity_lost) * hours).sum()),
-        lag_wh=float(((planned - dropout - delivered) * hours).sum()),
+        lag_wh=float(((planned - dropout - delivered) * hours).sum()) - unsampled,
         headroom_wh=float(((short - capacity) * hours).sum()),
         capacity_wh=float(((capacity - capacity_lost) * hours).sum()),
         compensation_wh=float(((gap - short) * hours).sum()),
@@ -157,6 +222,7 @@ def _contribution(record: SessionRecord) -> SessionContribution:
         sampled_energy_wh=record.sampled_energy_wh,
         dropped_at=record.dropped_at,
         drop_reason=record.drop_reason,
+        ended_at=record.ended_at,
         lagging=record.lagging,
         end_status=record.end_status,
     )
@@ -184,6 +250,7 @@ def build_report(
     initial_available_w: float,
     excluded: tuple[Exclusion, ...],
     ramp_in_s: float,
+    replans: tuple[datetime, ...] = (),
 ) -> DispatchReport:
     """Assemble the report; energy target covers the intervals actually run."""
     sign = request.direction.sign
@@ -192,6 +259,7 @@ def build_report(
     delivered_wh, source = delivered_energy_wh(sessions, sampled_wh)
     error_pct = (sign * (delivered_wh - target_wh)) / abs(target_wh) * 100.0 if target_wh else 0.0
     involved = tuple(s for s in sessions if s.profile_sent or s.metered_energy_wh)
+    ended = tuple(s.key for s in sessions if s.profile_sent and s.ended_at is not None)
     return DispatchReport(
         dispatch_id=dispatch_id,
         status=status,
@@ -200,14 +268,20 @@ def build_report(
         end=intervals[-1].t_end if intervals else request.start,
         requested_w=request.target_w,
         committed_w=committed_w,
+        tracking_mode=request.tracking,
+        overshoot_allowed_pct=request.overshoot_frac * 100.0,
         target_energy_wh=target_wh,
         delivered_energy_wh=delivered_wh,
         energy_source=source,
         sampled_energy_wh=sampled_wh,
         energy_error_pct=error_pct,
-        tracking=tracking_stats(intervals, start=request.start, ramp_in_s=ramp_in_s),
+        tracking=tracking_stats(intervals, start=request.start, ramp_in_s=ramp_in_s, sign=sign),
+        performance=score(intervals),
         attribution=attribute_deviation(
-            intervals, sign=sign, initial_available_w=initial_available_w
+            intervals,
+            sign=sign,
+            initial_available_w=initial_available_w,
+            unsampled_wh=delivered_wh - sampled_wh,
         ),
         intervals=intervals,
         sessions=tuple(_contribution(s) for s in involved),
@@ -215,7 +289,9 @@ def build_report(
         uncleared=tuple(
             s.key
             for s in sessions
-            if s.profile_sent and s.end_status not in ("Accepted", "Unknown")
+            if s.profile_sent and s.ended_at is None and s.end_status not in ("Accepted", "Unknown")
         ),
+        ended_before_clear=ended,
+        replans=replans,
         roles=role_breakdown(sessions),
     )

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from vpp_core.dispatch.ports import SessionState
+from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.ports import EndedSession, SessionState
 from vpp_core.fleet.meter import MeterReading, parse_meter_values, parse_timestamp
 from vpp_core.fleet.model import (
     EvseLive,
@@ -39,6 +40,9 @@ __all__ = ["FleetState"]
 _UNPLUGGED_STATES = frozenset({"Available"})
 _DEPARTED_TRIGGERS = frozenset({"EVDeparted", "EVCommunicationLost"})
 _MAX_REMEMBERED_ENDED = 100_000
+#: Last registers of evicted sessions, kept for a dispatch that reads them a control period
+#: later (the write-behind evicts an ended session within about a second).
+_MAX_REMEMBERED_FINAL = 20_000
 _LAST_SEEN_WRITE_S = 60.0
 
 
@@ -55,6 +59,7 @@ class FleetState:
         #: Ended sessions already written and evicted from memory (bounded): a late or
         #: replayed event for one of them must not reopen it.
         self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._final: OrderedDict[tuple[str, str], EndedSession] = OrderedDict()
         self.pending = PendingWrites()
         #: Snapshots handed to the dispatcher, rebuilt only for sessions that changed.
         self._snapshots: dict[tuple[str, str], SessionState] = {}
@@ -122,6 +127,14 @@ class FleetState:
                 )
             out.append(snap)
         return out
+
+    def ended_session(self, key: SessionKey) -> EndedSession | None:
+        """The registers of an ended session as its last reading left them (the one in
+        ``TransactionEvent(Ended)`` included); None while it is active or once forgotten."""
+        session = self.sessions_by_key.get((key.station_id, key.transaction_id))
+        if session is None:
+            return self._final.get((key.station_id, key.transaction_id))
+        return None if session.active else _final_reading(session)
 
     def active_session_count(self) -> int:
         return len(self._active_by_evse)
@@ -335,6 +348,9 @@ class FleetState:
             if session is not None and not session.active and key not in self.pending.sessions:
                 del self.sessions_by_key[key]
                 self._remember_ended(key)
+                self._final[key] = _final_reading(session)
+                if len(self._final) > _MAX_REMEMBERED_FINAL:
+                    self._final.popitem(last=False)
                 evicted += 1
         return evicted
 
@@ -512,3 +528,12 @@ class FleetState:
     def timestamp(text: str) -> datetime:
         """An OCPP ``dateTime`` as an aware datetime (raises ``MeterValueError``)."""
         return parse_timestamp(text)
+
+
+def _final_reading(session: SessionLive) -> EndedSession:
+    return EndedSession(
+        ended_at=session.ended_at,
+        energy_import_wh=session.energy_import_wh,
+        energy_export_wh=session.energy_export_wh,
+        meter_at=session.meter_at,
+    )

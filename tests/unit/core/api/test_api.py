@@ -198,7 +198,7 @@ async def test_report_as_json_csv_and_png(api_auto: Api) -> None:
     r = await api.client.post("/api/v1/dispatches", json=body(duration_s=120), headers=AUTH)
     await api.service.runner.wait("d1")
     rep = (await api.client.get("/api/v1/dispatches/d1/report", headers=AUTH)).json()
-    assert rep["schema"] == "vpp.dispatch.report/1"
+    assert rep["schema"] == "vpp.dispatch.report/2"
     assert rep["status"] == "completed"
     assert rep["target_energy_wh"] == pytest.approx(-20_000 * 120 / 3600)
     assert abs(rep["energy_error_pct"]) < 3.0

@@ -18,7 +18,7 @@ from typing import Any
 from v2g_sim.ev import EvSpec, charging_needs
 from v2g_sim.module import ModuleSpec, PowerModuleModel
 from vpp_core.dispatch.model import SessionKey
-from vpp_core.dispatch.ports import CommandResult, SessionState
+from vpp_core.dispatch.ports import CommandResult, EndedSession, SessionState
 
 T0 = datetime.fromisoformat("2026-01-15T12:00:00+00:00")
 
@@ -79,6 +79,7 @@ class Vehicle:
     plugged: bool = True
     needs: Any = None
     baseline_w: float = 0.0  # what the EV does without a VPP profile (e.g. charging)
+    ended: EndedSession | None = None  # the Ended event's registers, once unplugged
 
 
 @dataclass(eq=False)
@@ -158,10 +159,15 @@ class ScriptedFleet:
         self.vehicles[key] = v
         return key
 
-    def unplug(self, key: SessionKey) -> None:
+    def unplug(self, key: SessionKey, *, ended_reading: bool = True) -> None:
+        """The EV leaves: TransactionEvent(Ended), carrying the final registers unless
+        ``ended_reading`` is False (a station that sends none)."""
         v = self.vehicles[key]
         v.plugged = False
         v.module.plug_out()
+        if ended_reading:
+            m, now = v.module, self.clock.now()
+            v.ended = EndedSession(now, m.energy_absorbed_wh, m.energy_injected_wh, now)
         st = self.stations[key.station_id]
         st.profiles = [p for p in st.profiles if p.get("transaction_id") != key.transaction_id]
 
@@ -252,6 +258,10 @@ class ScriptedFleet:
     def sessions(self) -> list[SessionState]:
         now = self.clock.now()
         return [self._state(v, now) for v in self.vehicles.values() if v.plugged]
+
+    def ended_session(self, key: SessionKey) -> EndedSession | None:
+        v = self.vehicles.get(key)
+        return v.ended if v is not None and not v.plugged else None
 
     def _state(self, v: Vehicle, now: datetime) -> SessionState:
         n, m = v.needs, v.module

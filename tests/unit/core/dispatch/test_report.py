@@ -12,6 +12,7 @@ import pytest
 from tests.unit.core.dispatch.scripted_fleet import T0
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
 from vpp_core.dispatch.model import DispatchRequest, SessionKey
+from vpp_core.dispatch.performance import performance_score
 from vpp_core.dispatch.render import report_csv, report_json, report_png
 from vpp_core.dispatch.report import DispatchReport, build_report
 
@@ -102,13 +103,39 @@ def test_capacity_lost_after_the_first_plan_counts_as_drop_out() -> None:
     assert rep.attribution.capacity_wh == 0
 
 
-def test_tracking_stats_and_within_5pct_after_ramp_in() -> None:
+def test_headline_figures_each_over_their_own_samples() -> None:
     rep = report(ramp_in_s=10)
     t = rep.tracking
     assert t.samples == 4
     assert t.max_abs_error_w == pytest.approx(20_000)
-    assert t.within_5pct_share == pytest.approx(1 / 3)  # intervals 1..3: only -105 kW is within 5 %
+    assert t.rmse_w == pytest.approx(((10e3**2 + 20e3**2 + 10e3**2 + 5e3**2) / 4) ** 0.5)
+    assert t.within_5pct_share == pytest.approx(1 / 4)  # whole window: only -105 kW
+    assert (t.samples_after_ramp_in, t.ramp_in_s) == (3, 10)
+    assert t.within_5pct_after_ramp_in_share == pytest.approx(1 / 3)
     assert t.mean_error_w == pytest.approx((10_000 + 20_000 + 10_000 - 5_000) / 4)
+    assert t.time_to_90pct_s == 10  # the first interval ends at 90 kW of 100 kW
+    assert t.max_overshoot_pct == pytest.approx(5.0)  # -105 kW delivered
+    assert t.max_commanded_overshoot_pct == pytest.approx(5.0)  # -105 kW of setpoints
+    assert (rep.tracking_mode, rep.overshoot_allowed_pct) == ("power", 0.0)
+
+
+def test_a_short_run_states_that_no_sample_followed_the_ramp_in() -> None:
+    slow = tuple(
+        iv(k, committed=-100_000, planned=-100_000, dropout=0, delivered=-50_000) for k in range(2)
+    )
+    t = report(slow, ramp_in_s=30).tracking
+    assert (t.samples, t.within_5pct_share) == (2, 0.0)
+    assert (t.samples_after_ramp_in, t.within_5pct_after_ramp_in_share) == (0, 0.0)
+    assert t.time_to_90pct_s is None
+    assert (t.max_overshoot_pct, t.max_commanded_overshoot_pct) == (0.0, 0.0)
+
+
+def test_the_performance_score_is_of_delivered_against_target() -> None:
+    rep = report()
+    assert rep.performance == performance_score(
+        [100_000.0] * 4, [90_000.0, 80_000.0, 90_000.0, 105_000.0], sample_s=10.0, step_s=10.0
+    )
+    assert report(INTERVALS[:2]).performance is None  # too few samples to correlate
 
 
 def _session(i: int, exported_wh: float) -> SessionRecord:
@@ -133,6 +160,31 @@ def test_energy_comes_from_meter_registers_and_error_is_signed_by_direction() ->
     assert [s.metered_energy_wh for s in rep.sessions] == [-500.0, -420.0]
 
 
+def test_attribution_uses_the_meter_energy_of_the_headline() -> None:
+    """The meters saw 920 Wh out where the sampled power says 944 Wh: the parts still sum to
+    the headline's deviation, the difference being the vehicles' (lag)."""
+    rep = report(sessions=(_session(1, 500.0), _session(2, 420.0)))
+    a, h = rep.attribution, 10 / 3600
+    assert rep.sampled_energy_wh == pytest.approx(-(90 + 80 + 90 + 105) * 1000 * h)
+    assert a.total_wh == pytest.approx(-(rep.target_energy_wh - rep.delivered_energy_wh))
+    parts = (
+        a.lag_wh + a.dropout_wh + a.headroom_wh + a.capacity_wh + a.compensation_wh + a.command_wh
+    )
+    assert a.total_wh == pytest.approx(parts)
+    assert a.lag_wh == pytest.approx(10_000 * h + (rep.delivered_energy_wh - rep.sampled_energy_wh))
+
+
+def test_sessions_that_ended_before_the_clear_are_not_uncleared() -> None:
+    gone = _session(1, 200.0)
+    gone.end_status, gone.ended_at = "Rejected", T0 + timedelta(seconds=15)
+    stuck = _session(2, 300.0)
+    stuck.end_status = "Rejected"
+    rep = report(sessions=(gone, stuck))
+    assert rep.ended_before_clear == (gone.key,)
+    assert rep.uncleared == (stuck.key,)
+    assert [s.ended_at for s in rep.sessions] == [gone.ended_at, None]
+
+
 def test_without_registers_the_sampled_energy_is_used() -> None:
     silent = SessionRecord(SessionKey("CS1", 1, "tx1"), profile_sent=True, end_status="Unknown")
     rep = report(sessions=(silent,))
@@ -146,7 +198,9 @@ def test_renderings() -> None:
     )
     rep = report(sessions=(failed,), dispatch_id="d7")
     data = json.loads(report_json(rep))
-    assert data["schema"] == "vpp.dispatch.report/1"
+    assert data["schema"] == "vpp.dispatch.report/2"
+    assert data["tracking_mode"] == "power"
+    assert data["tracking"]["samples_after_ramp_in"] == 4
     assert data["direction"] == "discharge"
     assert data["intervals"][0]["t_start"] == "2026-01-15T12:00:00Z"
     assert data["uncleared"] == [{"station_id": "CS9", "evse_id": 1, "transaction_id": "tx9"}]
@@ -155,6 +209,7 @@ def test_renderings() -> None:
     assert rows[1][2] == "-100000.000"
     assert len(rows) == 5
     assert report_png(rep).startswith(b"\x89PNG\r\n\x1a\n")
+    assert report_png(rep, speed=30) != report_png(rep)  # says the time was compressed
 
 
 def test_an_empty_report_renders() -> None:

@@ -111,7 +111,8 @@ async def test_rejected_profile_drops_the_session_replans_and_rereads_profiles(
     fleet.stations["CS2"].reject = "TxProfileConflictingStackLevel"
     config = DispatchConfig()
     async with DispatchRunner(fleet, fleet, clock, config) as runner:
-        runner.start("d1", request(-8_000.0, duration_s=60))
+        # energy tracking: the 5 s lost to the rejection are caught up within the 60 s window
+        runner.start("d1", request(-8_000.0, duration_s=60, tracking="energy"))
         p = await runner.wait("d1")
         fleet.stations["CS2"].reject = None
         runner.start("d2", DispatchRequest(target_w=-8_000.0, start=clock.now(), duration_s=30))
