@@ -121,7 +121,7 @@ async def run_scenario(
             say(f"interrupted: cancelling dispatch {result.dispatch_id} (clears its profiles)")
             resp = await api.delete(f"/dispatches/{result.dispatch_id}")
             result.status = resp.json().get("status", "cancelled") if resp.is_success else "?"
-        await _save_reports(api, result, out_dir)
+        await _save_reports(api, result, out_dir, speed=scenario.speed)
     return result
 
 
@@ -251,12 +251,15 @@ async def _await_clear_results(api: httpx.AsyncClient, base: str) -> None:
         await asyncio.sleep(POLL_S)
 
 
-async def _save_reports(api: httpx.AsyncClient, result: DemoResult, out_dir: Path) -> None:
+async def _save_reports(
+    api: httpx.AsyncClient, result: DemoResult, out_dir: Path, *, speed: float
+) -> None:
     await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
     base = f"/dispatches/{result.dispatch_id}/report"
     await _await_clear_results(api, base)
     for fmt, name in (("json", "report.json"), ("csv", "report.csv"), ("png", "report.png")):
-        resp = await api.get(base, params={"format": fmt})
+        # the PNG says the time was compressed (its minutes and energies are the run's)
+        resp = await api.get(base, params={"format": fmt, "speed": max(speed, 1.0)})
         resp.raise_for_status()
         path = out_dir / name
         await asyncio.to_thread(path.write_bytes, resp.content)

@@ -62,6 +62,11 @@ class OcppStation:
         self._ws: ClientConnection | None = None
         self._tg: asyncio.TaskGroup | None = None
         self.errors: list[Any] = []
+        #: Ground truth of the session's energy (Wh into the EV, negative = out): the
+        #: module's registers at plug-in and as the Ended event reported them.
+        self.registers_at_plug = (self.module.energy_absorbed_wh, self.module.energy_injected_wh)
+        self.registers_at_end: tuple[float, float] | None = None
+        self.last_periodic_at: datetime | None = None
 
     async def run(
         self, url: str, password: str, *, ready: asyncio.Event, stop: asyncio.Event
@@ -173,6 +178,7 @@ class OcppStation:
                 await self.unplug(now)
             elif self.plugged and now >= next_meter:
                 next_meter = now + timedelta(seconds=self.meter_every_s)
+                self.last_periodic_at = now
                 await self._tx_event("Updated", "MeterValuePeriodic", now)
 
     async def unplug(self, now: datetime) -> None:
@@ -180,7 +186,19 @@ class OcppStation:
         self.plugged = False
         self.module.plug_out()
         self.profiles = [p for p in self.profiles if p.get("transactionId") != self.tx]
+        self.registers_at_end = (self.module.energy_absorbed_wh, self.module.energy_injected_wh)
         await self._tx_event("Ended", "EVCommunicationLost", now)
+
+    @property
+    def session_energy_wh(self) -> float:
+        """What the session moved in all (net into the EV), to its Ended reading."""
+        assert self.registers_at_end is not None
+        (i0, e0), (i1, e1) = self.registers_at_plug, self.registers_at_end
+        return (i1 - i0) - (e1 - e0)
+
+    def commanded_w(self, now: datetime) -> float:
+        """The setpoint this station applies now (0 once the EV is gone)."""
+        return self._setpoint(now) if self.plugged else 0.0
 
     def _setpoint(self, now: datetime) -> float:
         best = None

@@ -1,9 +1,12 @@
 """End to end over real OCPP 2.1: the real CSMS (vpp_core.csms, websockets on loopback,
 security profile 1) and its live fleet state, the DispatchRunner, and 50 light-weight simulated
 stations (``ocpp_station.OcppStation``) with lag/ramp/dead-band EVs. A 15-minute 0.2 MW discharge
-on time compressed 60x, 10 % of the vehicles unplugging at random mid-window: delivered energy
-within +-2 % of target, and afterwards GetChargingProfiles shows no profile at the VPP's
-stackLevel on any station.
+on time compressed 60x, in power tracking (the default), 10 % of the vehicles unplugging at
+random mid-window: the fleet discharge the stations are commanded never exceeds the target
+(sampled at the stations throughout), delivered energy within +-2 % of target, each session
+that ended mid-window reported with its energy to the Ended reading (the simulator's registers,
+within 0.5 %), and afterwards GetChargingProfiles shows no profile at the VPP's stackLevel on
+any station.
 """
 
 from __future__ import annotations
@@ -79,10 +82,21 @@ async def test_fifteen_minutes_over_ocpp_with_unplugs() -> None:
         assert len(fleet.sessions()) == N_STATIONS
 
         req = DispatchRequest(target_w=-200_000.0, start=start, duration_s=900)
+        assert req.tracking == "power"
+        commanded_w: list[float] = []  # fleet discharge the stations apply, magnitude
+
+        async def sample_commands() -> None:
+            while True:
+                now = clock.now()
+                commanded_w.append(-sum(st.commanded_w(now) for st in stations))
+                await clock.sleep_until(now + timedelta(seconds=2))
+
         async with DispatchRunner(fleet, csms.commands, clock, DispatchConfig()) as runner:
+            sampler = tg.create_task(sample_commands(), name="command-sampler")
             runner.start("e2e-ocpp", req)
             async with asyncio.timeout(900 / SPEED + 60):
                 progress = await runner.wait("e2e-ocpp")
+            sampler.cancel()
         leftovers = {
             st.identity: await csms.commands.get_charging_profiles(st.identity, stack_level=50)
             for st in stations
@@ -100,6 +114,21 @@ async def test_fifteen_minutes_over_ocpp_with_unplugs() -> None:
     }
     assert dropped <= unplugged
     assert dropped, "some unplugged vehicles were discharging"
+    assert len(commanded_w) > 200, "sampled throughout the window"
+    assert max(commanded_w) <= 200_000.0 + 1e-6, "power tracking: never commanded above target"
+    assert max(commanded_w) >= 0.99 * 200_000.0, "the loop fills up to the target"
+    ended = {s.key.station_id: s for s in report.sessions if s.ended_at is not None}
+    assert set(ended) == dropped
+    assert set(report.ended_before_clear) == {s.key for s in ended.values()}
+    tails = []
+    for st in stations:
+        if st.identity in ended:
+            truth_wh = st.session_energy_wh
+            assert ended[st.identity].metered_energy_wh == pytest.approx(truth_wh, rel=0.005)
+            assert st.last_periodic_at is not None
+            assert st.unplug_at is not None
+            tails.append((st.unplug_at - st.last_periodic_at).total_seconds())
+    assert max(tails) > 2.0, "some session ended well after its last periodic reading"
     assert leftovers == {st.identity: [] for st in stations}, (
         "no profile left at the VPP stackLevel"
     )

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.ports import EndedSession
 from vpp_core.fleet.errors import MeterValueError, RegistryError
 from vpp_core.fleet.model import StationEntry
 from vpp_core.fleet.registry import check_station_identity, hash_password, verify_password
@@ -171,6 +173,23 @@ def test_evicted_ended_session_is_not_reopened_by_late_event() -> None:
     _tx(fleet, "Updated", 5, meter=[_meter(5, power_w=1, import_wh=1)])
     assert fleet.sessions() == []
     assert fleet.session("CS-1", "tx-1") is None
+
+
+def test_an_ended_session_keeps_the_registers_of_its_ended_reading() -> None:
+    """The Ended event's meter value is the session's last reading: a dispatch reads the
+    energy up to it, before and after the session is written and evicted from memory."""
+    fleet = FleetState()
+    key = SessionKey("CS-1", 1, "tx-1")
+    _tx(fleet, "Started", 0, meter=[_meter(0, power_w=0, import_wh=100)])
+    _tx(fleet, "Updated", 10, meter=[_meter(10, power_w=7000, import_wh=110)])
+    assert fleet.ended_session(key) is None, "still active"
+    _tx(fleet, "Ended", 14, meter=[_meter(14, power_w=7000, import_wh=117.5)], state="Idle")
+    ended = fleet.ended_session(key)
+    assert ended == EndedSession(T0 + timedelta(seconds=14), 117.5, 0.0, T0 + timedelta(seconds=14))
+    fleet.pending.sessions.clear()  # as after a successful write
+    assert fleet.evict_ended([("CS-1", "tx-1")]) == 1
+    assert fleet.ended_session(key) == ended
+    assert fleet.ended_session(SessionKey("CS-1", 1, "tx-other")) is None
 
 
 def test_status_available_unplugs_session_and_departed_trigger() -> None:
