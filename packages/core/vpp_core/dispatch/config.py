@@ -49,7 +49,8 @@ class DispatchConfig(ConfigSection):
     # ... unless the setpoints' summed drift exceeds this share of the requested power.
     fleet_deadband_frac: float = Field(default=0.01, ge=0)
     # Closed loop: energy behind/ahead of target is recovered over this horizon, and the
-    # correction is capped at this fraction of the requested power.
+    # correction is capped at this fraction of the requested power; above the target, the
+    # request's tracking contract bounds it further (DispatchRequest.overshoot_frac).
     catch_up_horizon_s: float = Field(default=60.0, gt=0)
     max_correction_frac: float = Field(default=0.25, ge=0, le=1)
     # A vehicle delivering less than this share of its setpoint after the grace period is

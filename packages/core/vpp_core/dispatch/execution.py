@@ -2,7 +2,11 @@
 
 Closed loop: every control period the fleet's measured power is recorded; sessions that ended,
 went offline, went silent or had a command rejected drop out; the remainder is re-planned on
-the sessions left, with the energy behind (or ahead of) target fed into the next plan's goal.
+the sessions left, with the energy behind (or ahead of) target fed into the next plan's goal,
+within the request's tracking contract: in power tracking the fleet is never commanded above
+the target (plus its tolerance), so only under-delivery is filled, up to the target; in energy
+tracking the catch-up may go ``max_overshoot_pct`` above it. A session that ended counts to
+the registers of its ``TransactionEvent(Ended)``, so the loop chases no deficit that is not there.
 Whatever happens (cancel, error), every profile sent is cleared at the end; and each profile's
 ``validTo`` is the window end, so a station that cannot be reached stops on its own.
 """

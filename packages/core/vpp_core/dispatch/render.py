@@ -134,7 +134,8 @@ def report_png(report: DispatchReport, *, speed: float = 1.0) -> bytes:
     if speed > 1:
         fig.text(0.01, 0.01, f"--speed {speed:g}: minutes and energies are the compressed "
                  "run's (what actually flowed)", fontsize=8)  # fmt: skip
-    ax.legend(loc="best", fontsize=8)
+    if report.intervals:
+        ax.legend(loc="best", fontsize=8)
     ax.grid(True, alpha=0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -96,6 +96,8 @@ async def test_create_returns_201_with_id_and_plan_summary_then_get_shows_progre
     assert plan["feasible"] is True
     assert plan["expected_tracking_uncertainty_mw"] == pytest.approx(0.02 * 0.05)
     assert out["request"]["start"] == "2026-01-15T12:00:00Z"
+    assert (out["request"]["tracking"], out["request"]["tolerance_pct"]) == ("power", 0.0)
+    assert plan["tracking"] == "power: commanded never above the target (+0 % tolerance)"
     await until(lambda: api.fleet.calls("set"))
     await api.clock.advance(5)
     await until(lambda: api.service.get("d1").intervals)
@@ -103,7 +105,8 @@ async def test_create_returns_201_with_id_and_plan_summary_then_get_shows_progre
     got = r.json()
     assert got["status"] == "running"
     assert sorted(a["station_id"] for a in got["allocations"]) == ["CS0", "CS1", "CS2", "CS3"]
-    assert all(a["setpoint_w"] <= -5_000.0 for a in got["allocations"]), "closed loop adds"
+    setpoints = [a["setpoint_w"] for a in got["allocations"]]
+    assert sum(setpoints) == pytest.approx(-20_000.0), "power tracking: up to the target only"
     assert got["live_direction"] == "discharge"
     assert got["live_power_mw"] > 0
 
@@ -120,6 +123,10 @@ async def test_create_returns_201_with_id_and_plan_summary_then_get_shows_progre
         (body(colour="red"), "body.colour"),
         (body(start="2026-01-15T11:00:00Z"), "body.start"),
         ({"direction": "discharge"}, "body.power_mw"),
+        (body(tracking="speed"), "body.tracking"),
+        (body(tracking="energy", max_overshoot_pct=25.5), "body.max_overshoot_pct"),
+        (body(max_overshoot_pct=-1), "body.max_overshoot_pct"),
+        (body(tolerance_pct=30), "body.tolerance_pct"),
     ],
 )
 async def test_invalid_requests_get_422_with_reasons(
@@ -142,6 +149,16 @@ async def test_invalid_json_gets_422(api: Api) -> None:
     )
     assert r.status_code == 422
     assert r.json()["reasons"]
+
+
+async def test_energy_tracking_is_accepted_with_its_bound_and_stated(api: Api) -> None:
+    payload = body(power_mw=0.02, tracking="energy", max_overshoot_pct=25)
+    r = await api.client.post("/api/v1/dispatches", json=payload, headers=AUTH)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert (out["request"]["tracking"], out["request"]["max_overshoot_pct"]) == ("energy", 25.0)
+    assert out["plan"]["tracking"] == "energy: catch-up may command up to 25 % above the target"
+    assert api.service.get("d1").request.overshoot_frac == 0.25
 
 
 async def test_infeasible_request_is_accepted_for_its_feasible_part(api: Api) -> None:
@@ -199,6 +216,8 @@ async def test_report_as_json_csv_and_png(api_auto: Api) -> None:
     await api.service.runner.wait("d1")
     rep = (await api.client.get("/api/v1/dispatches/d1/report", headers=AUTH)).json()
     assert rep["schema"] == "vpp.dispatch.report/2"
+    assert rep["tracking_mode"] == "power"
+    assert rep["tracking"]["max_commanded_overshoot_pct"] == 0.0
     assert rep["status"] == "completed"
     assert rep["target_energy_wh"] == pytest.approx(-20_000 * 120 / 3600)
     assert abs(rep["energy_error_pct"]) < 3.0
@@ -211,8 +230,15 @@ async def test_report_as_json_csv_and_png(api_auto: Api) -> None:
     png = await api.client.get("/api/v1/dispatches/d1/report?format=png", headers=AUTH)
     assert png.headers["content-type"] == "image/png"
     assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    compressed = await api.client.get(
+        "/api/v1/dispatches/d1/report?format=png&speed=30", headers=AUTH
+    )
+    assert compressed.content.startswith(b"\x89PNG")
+    assert compressed.content != png.content
     bad = await api.client.get("/api/v1/dispatches/d1/report?format=xml", headers=AUTH)
     assert bad.status_code == 422
+    slow = await api.client.get("/api/v1/dispatches/d1/report?format=png&speed=0.5", headers=AUTH)
+    assert slow.status_code == 422
     assert r.status_code == 201
 
 

@@ -147,6 +147,34 @@ async def test_unplug_mid_window_replans_on_the_remaining_sessions(
     assert p.report.attribution.dropout_wh > 0
 
 
+@pytest.mark.parametrize("ended_reading", [True, False])
+async def test_a_session_that_ends_between_meter_samples_counts_to_its_ended_reading(
+    clock: VirtualClock, ended_reading: bool
+) -> None:
+    """Registers sampled every 30 s, the EV leaving 25 s after a sample: its energy is what the
+    Ended event's registers say (the simulator's own), not what the last sample said; a
+    station that sends no Ended reading leaves the tail uncounted, the only way to tell."""
+    fleet = ScriptedFleet(clock, meter_interval_s=30.0)
+    keys = [fleet.add(f"CS{i}", ev()) for i in range(4)]
+    gone = keys[0]
+    start_export = fleet.vehicles[gone].module.energy_injected_wh
+    fleet.at(
+        START + timedelta(seconds=115), lambda: fleet.unplug(gone, ended_reading=ended_reading)
+    )
+    p = await run(fleet, clock, request(-20_000.0, duration_s=300))
+    assert p.report is not None
+    truth_wh = -(fleet.vehicles[gone].module.energy_injected_wh - start_export)
+    [session] = [s for s in p.report.sessions if s.key == gone]
+    assert session.ended_at is not None
+    assert p.report.ended_before_clear == (gone,)
+    assert p.report.uncleared == ()
+    if ended_reading:
+        assert session.metered_energy_wh == pytest.approx(truth_wh, rel=0.005)
+        assert session.ended_at == START + timedelta(seconds=115)
+    else:  # the last sample was taken ~25 s before the end: about a fifth of it is missing
+        assert session.metered_energy_wh > 0.9 * truth_wh
+
+
 async def test_timeouts_are_drop_outs_and_uncleared_profiles_are_reported(
     clock: VirtualClock,
 ) -> None:
