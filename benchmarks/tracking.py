@@ -162,8 +162,9 @@ def regulation(n: int, minutes: float, seed: int) -> dict[str, Any]:
         "minutes": minutes,
         "signal": "0.12 MW +- 0.08 MW discharge, 2-s steps",
         "control_period_s": step_s,
-        "accuracy": round(score.accuracy, 4),
-        "delay": round(score.delay, 4),
+        # a varying signal: both are defined (None only for a constant one)
+        "accuracy": None if score.accuracy is None else round(score.accuracy, 4),
+        "delay": None if score.delay is None else round(score.delay, 4),
         "delay_s": score.delay_s,
         "precision": round(score.precision, 4),
         "composite": round(score.composite, 4),

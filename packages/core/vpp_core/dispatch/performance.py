@@ -5,6 +5,9 @@ For a signal and the measured response sampled at the same fixed interval:
 - delay: ``1 - delta / 5 min`` for the delay ``delta`` at which that correlation peaks;
 - precision: ``1 - mean(|response - signal|) / mean(|signal|)`` (floored at 0);
 - composite: the mean of the three.
+
+A constant signal (a plain MW dispatch) has no shape to correlate with: accuracy and delay are
+undefined there (None, not a made-up 0 or 1), and the composite is the precision alone.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ MAX_DELAY_S = 300.0
 
 @dataclass(frozen=True, slots=True)
 class PerformanceScore:
-    accuracy: float
-    delay: float
+    accuracy: float | None  # None: constant signal
+    delay: float | None  # None: constant signal
     precision: float
     composite: float
-    delay_s: float
+    delay_s: float | None
 
 
 def _corr(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
@@ -42,6 +45,10 @@ def performance_score(
     res = np.asarray(response, dtype=np.float64)
     if sig.shape != res.shape or sig.size < 3:
         raise ValueError("signal and response need the same length (>= 3 samples)")
+    scale = float(np.mean(np.abs(sig))) or 1.0
+    precision = max(0.0, 1.0 - float(np.mean(np.abs(res - sig))) / scale)
+    if np.ptp(sig) == 0:
+        return PerformanceScore(None, None, precision, precision, None)
     best_corr, best_delay_s = -1.0, 0.0
     max_shift = min(int(MAX_DELAY_S / sample_s), sig.size - 2)
     for shift in range(0, max_shift + 1, max(1, round(step_s / sample_s))):
@@ -50,8 +57,6 @@ def performance_score(
             best_corr, best_delay_s = c, shift * sample_s
     accuracy = max(best_corr, 0.0)
     delay = abs((best_delay_s - MAX_DELAY_S) / MAX_DELAY_S)
-    scale = float(np.mean(np.abs(sig))) or 1.0
-    precision = max(0.0, 1.0 - float(np.mean(np.abs(res - sig))) / scale)
     return PerformanceScore(
         accuracy=accuracy,
         delay=delay,

@@ -36,6 +36,14 @@ def test_noise_scores_low() -> None:
     assert performance_score(SIGNAL, noise, sample_s=2.0).composite < 0.6
 
 
+def test_a_constant_signal_is_scored_on_precision_alone() -> None:
+    """Nothing to correlate with: accuracy and delay are undefined, not 0 or 1."""
+    s = performance_score([100.0] * 10, [100.0] * 5 + [90.0] * 5, sample_s=5.0)
+    assert (s.accuracy, s.delay, s.delay_s) == (None, None, None)
+    assert s.precision == pytest.approx(0.95)
+    assert s.composite == s.precision
+
+
 def test_shapes_must_match() -> None:
     with pytest.raises(ValueError, match="same length"):
         performance_score([1, 2, 3], [1, 2], sample_s=1.0)
