@@ -82,6 +82,7 @@ def _headline(report: DispatchReport) -> str:
         f"within ±5 %: {t.within_5pct_share:.0%} of {t.samples} "
         f"({t.within_5pct_after_ramp_in_share:.0%} of {t.samples_after_ramp_in} after "
         f"{t.ramp_in_s:g} s), max overshoot {t.max_overshoot_pct:.1f} %"
+        + (f", PJM score {report.performance.composite:.2f}" if report.performance else "")
     )
 
 
