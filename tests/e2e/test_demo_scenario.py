@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,9 +67,15 @@ async def test_small_fleet_dispatch_report(tmp_path: Path) -> None:
     assert result.status == "completed", lines
     assert {p.name for p in result.files} >= {"report.json", "report.csv", "report.png"}
     assert (tmp_path / "out" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # energy delivered within tolerance of the target (what actually flowed, metered)
+    # power tracking (the default): the stations are never commanded above the target, so
+    # what the ramp-in costs is not caught up; the vehicles ramp in real time while the window
+    # is compressed 20x, which makes that cost 20x its share of a real window. The energy
+    # (what actually flowed, metered) is within tolerance net of the ramp-in's shortfall.
     assert report["energy_source"] == "meter registers"
-    assert abs(report["energy_error_pct"]) <= ENERGY_TOLERANCE_PCT, (report, lines)
+    assert report["tracking_mode"] == "power"
+    assert report["tracking"]["max_commanded_overshoot_pct"] == 0.0
+    ramp_pct = _ramp_in_shortfall_pct(report)
+    assert abs(report["energy_error_pct"] - ramp_pct) <= ENERGY_TOLERANCE_PCT, (ramp_pct, lines)
     # every profile cleared: the core says so, and the stations' own stores agree
     assert report["uncleared"] == []
     assert left == {sid: [] for sid in settings.station_ids}
@@ -90,3 +98,16 @@ async def test_small_fleet_dispatch_report(tmp_path: Path) -> None:
         for sid, row in gateways.items()
     }
     assert {sid: t for sid, t in trips.items() if t} == {}
+
+
+def _ramp_in_shortfall_pct(report: dict[str, Any]) -> float:
+    """The energy error of the intervals before ``ramp_in_s`` (sampled power), % of target."""
+    start = datetime.fromisoformat(report["start"])
+    ramp_in_s = report["tracking"]["ramp_in_s"]
+    error_wh = 0.0
+    for row in report["intervals"]:
+        t0, t1 = datetime.fromisoformat(row["t_start"]), datetime.fromisoformat(row["t_end"])
+        if (t0 - start).total_seconds() < ramp_in_s:
+            error_wh += (row["delivered_w"] - row["target_w"]) * (t1 - t0).total_seconds() / 3600
+    sign = -1.0 if report["direction"] == "discharge" else 1.0  # as energy_error_pct
+    return sign * error_wh / abs(report["target_energy_wh"]) * 100.0
