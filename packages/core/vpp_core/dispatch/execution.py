@@ -198,7 +198,14 @@ class DispatchExecution:
         must not find the fleet above it."""
         req = self.p.request
         until = min(now + timedelta(seconds=self.cfg.control_period_s), req.end)
-        return req.least_target_w(now, until) * (1.0 + req.overshoot_frac)
+        ceiling_w = req.least_target_w(now, until) * (1.0 + req.overshoot_frac)
+        return max(0.0, ceiling_w - self._stranded_w())
+
+    def _stranded_w(self) -> float:
+        """Setpoints (magnitude) that may still be in force at sessions dropped after a
+        refused or failed command, until their clear is answered: the rest of the fleet is
+        planned around them."""
+        return sum(self.sign * r.stranded_w for r in self.p.sessions.values() if r.drop_reason)
 
     def _unmetered_wh(self, now: datetime) -> float:
         """Energy that flowed since each session's last meter sample, at its present power.
@@ -277,6 +284,8 @@ class DispatchExecution:
         dropped = False
         for (rec, new), res in zip(changes, results, strict=True):
             if isinstance(res, Exception):
+                # it may have landed: the station applies the larger of the two setpoints
+                rec.stranded_w = max(rec.setpoint_w, new, key=abs)
                 self._drop(rec, now, f"command failed: {res!r}")
                 dropped = True
             elif res.status == "Accepted":
@@ -286,11 +295,24 @@ class DispatchExecution:
                 self.changed_at[rec.key] = now
             else:
                 self.ctx.installed.forget(rec.key.station_id)  # re-read before next use
+                rec.stranded_w = rec.setpoint_w  # a refused change leaves the old one in force
                 self._drop(
                     rec, now, f"profile rejected ({res.status}: {res.reason or 'no reason'})"
                 )
                 dropped = True
+        await self._clear_stranded(now)
         return dropped
+
+    async def _clear_stranded(self, now: datetime) -> None:
+        """Clear the profile of sessions dropped with a setpoint still in force (a refused
+        change, a failed command): left alone it applies to the window's end, and a target
+        stepping down could find the fleet above it. Until a clear is answered the rest of
+        the fleet is planned around that setpoint (``_stranded_w``)."""
+        stranded = [r for r in self.p.sessions.values() if r.drop_reason and r.stranded_w]
+        results = await self._fan_out([self._ender(r, now, force_clear=True) for r in stranded])
+        for rec, res in zip(stranded, results, strict=True):
+            if not isinstance(res, Exception) and res.status in ("Accepted", "Unknown"):
+                rec.stranded_w = 0.0
 
     def _spec(self, key: SessionKey) -> ProfileSpec:
         """The session's profile settings, fixed for the dispatch (made once per session)."""
@@ -396,6 +418,8 @@ class DispatchExecution:
         planned = dropout = delivered = 0.0
         for rec in self.p.sessions.values():
             if rec.drop_reason:
+                if rec.key not in self.states:
+                    rec.stranded_w = 0.0  # the session ended: its profile went with it
                 self._maybe_rejoin(rec, now)
                 continue
             if not rec.profile_sent:
@@ -428,6 +452,7 @@ class DispatchExecution:
         self.p.events.append(f"{now.isoformat()} rejoin {rec.key.station_id}/{rec.key.evse_id}")
         rec.rejoins += 1
         rec.drop_reason, rec.dropped_at, rec.needs_resend = None, None, True
+        rec.stranded_w = 0.0  # its setpoint counts again as one in force
         self.blocked.pop(rec.key, None)
         self._replan_due = True
 

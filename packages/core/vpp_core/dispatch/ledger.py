@@ -53,6 +53,8 @@ class SessionRecord:
     dropped_at: datetime | None = None
     drop_reason: str | None = None
     ended_at: datetime | None = None  # the session ended (TransactionEvent Ended) in the window
+    #: Dropped after a refused or failed command: the setpoint its station may still apply.
+    stranded_w: float = 0.0
     lagging: bool = False
     rejoins: int = 0
     needs_resend: bool = False  # back after a drop-out: send the full profile again

@@ -194,7 +194,10 @@ async def test_timeouts_are_drop_outs_and_uncleared_profiles_are_reported(
     p = await run(fleet, clock, request(-8_000.0, duration_s=60), clear_attempts=2)
     cs2 = next(k for k in p.sessions if k.station_id == "CS2")
     assert p.sessions[cs2].drop_reason == "command failed: TimeoutError('no answer')"
-    assert [s for s, _ in fleet.calls("clear")].count("CS2") == 2, "clear retried"
+    # its setpoint may be in force: cleared at each tick while that fails, twice at the end
+    clears = [s for s, _ in fleet.calls("clear")].count("CS2")
+    assert clears >= 2 + 60 // 5 - 1, "clear retried"
+    assert p.sessions[cs2].stranded_w == -4_000.0, "CS1 was planned around it"
     assert p.report is not None
     assert p.report.uncleared == (cs2,)
     assert any("expires at 2026-01-15T12:01:10" in e for e in p.events)

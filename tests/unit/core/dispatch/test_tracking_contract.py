@@ -2,12 +2,14 @@
 commanded above the target plus ``tolerance_pct``; in energy mode never above
 ``max_overshoot_pct`` over it; at every control tick, whatever the fleet does (vehicles lagging
 their setpoints, module and setpoint dead-bands, unplugs and stations going offline mid-window,
-stations rejecting profiles, a target schedule stepping up and down).
+stations rejecting profiles from the start or from mid-window on (the setpoint they already
+had stays in force and counts), a target schedule stepping up and down).
 
 "Commanded" is measured at the stations (``ScriptedFleet.applied_setpoint_w``: what each one
 applies from the profiles it holds), summed over the sessions the dispatch has not dropped:
-a dropped session is outside the core's command by definition (its station is offline, its
-EV gone, or it refused the profile), and the report accounts for it as a drop-out.
+a session dropped because its station is offline or silent, or its EV gone, is outside the
+core's command (the report accounts for it as a drop-out); one whose station refused a change
+is not: its old setpoint stays in force and the rest of the fleet is planned around it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Vehicle:
     unplug_at_s: float | None
     offline_s: tuple[float, float] | None  # (from, to) seconds into the window
     rejects: bool
+    rejects_from_s: float | None = None  # refuses every command from then on
 
 
 vehicles = st.builds(
@@ -49,6 +52,7 @@ vehicles = st.builds(
     unplug_at_s=st.none() | st.floats(1.0, 200.0),
     offline_s=st.none() | st.tuples(st.floats(1.0, 100.0), st.floats(5.0, 100.0)),
     rejects=st.sampled_from([False, False, False, True]),
+    rejects_from_s=st.none() | st.floats(1.0, 150.0),
 )
 
 
@@ -94,6 +98,11 @@ def _build_fleet(clock: VirtualClock, case: Case) -> ScriptedFleet:
         station = fleet.stations[key.station_id]
         if v.rejects:
             station.reject = "TxProfileConflictingStackLevel"
+        if v.rejects_from_s is not None:
+            fleet.at(
+                START + timedelta(seconds=v.rejects_from_s),
+                lambda s=station: setattr(s, "reject", "TxProfileConflictingStackLevel"),
+            )
         if v.unplug_at_s is not None:
             fleet.at(START + timedelta(seconds=v.unplug_at_s), lambda k=key: fleet.unplug(k))
         if v.offline_s is not None:
@@ -120,9 +129,19 @@ def _request(case: Case, mode: TrackingMode) -> DispatchRequest:
     )
 
 
+#: Drop-outs whose station the core cannot reach or whose EV is gone: what they do is not
+#: the core's command. A station that refused a change still applies the old setpoint: it
+#: counts.
+OUT_OF_REACH = ("not connected", "no data for", "session ended")
+
+
 def _commanded_w(fleet: ScriptedFleet, progress: DispatchProgress) -> float:
-    """Discharge (W, magnitude) the stations apply for the sessions the dispatch holds."""
-    held = [k for k, r in progress.sessions.items() if r.drop_reason is None]
+    """Discharge (W, magnitude) the stations apply for the sessions within the core's reach."""
+    held = [
+        k
+        for k, r in progress.sessions.items()
+        if not (r.drop_reason or "").startswith(OUT_OF_REACH)
+    ]
     return -sum(fleet.applied_setpoint_w(k) for k in held if fleet.vehicles[k].plugged)
 
 
