@@ -87,8 +87,11 @@ def _headline(report: DispatchReport) -> str:
 
 
 def _mark_events(ax: Any, report: DispatchReport, minutes: Any) -> None:
-    """Drop-outs (red) and re-plans (grey) as vertical lines, each labelled once."""
-    drops = sorted({s.dropped_at for s in report.sessions if s.dropped_at is not None})
+    """Drop-outs (red: when the session ended, else when the core saw it go) and re-plans
+    (grey) as vertical lines, each labelled once."""
+    drops = sorted(
+        {when for s in report.sessions if (when := s.ended_at or s.dropped_at) is not None}
+    )
     for i, when in enumerate(drops):
         ax.axvline(minutes(when), color="tab:red", linestyle=":", linewidth=1.0,
                    label=f"drop-out ({len(drops)})" if i == 0 else None)  # fmt: skip
