@@ -30,7 +30,13 @@ from vpp_core.dispatch.fanout import fan_out
 from vpp_core.dispatch.ledger import IntervalRecord, SessionRecord
 from vpp_core.dispatch.model import SessionKey
 from vpp_core.dispatch.planner import DispatchPlan, plan_dispatch
-from vpp_core.dispatch.ports import CommandResult, FleetView, SessionState, StationCommands
+from vpp_core.dispatch.ports import (
+    CommandResult,
+    EndedSession,
+    FleetView,
+    SessionState,
+    StationCommands,
+)
 from vpp_core.dispatch.profiles import (
     PURPOSE,
     ProfileSpec,
@@ -431,8 +437,8 @@ class DispatchExecution:
                 dropout += rec.setpoint_w
                 self._drop(rec, now, reason or "session ended")
                 if state is None:
-                    rec.ended_at = now  # refined by the Ended reading's own time
-                    self._read_final_registers(rec)
+                    ended = self._read_final_registers(rec)
+                    rec.ended_at = (ended.ended_at if ended else None) or now
                 continue
             delivered += state.present_power_w
             rec.sampled_energy_wh += state.present_power_w * dt_s / 3600.0
@@ -478,15 +484,13 @@ class DispatchExecution:
         self.delivered_wh += delivered * dt_s / 3600.0
         self.last_tick = now
 
-    def _read_final_registers(self, rec: SessionRecord) -> None:
+    def _read_final_registers(self, rec: SessionRecord) -> EndedSession | None:
         """A session that ended: its registers as the Ended event left them (the energy it
         moved after its last periodic sample counts, so no phantom deficit is chased)."""
         ended = self.ctx.fleet.ended_session(rec.key)
-        if ended is None:
-            return
-        rec.ended_at = ended.ended_at or rec.ended_at
-        if rec.import_wh_start is not None:
+        if ended is not None and rec.import_wh_start is not None:
             rec.import_wh, rec.export_wh = ended.energy_import_wh, ended.energy_export_wh
+        return ended
 
     @staticmethod
     def _read_registers(rec: SessionRecord, state: SessionState) -> None:
