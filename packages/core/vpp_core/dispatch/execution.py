@@ -46,6 +46,7 @@ from vpp_core.dispatch.profiles import (
 )
 from vpp_core.dispatch.progress import DispatchProgress, DispatchStatus
 from vpp_core.dispatch.report import delivered_energy_wh
+from vpp_core.dispatch.setpoints import setpoint_changes
 from vpp_core.dispatch.survey import InstalledProfiles
 
 __all__ = ["DispatchExecution", "ExecutionContext"]
@@ -252,40 +253,16 @@ class DispatchExecution:
             algorithm=req.algorithm,
         )
 
-    def _changes(self, plan: DispatchPlan, now: datetime) -> list[tuple[SessionRecord, float]]:
-        """Setpoints to send: new sessions, changes beyond the per-session dead-band, and every
-        change once their sum exceeds the fleet dead-band (small steps add up across a fleet),
-        or once the setpoints left as they are would put the fleet above the contract's
-        ceiling. Reductions first, so the fleet is never briefly above what it was."""
-        alloc = dict(plan.allocations())
-        candidates, trims = [], []
-        for key, rec in self.p.sessions.items():
-            new = alloc.get(key, 0.0)
-            if rec.drop_reason or (not rec.profile_sent and new == 0.0):
-                continue
-            if not rec.profile_sent or rec.needs_resend or (new == 0.0) != (rec.setpoint_w == 0.0):
-                candidates.append((rec, new, True))
-            elif abs(new - rec.setpoint_w) > 1.0:
-                candidates.append(
-                    (rec, new, abs(new - rec.setpoint_w) > self.cfg.setpoint_deadband_w)
-                )
-            elif new != rec.setpoint_w:
-                trims.append((rec, new))
-        drift_w = abs(sum(new - rec.setpoint_w for rec, new, _ in candidates))
-        send_all = drift_w > self.cfg.fleet_deadband_frac * abs(self.p.request.target_w)
-        chosen = [(rec, new) for rec, new, big in candidates if big or send_all]
-        if self._commanded_w(chosen) > self._ceiling_w(now) + 1e-6:
-            chosen = [(rec, new) for rec, new, _ in candidates] + trims
-        return sorted(chosen, key=lambda change: self.sign * (change[1] - change[0].setpoint_w))
-
-    def _commanded_w(self, changes: list[tuple[SessionRecord, float]]) -> float:
-        """Fleet setpoint (magnitude in the dispatch direction) once ``changes`` are applied."""
-        in_force = sum(r.setpoint_w for r in self.p.sessions.values() if not r.drop_reason)
-        return self.sign * (in_force + sum(new - rec.setpoint_w for rec, new in changes))
-
     async def _apply(self, plan: DispatchPlan, now: datetime) -> bool:
         """Send changed setpoints; True if any session dropped out doing so."""
-        changes = self._changes(plan, now)
+        changes = setpoint_changes(
+            self.p.sessions.values(),
+            dict(plan.allocations()),
+            sign=self.sign,
+            target_w=self.p.request.target_w,
+            ceiling_w=self._ceiling_w(now),
+            config=self.cfg,
+        )
         results = await self._fan_out([self._command(rec, new) for rec, new in changes])
         dropped = False
         for (rec, new), res in zip(changes, results, strict=True):
