@@ -46,7 +46,7 @@ from vpp_core.dispatch.profiles import (
 )
 from vpp_core.dispatch.progress import DispatchProgress, DispatchStatus
 from vpp_core.dispatch.report import delivered_energy_wh
-from vpp_core.dispatch.setpoints import setpoint_changes
+from vpp_core.dispatch.setpoints import Change, setpoint_changes
 from vpp_core.dispatch.survey import InstalledProfiles
 
 __all__ = ["DispatchExecution", "ExecutionContext"]
@@ -253,16 +253,21 @@ class DispatchExecution:
             algorithm=req.algorithm,
         )
 
-    async def _apply(self, plan: DispatchPlan, now: datetime) -> bool:
-        """Send changed setpoints; True if any session dropped out doing so."""
-        changes = setpoint_changes(
+    def _changes(self, plan: DispatchPlan, now: datetime | None = None) -> list[Change]:
+        """The setpoints this plan sends (``setpoints.setpoint_changes``), at ``now``
+        (default: the clock's)."""
+        return setpoint_changes(
             self.p.sessions.values(),
             dict(plan.allocations()),
             sign=self.sign,
             target_w=self.p.request.target_w,
-            ceiling_w=self._ceiling_w(now),
+            ceiling_w=self._ceiling_w(now or self.ctx.clock.now()),
             config=self.cfg,
         )
+
+    async def _apply(self, plan: DispatchPlan, now: datetime) -> bool:
+        """Send changed setpoints; True if any session dropped out doing so."""
+        changes = self._changes(plan, now)
         results = await self._fan_out([self._command(rec, new) for rec, new in changes])
         dropped = False
         for (rec, new), res in zip(changes, results, strict=True):
