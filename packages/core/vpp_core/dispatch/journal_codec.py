@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 Json = dict[str, Any]
-_RECORD_TIMES = ("dropped_at",)
+_RECORD_TIMES = ("dropped_at", "ended_at")
 
 
 def _time(value: str | None) -> datetime | None:
@@ -44,6 +44,9 @@ def request_to_json(request: DispatchRequest) -> Json:
         "site": request.site,
         "schedule_w": list(request.schedule_w),
         "schedule_step_s": request.schedule_step_s,
+        "tracking": request.tracking,
+        "tolerance_pct": request.tolerance_pct,
+        "max_overshoot_pct": request.max_overshoot_pct,
     }
 
 
@@ -58,6 +61,10 @@ def request_from_json(data: Json) -> DispatchRequest:
         site=data["site"],
         schedule_w=tuple(float(v) for v in data["schedule_w"]),
         schedule_step_s=float(data["schedule_step_s"]),
+        # journaled before the tracking contract existed: the default contract
+        tracking=data.get("tracking", "power"),
+        tolerance_pct=float(data.get("tolerance_pct", 0.0)),
+        max_overshoot_pct=float(data.get("max_overshoot_pct", 10.0)),
     )
 
 
