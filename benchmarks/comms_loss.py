@@ -14,10 +14,10 @@ contactor opens. Figures per run:
   open (the last contact was at most ``renew_every_s`` = 0.05 s before the cut);
 - ``current_at_open_a``: the simulator's output current at its last poll before the open.
 
-Prints one JSON object; about 45 s per run. Run under the suite lock:
+Prints one JSON object; about 45 s per run. Run it on an otherwise idle machine:
 
-    flock /work/wt/.suite.lock .venv/bin/python benchmarks/comms_loss.py
-    flock /work/wt/.suite.lock .venv/bin/python benchmarks/comms_loss.py --runs 3
+    .venv/bin/python benchmarks/comms_loss.py
+    .venv/bin/python benchmarks/comms_loss.py --runs 3
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Printed as JSON: per vehicle and for the fleet, the delay to the first 1 % of th
 curve asks for and the time to 95 % of it, for the controller's command and for the module's
 measured output, against the Dynamic Containment class targets (delay <= 0.5 s, full <= 1 s).
 
-    flock /work/wt/.suite.lock .venv/bin/python benchmarks/frequency_response.py
+    .venv/bin/python benchmarks/frequency_response.py
     .venv/bin/python benchmarks/frequency_response.py --gateways 5 --observe-s 3   # smoke
 """
 
