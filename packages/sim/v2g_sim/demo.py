@@ -20,46 +20,19 @@ import argparse
 import asyncio
 import shutil
 import signal
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from v2g_sim.demo_args import build_parser, parse_args
+from v2g_sim.demo_ready import FleetNotReady
 from v2g_sim.demo_run import DemoResult, DispatchFailed, Interrupted, run_scenario
 from v2g_sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
 from v2g_sim.demo_view import DemoView
 from v2g_sim.scenario import DemoScenario, build_scenario
 from vpp_core.dispatch.config import DispatchConfig
 
-__all__ = ["build_parser", "main"]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vpp-demo",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]) if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p = parser.add_argument
-    p("--stations", type=int, default=50, help="simulated chargers (default 50)")
-    p(
-        "--speed",
-        type=float,
-        default=10.0,
-        help="time compression S: durations and battery capacities divided by S "
-        "(default 10: the 15-minute window takes 90 s)",
-    )
-    p("--window-min", type=float, default=15.0, help="dispatch window, scenario minutes")
-    p("--power-mw", type=float, help="requested discharge (default 4 kW per station)")
-    p("--unplug-share", type=float, default=0.1, help="vehicles leaving mid-window (0.1)")
-    p("--seed", type=int, default=1, help="scenario random seed")
-    p("--per-host", type=int, default=25, help="gateways per fleet-host process (25)")
-    p("--control-period-s", type=float, default=0.1, help="control loop period (0.1 = 10 Hz)")
-    p("--output", type=Path, help="report directory (default demo-output/<UTC time>)")
-    p("--state-dir", type=Path, help="keep PKI, databases and logs here (default: temp)")
-    p("--plain", action="store_true", help="plain progress lines even on a terminal")
-    return parser
+__all__ = ["main"]
 
 
 def _scenario(args: argparse.Namespace, settings: StackSettings) -> DemoScenario:
@@ -136,7 +109,7 @@ async def _run(args: argparse.Namespace, view: DemoView) -> int:
     except Interrupted:
         view.say("interrupted before the dispatch: stopped cleanly")
         return 130
-    except DispatchFailed as exc:
+    except (DispatchFailed, FleetNotReady) as exc:
         view.say(f"vpp-demo: {exc}")
         return 1
     finally:
@@ -149,10 +122,7 @@ async def _run(args: argparse.Namespace, view: DemoView) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.stations < 1 or args.speed <= 0:
-        print("vpp-demo: --stations must be >= 1 and --speed > 0", file=sys.stderr)
-        return 2
+    args = parse_args(build_parser(__doc__), argv)  # exit 2 naming the flag and value
     view = DemoView(rich=False if args.plain else None)
     return asyncio.run(_run(args, view))
 

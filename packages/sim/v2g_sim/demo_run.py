@@ -17,16 +17,19 @@ from typing import Any, TypeVar
 
 import httpx
 
+from v2g_sim.demo_ready import wait_ready
 from v2g_sim.demo_stack import DemoStack, FleetObservation
 from v2g_sim.demo_view import DemoFrame
 from v2g_sim.scenario import DemoScenario
 
-__all__ = ["DemoResult", "DispatchFailed", "Interrupted", "run_scenario", "wait_sessions"]
+__all__ = ["DemoResult", "DispatchFailed", "Interrupted", "post_dispatch", "run_scenario"]
 
 T = TypeVar("T")
 TERMINAL = {"completed", "cancelled", "failed"}
 START_LEAD_S = 5.0
 POLL_S = 0.5
+#: How long the plugged EVs get to report connection, SoC and charging needs to the core.
+READY_TIMEOUT_S = 90.0
 #: The core's clear attempts (3) times its command timeout (10 s), plus slack.
 CLEAR_RESULTS_TIMEOUT_S = 40.0
 
@@ -66,20 +69,6 @@ class DemoResult:
     fail_safe_events: dict[str, int] = field(default_factory=dict)
 
 
-async def wait_sessions(stack: DemoStack, count: int, *, timeout_s: float) -> list[dict[str, Any]]:
-    """Until the core's fleet lists ``count`` connected sessions with a SoC."""
-    async with stack.api() as api, asyncio.timeout(timeout_s):
-        while True:
-            resp = await api.get("/fleet")
-            resp.raise_for_status()
-            sessions = [
-                s for s in resp.json()["sessions"] if s["connected"] and s["soc_pct"] is not None
-            ]
-            if len(sessions) >= count:
-                return sessions
-            await asyncio.sleep(POLL_S)
-
-
 async def post_dispatch(api: httpx.AsyncClient, scenario: DemoScenario) -> dict[str, Any]:
     start = datetime.now(UTC) + timedelta(seconds=START_LEAD_S)
     body = {
@@ -109,9 +98,13 @@ async def run_scenario(
     t0 = time.monotonic()
     say(f"plugging in {len(scenario.evs)} EVs")
     await _unless_stopped(_plug_in_all(stack, scenario), stop)
-    await _unless_stopped(wait_sessions(stack, len(scenario.evs), timeout_s=90.0), stop)
-    say(f"all {len(scenario.evs)} sessions known to the core after {time.monotonic() - t0:.1f} s")
     async with stack.api() as api:
+        plugged = [ev.station_id for ev in scenario.evs]
+        await _unless_stopped(wait_ready(api, plugged, timeout_s=READY_TIMEOUT_S), stop)
+        say(
+            f"all {len(plugged)} EVs reported SoC and charging needs to the core after "
+            f"{time.monotonic() - t0:.1f} s"
+        )
         created = await post_dispatch(api, scenario)
         result = DemoResult(created["id"], created["status"], created)
         say(_plan_line(created))

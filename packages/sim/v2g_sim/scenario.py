@@ -97,7 +97,11 @@ def build_scenario(
     window_s = window_scenario_s / speed
     # vehicles that discharge, so their leaving is a drop-out the runner must re-plan
     givers = [ev for ev in evs if ev.spec.bidirectional]
-    leaving = rng.sample(givers, min(len(givers), max(1, round(len(evs) * unplug_share))))
+    if not 0.0 <= unplug_share <= 1.0:
+        raise ValueError(f"unplug_share must be within 0..1, got {unplug_share!r}")
+    # a positive share unplugs at least one vehicle; 0 unplugs none
+    wanted = max(1, round(len(evs) * unplug_share)) if unplug_share > 0 else 0
+    leaving = rng.sample(givers, min(len(givers), wanted))
     unplugs = tuple(
         sorted(
             (Unplug(ev.station_id, round(rng.uniform(0.25, 0.75) * window_s, 2)) for ev in leaving),

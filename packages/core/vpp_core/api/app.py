@@ -17,13 +17,15 @@ documentation page is enough surface).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vpp_core.api.schemas import (
     AllocationOut,
@@ -34,6 +36,7 @@ from vpp_core.api.schemas import (
     FleetOut,
     FleetSessionOut,
     PlanSummaryOut,
+    ReasonOut,
     RequestOut,
     mw,
 )
@@ -55,6 +58,12 @@ PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or malformed bearer token"},
     403: {"model": ErrorOut, "description": "bearer token not accepted"},
+    # one body shape for every validation error: schema, bad JSON, or the dispatch rules
+    422: {
+        "model": ErrorOut,
+        "description": "invalid request: `reasons` names each field (`body.power_mw`, "
+        "`query.format`; `body` alone for a body that is not JSON) and why",
+    },
 }
 
 
@@ -80,13 +89,36 @@ def _bearer_guard(token: str) -> Callable[..., Awaitable[None]]:
     return guard
 
 
+def _invalid(reasons: list[ReasonOut]) -> JSONResponse:
+    body = ErrorOut(detail="invalid request", reasons=reasons)
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
+def _field(err: Mapping[str, Any]) -> str:
+    """``body.power_mw``; a body that is not JSON is ``body`` (not its byte offset)."""
+    loc = [str(p) for p in err["loc"]]
+    return loc[0] if err["type"] == "json_invalid" else ".".join(loc)
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    reasons = [
-        {"field": ".".join(str(p) for p in err["loc"]), "reason": err["msg"]}
-        for err in exc.errors()
-    ]
-    return JSONResponse({"detail": "invalid request", "reasons": reasons}, status_code=422)
+    return _invalid([ReasonOut(field=_field(e), reason=e["msg"]) for e in exc.errors()])
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI answers a body it cannot decode (JSON that is not UTF-8) with a bare 400:
+    that is a bad body like any other, so it gets the 422 shape; the rest as FastAPI does."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        return _invalid([ReasonOut(field="body", reason=f"not JSON: {exc.__cause__}")])
+    return await http_exception_handler(request, exc)
+
+
+async def _invalid_dispatch(request: Request, exc: Exception) -> JSONResponse:
+    """The dispatch rules that need the clock or the config (start in the past, longer than
+    ``[dispatch] max_duration_s``): the same body as a schema violation."""
+    assert isinstance(exc, InvalidDispatchError)
+    return _invalid([ReasonOut(field=f"body.{f}", reason=r) for f, r in exc.reasons])
 
 
 def _progress_out(service: DispatchService, p: DispatchProgress) -> DispatchOut:
@@ -132,6 +164,8 @@ def create_api(
         redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidDispatchError, _invalid_dispatch)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     _write_routes(app, service)
     _read_routes(app, service)
     _fleet_routes(app, service)
@@ -152,15 +186,12 @@ def _write_routes(app: FastAPI, service: DispatchService) -> None:
         f"{PREFIX}/dispatches",
         status_code=201,
         response_model=DispatchCreatedOut,
-        responses={**ERRORS, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={**ERRORS, 409: {"model": ErrorOut}},
     )
     async def create_dispatch(body: DispatchCreate, response: Response) -> DispatchCreatedOut:
         """Accept a dispatch; an infeasible one is accepted for its feasible part (see plan)."""
         try:
             created = service.create(body.to_request(service.runner.clock.now()))
-        except InvalidDispatchError as exc:
-            reasons = [{"field": f"body.{f}", "reason": r} for f, r in exc.reasons]
-            raise HTTPException(422, {"detail": "invalid request", "reasons": reasons}) from None
         except DispatchConflictError as exc:
             raise HTTPException(409, str(exc)) from None
         response.headers["Location"] = f"{PREFIX}/dispatches/{created.dispatch_id}"
@@ -240,6 +271,7 @@ def _fleet_routes(app: FastAPI, service: DispatchService) -> None:
                 present_power_w=s.present_power_w,
                 departure=s.departure,
                 dispatch_id=busy.get(SessionKey(s.station_id, s.evse_id, s.transaction_id)),
+                needs_reported_at=s.needs_at,
             )
             for s in sessions
         ]

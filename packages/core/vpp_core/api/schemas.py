@@ -12,6 +12,12 @@ from vpp_core.dispatch.model import MAX_OVERSHOOT_PCT, DispatchRequest, Exclusio
 from vpp_core.dispatch.service import PlanSummary
 
 Direction = Literal["discharge", "charge"]
+#: A dispatch below 1 kW is noise, not a request (5e-324 MW was once accepted).
+MIN_POWER_MW = 0.001
+MAX_POWER_MW = 10_000
+#: The dispatch engine's default ``max_duration_s``: the schema states it, so a client
+#: learns the limit from the OpenAPI document, not from a 422.
+MAX_DURATION_S = 86_400
 
 
 class DispatchCreate(BaseModel):
@@ -19,10 +25,22 @@ class DispatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    power_mw: float = Field(gt=0, le=10_000, allow_inf_nan=False, description="MW, > 0")
+    power_mw: float = Field(
+        ge=MIN_POWER_MW,
+        le=MAX_POWER_MW,
+        allow_inf_nan=False,
+        description=f"MW, a magnitude ({MIN_POWER_MW} = 1 kW, the smallest EV's minimum "
+        f"power, to {MAX_POWER_MW:,}); the direction says which way",
+    )
     direction: Direction
     start: AwareDatetime | None = Field(default=None, description="ISO 8601 with offset")
-    duration_s: float = Field(gt=0, le=7 * 86_400, allow_inf_nan=False)
+    duration_s: float = Field(
+        gt=0,
+        le=MAX_DURATION_S,
+        allow_inf_nan=False,
+        description=f"seconds, up to {MAX_DURATION_S:,} (one day; [dispatch] max_duration_s "
+        "may set less)",
+    )
     algorithm: Literal["proportional", "merit_order"] = "proportional"
     headroom: float = Field(
         default=0.9, gt=0, le=1, description="share of available power deployed"
@@ -196,6 +214,10 @@ class FleetSessionOut(BaseModel):
     present_power_w: float = Field(description="W, negative = discharge")
     departure: datetime | None
     dispatch_id: str | None
+    needs_reported_at: datetime | None = Field(
+        description="when the EV's charging needs (V2X limits) arrived; null = not yet, and "
+        "until then a plan leaves the session out"
+    )
 
 
 class FleetOut(BaseModel):
@@ -204,6 +226,13 @@ class FleetOut(BaseModel):
     available_charge_mw: float
 
 
+class ReasonOut(BaseModel):
+    field: str = Field(description="where: `body.power_mw`, `query.format`, `body` (not JSON)")
+    reason: str
+
+
 class ErrorOut(BaseModel):
+    """Every error body: ``detail`` says what went wrong; a 422 lists ``reasons``."""
+
     detail: str
-    reasons: list[dict[str, str]] = []
+    reasons: list[ReasonOut] = []

@@ -97,6 +97,9 @@ class SessionState:
     allowed_energy_transfer: tuple[str, ...] | None = None
     #: NotifyPriorityCharging ``activated``: the EV left every dispatch.
     priority_charging: bool = False
+    #: When the EV's charging needs (``NotifyEVChargingNeeds``) arrived; None = not yet: until
+    #: then its limits read 0 W and a plan leaves it out.
+    needs_at: datetime | None = None
     # Derived once per snapshot (the fleet caches snapshots until a session changes), so that a
     # plan over 100k sessions joins bytes instead of reading 14 attributes of each session.
     key: SessionKey = field(init=False, repr=False, compare=False)

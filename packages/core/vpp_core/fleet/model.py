@@ -176,4 +176,5 @@ class SessionLive:
             requested_energy_transfer=lim.requested_energy_transfer,
             allowed_energy_transfer=self.allowed_energy_transfer,
             priority_charging=self.priority_charging,
+            needs_at=lim.received_at,
         )

@@ -8,7 +8,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -121,12 +121,15 @@ async def test_create_returns_201_with_id_and_plan_summary_then_get_shows_progre
         (body(headroom=1.5), "body.headroom"),
         (body(duration_s=0), "body.duration_s"),
         (body(colour="red"), "body.colour"),
-        (body(start="2026-01-15T11:00:00Z"), "body.start"),
         ({"direction": "discharge"}, "body.power_mw"),
         (body(tracking="speed"), "body.tracking"),
         (body(tracking="energy", max_overshoot_pct=25.5), "body.max_overshoot_pct"),
         (body(max_overshoot_pct=-1), "body.max_overshoot_pct"),
         (body(tolerance_pct=30), "body.tolerance_pct"),
+        (body(power_mw=5e-324), "body.power_mw"),  # below the 1 kW minimum
+        (body(duration_s=86_401), "body.duration_s"),  # the schema's one-day limit
+        (body(start="2026-01-15T11:00:00Z"), "body.start"),  # the service's rule, same shape
+        ([1, 2], "body"),
     ],
 )
 async def test_invalid_requests_get_422_with_reasons(
@@ -135,20 +138,39 @@ async def test_invalid_requests_get_422_with_reasons(
     r = await api.client.post("/api/v1/dispatches", json=payload, headers=AUTH)
     assert r.status_code == 422
     out = r.json()
-    reasons = out["reasons"] if "reasons" in out else out["detail"]["reasons"]
-    assert field in [x["field"] for x in reasons], out
-    assert all(x["reason"] for x in reasons)
+    assert set(out) == {"detail", "reasons"}, "one body shape, not nested"
+    assert out["detail"] == "invalid request"
+    assert field in [x["field"] for x in out["reasons"]], out
+    assert all(set(x) == {"field", "reason"} and x["reason"] for x in out["reasons"])
     assert api.service.list() == [], "nothing was started"
 
 
-async def test_invalid_json_gets_422(api: Api) -> None:
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"{not json", "JSON decode error"), (b'"\xff"', "not JSON: 'utf-8' codec can't decode")],
+)
+async def test_a_body_that_is_not_json_gets_the_same_422(
+    api: Api, content: bytes, reason: str
+) -> None:
     r = await api.client.post(
         "/api/v1/dispatches",
-        content=b"{not json",
+        content=content,
         headers={**AUTH, "content-type": "application/json"},
     )
     assert r.status_code == 422
-    assert r.json()["reasons"]
+    [got] = r.json()["reasons"]
+    assert got["field"] == "body"
+    assert got["reason"].startswith(reason)
+    assert r.json()["detail"] == "invalid request"
+
+
+async def test_a_bad_query_value_gets_the_same_422(api: Api) -> None:
+    r = await api.client.get("/api/v1/dispatches/d1/report?format=xml", headers=AUTH)
+    assert r.status_code == 422
+    assert r.json() == {
+        "detail": "invalid request",
+        "reasons": [{"field": "query.format", "reason": "Input should be 'json', 'csv' or 'png'"}],
+    }
 
 
 async def test_energy_tracking_is_accepted_with_its_bound_and_stated(api: Api) -> None:
@@ -267,6 +289,11 @@ async def test_fleet_lists_sessions_with_soc_power_and_departure(api: Api) -> No
     assert s["available_charge_w"] == 11_000.0
     assert s["departure"] is None
     assert out["available_discharge_mw"] == pytest.approx(0.04)
+    assert [x["needs_reported_at"] for x in out["sessions"]] == [None] * 4
+    scripted = api.fleet.sessions
+    api.fleet.sessions = lambda: [replace(s, needs_at=T0) for s in scripted()]  # type: ignore[method-assign]
+    out = (await api.client.get("/api/v1/fleet", headers=AUTH)).json()
+    assert {x["needs_reported_at"] for x in out["sessions"]} == {"2026-01-15T12:00:00Z"}
 
 
 async def test_openapi_is_published_with_bearer_security(api: Api) -> None:
@@ -280,6 +307,20 @@ async def test_openapi_is_published_with_bearer_security(api: Api) -> None:
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     post = spec["paths"]["/api/v1/dispatches"]["post"]
     assert {"201", "409", "422", "401", "403"} <= set(post["responses"])
+
+
+async def test_openapi_documents_the_one_error_shape_and_every_limit(api: Api) -> None:
+    spec = json.loads((await api.client.get("/openapi.json")).text)
+    error = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            body = op["responses"]["422"]["content"]["application/json"]["schema"]
+            assert body == error, (path, method)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    props = spec["components"]["schemas"]["DispatchCreate"]["properties"]
+    assert (props["power_mw"]["minimum"], props["power_mw"]["maximum"]) == (0.001, 10_000)
+    assert (props["duration_s"]["exclusiveMinimum"], props["duration_s"]["maximum"]) == (0, 86_400)
+    assert (props["headroom"]["exclusiveMinimum"], props["headroom"]["maximum"]) == (0, 1)
 
 
 async def test_scheduled_dispatch_can_be_read_and_cancelled_before_it_starts(api: Api) -> None:

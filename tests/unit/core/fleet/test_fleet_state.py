@@ -146,6 +146,20 @@ def test_needs_before_transaction_apply_to_next_session() -> None:
     assert (("CS-1", 2)) not in fleet.pending_needs
 
 
+def test_snapshot_says_when_the_needs_arrived() -> None:
+    """Readiness for a dispatch (the demo waits on it): a session with a SoC but no needs yet
+    has ``needs_at`` None, and the time the needs came once they did."""
+    fleet = FleetState()
+    _tx(fleet, "Started", 0, meter=[_meter(0, power_w=0, import_wh=1, soc=50)])
+    [before] = fleet.sessions()
+    assert before.soc_pct == 50
+    assert before.needs_at is None
+    at = T0 + timedelta(seconds=3)
+    fleet.record_charging_needs("CS-1", evse_id=1, needs=NEEDS, timestamp=at, now=at)
+    [after] = fleet.sessions()
+    assert after.needs_at == at
+
+
 def test_updated_for_unknown_transaction_reopens_it() -> None:
     fleet = FleetState()
     _tx(fleet, "Updated", 50, tx="lost-start", meter=[_meter(50, power_w=-3000, import_wh=10)])
