@@ -149,7 +149,10 @@ def test_a_bench_daemon_without_station_or_uplink_loads_no_protocol(tmp_path: Pa
 def test_check_config_loads_the_configured_device_code_only(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(GATEWAY_TOML.format(tmp=tmp_path))
-    (record,) = run_script(tmp_path, "v2g-gateway", "--config", str(config), "--check-config")
+    # exit 2: the devices it names are absent here (it checks they exist, opening nothing)
+    (record,) = run_script(
+        tmp_path, "v2g-gateway", "--config", str(config), "--check-config", expect=2
+    )
     assert record.loaded(["v2g_gateway.hardware"])  # the adapters were imported, not opened
     assert record.loaded(["gpiod", *CORE, *SIMULATOR, *CERTIFICATE_AUTHORITY]) == []
 

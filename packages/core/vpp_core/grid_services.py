@@ -26,6 +26,7 @@ from vpp_core.ingest.api import regions_router
 from vpp_core.ingest.ingest import TelemetryIngest
 from vpp_core.ingest.metrics import IngestMetrics
 from vpp_core.ingest.store import TelemetrySqlStore, telemetry_engine
+from vpp_core.report_outbox import ReportOutbox
 from vpp_core.report_publisher import ReportPublisher
 from vpp_core.services.manager import FrequencyServices
 from vpp_core.supervision import TaskSupervisor
@@ -74,8 +75,9 @@ async def open_grid_services(
             collector = ingest.region_collector()
             registry.register(collector)
             stack.callback(registry.unregister, collector)
+            outbox = ReportOutbox(engine)  # the fleet database (migration 7)
             publisher = await stack.enter_async_context(
-                ReportPublisher(_report_endpoint(ingest), supervisor=supervisor)
+                ReportPublisher(_report_endpoint(ingest), supervisor=supervisor, outbox=outbox)
             )
         runner = await stack.enter_async_context(
             DispatchRunner(
@@ -88,6 +90,10 @@ async def open_grid_services(
                 journal=journal,
             )
         )
+        if publisher is not None:
+            # unwound before the runner: dispatches cleared at shutdown leave their reports
+            # in the outbox instead of waiting for a PUBACK from a broker that may be down
+            stack.callback(publisher.stop_waiting)
         service = DispatchService(runner)
         frequency = await stack.enter_async_context(
             FrequencyServices(

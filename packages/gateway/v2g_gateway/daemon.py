@@ -32,6 +32,7 @@ from v2g_gateway.control_host import ControlProcess
 from v2g_gateway.frequency_log_service import FrequencyLogService
 from v2g_gateway.local_lease import LocalLeaseSource
 from v2g_gateway.logs import setup_logging
+from v2g_gateway.paths_check import path_problems
 from v2g_gateway.supervisor import StartupError, SupervisedService, Supervisor
 
 if TYPE_CHECKING:
@@ -148,12 +149,21 @@ def load_adapters(config: GatewayConfig) -> None:
     ev_link_factory(config.ev_link.kind)
 
 
+def check_config(config: GatewayConfig, source: Path) -> None:
+    """``--check-config``: the adapters import, and every file and device named is there with
+    the access the daemon needs; raises :class:`ConfigError` naming each key."""
+    load_adapters(config)
+    problems = path_problems(config)
+    if problems:
+        raise ConfigError(str(source), problems)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_gateway_config(args.config)
         if args.check_config:
-            load_adapters(config)
+            check_config(config, args.config)
     except ConfigError as exc:
         exit_on_config_error(exc)
     except AdapterError as exc:

@@ -6,17 +6,18 @@ here, and each imports its library (smbus2's i2c-dev, gpiod) only when it is con
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from v2g_gateway.adapters import contactor_factory, i2c_bus_factory
 from v2g_gateway.contactor import GpiodContactor, SysfsGpioContactor
 from v2g_gateway.control.ports import Contactor, PowerSensor, PowerStage
 from v2g_gateway.devices import ControlProcessConfig
-from v2g_gateway.hw.errors import ContactorError
+from v2g_gateway.hw.errors import ContactorError, HardwareError
 from v2g_gateway.hw.power_module.client import open_power_module
 from v2g_gateway.hw.power_sensor.calibration import load_calibration
 from v2g_gateway.hw.power_sensor.driver import I2cBus, Ina228
+from v2g_gateway.paths_check import device_problems
 
 __all__ = [
     "Hardware",
@@ -37,14 +38,27 @@ class Hardware:
     contactor: Contactor
 
 
+@contextlib.contextmanager
+def _named(key: str) -> Iterator[None]:
+    """An OS error opening a device names the configuration key that chose it (a bare
+    ``[Errno 2] ... '/dev/i2c-1'`` leaves an installer guessing which setting to fix)."""
+    try:
+        yield
+    except OSError as exc:
+        raise HardwareError(f"{key}: {exc}") from exc
+
+
 @contextlib.asynccontextmanager
 async def open_hardware(cfg: ControlProcessConfig) -> AsyncIterator[Hardware]:
-    """Open every device named in ``cfg``; closes them on exit."""
+    """Open every device named in ``cfg``; closes them on exit. A device that cannot be
+    opened is a :class:`HardwareError` naming its configuration key."""
     with contextlib.ExitStack() as stack:
         stage, client = open_power_module(cfg.power_module)
         stack.callback(client.close)
+        with _named("power_sensor.i2c_bus" if cfg.power_sensor.kind == "ina228" else "simulator"):
+            bus = i2c_bus_factory(cfg.power_sensor.kind)(cfg, stack)
         sensor = Ina228(
-            i2c_bus_factory(cfg.power_sensor.kind)(cfg, stack),
+            bus,
             address=cfg.power_sensor.address,
             shunt_ohm=cfg.power_sensor.shunt_ohm,
             max_current_a=cfg.power_sensor.max_current_a,
@@ -55,7 +69,14 @@ async def open_hardware(cfg: ControlProcessConfig) -> AsyncIterator[Hardware]:
             ),
         )
         sensor.initialize()
-        contactor = contactor_factory(cfg.contactor.kind)(cfg, stack)
+        with _named(
+            "contactor.gpio_value_path" if cfg.contactor.kind == "gpio_sysfs" else "contactor"
+        ):
+            contactor = contactor_factory(cfg.contactor.kind)(cfg, stack)
+        # pymodbus opens the port lazily and would only say "not answering" at the first read
+        problems = device_problems(cfg)
+        if problems:
+            raise HardwareError("; ".join(f"{key}: {why}" for key, why in problems))
         yield Hardware(stage=stage, sensor=sensor, contactor=contactor)
 
 

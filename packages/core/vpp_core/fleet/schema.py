@@ -356,6 +356,21 @@ def _v5(conn: Connection) -> None:
     metadata.create_all(conn, tables=list(_V5_TABLES))
 
 
+#: Dispatch reports stored until the broker acknowledged them (``vpp_core.report_outbox``):
+#: one a dispatch (its topic), kept across restarts, deleted on PUBACK.
+report_outbox = Table(
+    "report_outbox",
+    metadata,
+    Column("topic", String(200), primary_key=True),
+    Column("payload", Text, nullable=False),
+    Column("stored_at", UtcDateTime, nullable=False),
+)
+
+
+def _v7(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[report_outbox])
+
+
 #: (version, what it does, the change) in order; never edit a released entry.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
@@ -363,5 +378,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "dispatches, their sessions, profiles sent and intervals (durable dispatches)", _v3),
     (4, "sessions: requested/allowed energy transfer modes, priority charging", _v4),
     (5, "idToken list, station certificates (issued, revoked), device models", _v5),
+    (7, "report_outbox: dispatch reports not yet acknowledged by the MQTT broker", _v7),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
