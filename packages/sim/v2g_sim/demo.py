@@ -28,6 +28,7 @@ from v2g_sim.demo_args import build_parser, parse_args
 from v2g_sim.demo_ready import FleetNotReady
 from v2g_sim.demo_run import DemoResult, DispatchFailed, Interrupted, run_scenario
 from v2g_sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
+from v2g_sim.demo_summary import SummaryRow, report_rows
 from v2g_sim.demo_view import DemoView
 from v2g_sim.scenario import DemoScenario, build_scenario
 from vpp_core.dispatch.config import DispatchConfig
@@ -46,37 +47,25 @@ def _scenario(args: argparse.Namespace, settings: StackSettings) -> DemoScenario
     )
 
 
-def _summary(result: DemoResult, scenario: DemoScenario, stack: DemoStack) -> list[str]:
-    lines = [f"dispatch {result.dispatch_id}: {result.status}"]
-    report = result.report or {}
-    if report:
-        target, delivered = report["target_energy_wh"], report["delivered_energy_wh"]
-        lines += [
-            f"energy: target {abs(target) / 1e3:.3f} kWh, delivered {abs(delivered) / 1e3:.3f} "
-            f"kWh ({report['energy_source']}), error {report['energy_error_pct']:+.2f} %  "
-            f"(uncompressed: {abs(scenario.uncompressed_wh(delivered)) / 1e3:.1f} kWh of "
-            f"{abs(scenario.uncompressed_wh(target)) / 1e3:.1f} kWh)",
-            f"tracking: {report['tracking']}",
-            f"deviation attribution: {report['attribution']}",
-        ]
-    lines.append(f"vehicles unplugged mid-window: {', '.join(result.unplugged) or 'none'}")
+def _summary(result: DemoResult, scenario: DemoScenario, stack: DemoStack) -> list[SummaryRow]:
+    rows = [("dispatch", f"{result.dispatch_id}: {result.status}")]
+    if result.report:
+        rows += report_rows(result.report, speed=scenario.speed)
+    rows.append(("vehicles unplugged mid-window", ", ".join(result.unplugged) or "none"))
     stack_level = DispatchConfig().stack_level
     left = {
         sid: len(vpp_profiles_left(stack.station_state_dir(sid), stack_level=stack_level))
         for sid in stack.settings.station_ids
     }
-    stale = {sid: n for sid, n in left.items() if n}
-    lines.append(
-        f"profiles at stackLevel {stack_level} left in the stations' stores: "
-        + (str(stale) if stale else "none (all cleared)")
-    )
-    trips = {
-        sid: row["events"]
+    stale = ", ".join(f"{sid} ({n})" for sid, n in left.items() if n)
+    rows.append((f"profiles left at stackLevel {stack_level}", stale or "none (all cleared)"))
+    trips = ", ".join(
+        f"{sid} ({row['events']['COMMS_LOSS_FAILSAFE']})"
         for sid, row in stack.observe().gateways.items()
         if row.get("events", {}).get("COMMS_LOSS_FAILSAFE")
-    }
-    lines.append(f"comms-loss fail-safe trips: {trips or 'none'}")
-    return lines
+    )
+    rows.append(("comms-loss fail-safe trips", trips or "none"))
+    return rows
 
 
 async def _run(args: argparse.Namespace, view: DemoView) -> int:
@@ -104,8 +93,10 @@ async def _run(args: argparse.Namespace, view: DemoView) -> int:
                 result = await run_scenario(
                     stack, scenario, out_dir=out_dir, show=view.show, say=view.say, stop=stop
                 )
-            for line in _summary(result, scenario, stack):
-                view.say(line)
+            view.table(
+                "summary (W and Wh signed: negative = out of the EVs)",
+                _summary(result, scenario, stack),
+            )
     except Interrupted:
         view.say("interrupted before the dispatch: stopped cleanly")
         return 130

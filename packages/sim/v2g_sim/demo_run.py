@@ -203,7 +203,7 @@ class _Follower:
             window_elapsed_s=done_s if now >= self.start else None,
             target_kw=requested_kw if in_window else 0.0,
             dispatch_kw=d["live_power_mw"] * 1000.0,
-            fleet_net_kw=-fleet.net_power_w / 1000.0,
+            fleet_net_kw=fleet.net_power_w / 1000.0,
             delivered_kwh=d["delivered_energy_mwh"] * 1000.0,
             target_kwh_so_far=requested_kw * done_s / 3600.0,
             sessions=fleet.sessions,

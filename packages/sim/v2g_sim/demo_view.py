@@ -6,10 +6,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TextIO
 
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
@@ -25,7 +27,9 @@ _PLAIN_EVERY_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class DemoFrame:
-    """One refresh. Powers in kW as the grid operator sees a discharge: positive = export."""
+    """One refresh. ``target_kw``/``dispatch_kw``: the dispatch's discharge as the grid operator
+    states it (magnitude); ``fleet_net_kw``: every charger, signed as the README says
+    (positive = into the EVs, negative = out of them)."""
 
     phase: str
     elapsed_s: float
@@ -77,6 +81,17 @@ class DemoView:
         """A line that stays (phase changes, results)."""
         self._console.print(message, highlight=False, markup=False)
 
+    def table(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
+        """Two columns, what and value (the closing summary)."""
+        table = Table(
+            title=title, title_justify="left", box=box.SIMPLE if self._rich else box.ASCII
+        )
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for what, value in rows:
+            table.add_row(what, value)
+        self._console.print(table, highlight=False)
+
     def show(self, frame: DemoFrame) -> None:
         self._target.append(frame.target_kw)
         self._delivered.append(frame.dispatch_kw)
@@ -94,7 +109,7 @@ class DemoView:
         table.add_column()
         table.add_row("phase", f"{f.phase}  ({f.status})")
         table.add_row("power", f"{f.dispatch_kw:8.1f} kW delivered   target {f.target_kw:8.1f} kW")
-        table.add_row("fleet net", f"{f.fleet_net_kw:8.1f} kW (all chargers, + = export)")
+        table.add_row("fleet net", f"{f.fleet_net_kw:8.1f} kW (all chargers, - = out of the EVs)")
         table.add_row(
             "energy", f"{f.delivered_kwh:8.3f} kWh of {f.target_kwh_so_far:8.3f} kWh so far"
         )
