@@ -124,6 +124,8 @@ def run_daemon(tmp_path: Path, *sections: str) -> list[LoadedModules]:
     both exit (1 and 3) after having built and started everything."""
     config = tmp_path / "gateway.toml"
     config.write_text("".join(s.format(tmp=tmp_path) for s in (GATEWAY_TOML, *sections)))
+    for name in ("ca.pem", "site.pem", "site.key"):  # the daemon checks they exist
+        (tmp_path / name).write_text("not a certificate: the link fails later, in the open")
     records = run_script(tmp_path, "v2g-gateway", "--config", str(config), expect=1)
     assert len(records) == 2, [r.argv for r in records]
     return records

@@ -32,7 +32,7 @@ from v2g_gateway.control_host import ControlProcess
 from v2g_gateway.frequency_log_service import FrequencyLogService
 from v2g_gateway.local_lease import LocalLeaseSource
 from v2g_gateway.logs import setup_logging
-from v2g_gateway.paths_check import path_problems
+from v2g_gateway.paths_check import path_problems, service_problems
 from v2g_gateway.supervisor import StartupError, SupervisedService, Supervisor
 
 if TYPE_CHECKING:
@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"{args.config}: ok")
         return 0
+    problems = service_problems(config)  # devices: the control process names its own
+    if problems:
+        exit_on_config_error(ConfigError(str(args.config), problems))
     setup_logging(config.daemon.log_level)
     try:
         return asyncio.run(run_daemon(config, config_path=args.config))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from v2g_gateway.config import GatewayConfig
     from v2g_gateway.devices import ControlProcessConfig
 
-__all__ = ["Problem", "device_problems", "path_problems"]
+__all__ = ["Problem", "device_problems", "path_problems", "service_problems"]
 
 Problem = tuple[str, str]
 _RW = os.R_OK | os.W_OK
@@ -110,7 +110,14 @@ def device_problems(cfg: ControlProcessConfig, *, ev_link_kind: str = "none") ->
 def path_problems(config: GatewayConfig) -> list[Problem]:
     """Everything ``config`` names: the devices, the station's and the uplink's certificates
     and keys, and the directories their stores live in."""
-    problems = device_problems(config.control_process(), ev_link_kind=config.ev_link.kind)
+    devices = device_problems(config.control_process(), ev_link_kind=config.ev_link.kind)
+    return devices + service_problems(config)
+
+
+def service_problems(config: GatewayConfig) -> list[Problem]:
+    """The station's and the uplink's certificates, keys and store directories: checked by
+    the daemon at start-up too (a missing key is the installer's to fix, not a restart's)."""
+    problems: list[Problem] = []
     station = config.station
     if station is not None:
         for name in ("ca_cert", "client_cert", "client_key"):

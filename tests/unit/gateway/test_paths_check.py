@@ -160,3 +160,17 @@ async def test_the_control_process_names_the_key_of_a_missing_device(
     assert str(caught.value) == (
         "power_sensor.i2c_bus: [Errno 2] No such file or directory: '/dev/i2c-250'"
     )
+
+
+def test_the_daemon_refuses_to_start_without_its_certificates(
+    tmp_path: Path, tty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not only ``--check-config``: a start with a key missing is a configuration error
+    (exit 2, no systemd restart loop), named by its key, before anything starts."""
+    path = _config(tmp_path, tty)
+    (tmp_path / "cs.key").unlink()
+    with pytest.raises(SystemExit) as exited:
+        main(["--config", str(path)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"station.client_key: {tmp_path}/cs.key does not exist" in err
