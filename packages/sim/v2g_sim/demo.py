@@ -48,7 +48,7 @@ def _scenario(args: argparse.Namespace, settings: StackSettings) -> DemoScenario
 
 
 def _summary(result: DemoResult, scenario: DemoScenario, stack: DemoStack) -> list[SummaryRow]:
-    rows = [("dispatch", f"{result.dispatch_id}: {result.status}")]
+    rows = [("dispatch", result.dispatch_id), ("status", result.status)]
     if result.report:
         rows += report_rows(result.report, speed=scenario.speed)
     rows.append(("vehicles unplugged mid-window", ", ".join(result.unplugged) or "none"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,6 +73,18 @@ def _field(model: type[BaseModel], name: str, *, scale: float = 1.0) -> Any:
     return parse
 
 
+def _directory(text: str) -> Path:
+    """A directory to write in: there already, or creatable (its nearest existing ancestor a
+    writable directory) -- found out now, not after the run when the report is saved."""
+    path = Path(text)
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {existing} is not writable")
+    return path
+
+
 def build_parser(description: str | None) -> argparse.ArgumentParser:
     head, _, tail = (description or "").partition("\n\n")
     parser = argparse.ArgumentParser(
@@ -116,8 +129,8 @@ def build_parser(description: str | None) -> argparse.ArgumentParser:
         default=0.1,
         help="control loop period (0.1 = 10 Hz)",
     )
-    p("--output", type=Path, help="report directory (default demo-output/<UTC time>)")
-    p("--state-dir", type=Path, help="keep PKI, databases and logs here (default: temp)")
+    p("--output", type=_directory, help="report directory (default demo-output/<UTC time>)")
+    p("--state-dir", type=_directory, help="keep PKI, databases and logs here (default: temp)")
     p("--plain", action="store_true", help="plain progress lines even on a terminal")
     return parser
 

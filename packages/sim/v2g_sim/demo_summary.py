@@ -40,11 +40,12 @@ def _label(name: str) -> str:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return name.replace("_", " ")
+    return name.replace("_", " ").replace("pct", "%")
 
 
 def _section(title: str, values: Mapping[str, Any]) -> list[SummaryRow]:
-    return [(f"{title}: {_label(k)}", figure(k, v)) for k, v in values.items()]
+    """A heading row, then one indented row per figure."""
+    return [(title, ""), *((f"  {_label(k)}", figure(k, v)) for k, v in values.items())]
 
 
 def report_rows(report: Mapping[str, Any], *, speed: float) -> list[SummaryRow]:
@@ -53,9 +54,9 @@ def report_rows(report: Mapping[str, Any], *, speed: float) -> list[SummaryRow]:
     rows = [
         ("energy target", figure("target_energy_wh", target)),
         ("energy delivered", f"{figure('x_wh', delivered)} ({report['energy_source']})"),
-        ("energy error (+ = over-delivered)", figure("x_pct", report["energy_error_pct"])),
+        ("energy error (+ = over)", figure("x_pct", report["energy_error_pct"])),
         (
-            f"uncompressed (x {speed:g}): delivered of target",
+            f"uncompressed (x {speed:g})",
             f"{figure('x_wh', delivered * speed)} of {figure('x_wh', target * speed)}",
         ),
     ]
@@ -64,5 +65,5 @@ def report_rows(report: Mapping[str, Any], *, speed: float) -> list[SummaryRow]:
         rows += _section("tracking", tracking)
     attribution = report.get("attribution")
     if isinstance(attribution, Mapping):
-        rows += _section("shortfall (+ = under-delivered)", attribution)
+        rows += _section("shortfall, by cause (+ = under-delivered)", attribution)
     return rows

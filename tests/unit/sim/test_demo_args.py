@@ -4,6 +4,8 @@ entry point is run, with the stack patched to fail the test if it is ever reache
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from v2g_sim import demo
@@ -51,6 +53,20 @@ def test_bad_value_is_refused_at_parse_time(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}: {said}" in err, err
+
+
+@pytest.mark.parametrize("flag", ["--output", "--state-dir"])
+def test_a_directory_that_cannot_be_written_is_refused_before_the_run(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found at parse time, not when the report is saved after the whole run."""
+    a_file = tmp_path / "report.json"
+    a_file.write_text("{}")
+    with pytest.raises(SystemExit) as exited:
+        demo.main([flag, str(a_file / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: '{a_file}/out': {a_file} is not a directory" in err
 
 
 def test_good_values_reach_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
