@@ -43,9 +43,15 @@ def _label(name: str) -> str:
     return name.replace("_", " ").replace("pct", "%")
 
 
-def _section(title: str, values: Mapping[str, Any]) -> list[SummaryRow]:
-    """A heading row, then one indented row per figure."""
-    return [(title, ""), *((f"  {_label(k)}", figure(k, v)) for k, v in values.items())]
+def _section(title: str, values: Mapping[str, Any], *, indent: str = "") -> list[SummaryRow]:
+    """A heading row, then one indented row per figure (a nested group as its own section)."""
+    rows: list[SummaryRow] = [(indent + title, "")]
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            rows += _section(_label(key), value, indent=indent + "  ")
+        else:
+            rows.append((f"{indent}  {_label(key)}", figure(key, value)))
+    return rows
 
 
 def report_rows(report: Mapping[str, Any], *, speed: float) -> list[SummaryRow]:

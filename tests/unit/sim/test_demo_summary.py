@@ -22,6 +22,7 @@ REPORT = {
         "relative_rmse": 0.05015432098765432,
         "within_5pct_share": 0.8571428571428571,
         "time_to_90pct_s": 12.04999999,
+        "performance": {"score": 0.912345678, "delay_s": 2.0000001},
     },
     "attribution": {"total_wh": -13.153971116189, "dropout_wh": 22.39872340000001},
 }
@@ -55,6 +56,7 @@ def test_report_rows_keep_discharge_negative_and_no_long_floats() -> None:
     assert rows["  within 5%"] == "85.7 %"
     assert rows["  dropout"] == "0.022 kWh"
     assert rows["tracking"] == ""
+    assert (rows["  performance"], rows["    score"], rows["    delay"]) == ("", "0.912", "2.0 s")
     for what, value in rows.items():
         assert "{" not in value, (what, value)
         assert not re.search(r"\.\d{5,}", value), (what, value)  # 15-digit floats once
