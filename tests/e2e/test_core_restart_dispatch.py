@@ -30,7 +30,8 @@ import pytest
 
 from tests.e2e.observe import discharging, wait_fleet
 from tests.integration.core.fleet.databases import fleet_db_url
-from v2g_sim.demo_run import post_dispatch, wait_sessions
+from v2g_sim.demo_ready import wait_ready
+from v2g_sim.demo_run import post_dispatch
 from v2g_sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
 from v2g_sim.scenario import build_scenario
 
@@ -127,8 +128,9 @@ async def _restart_mid_dispatch(
     async with DemoStack(tmp_path / "state", settings) as stack:
         for ev in scenario.evs:
             await stack.plug_in(ev.station_id, ev.spec)
-        await wait_sessions(stack, STATIONS, timeout_s=60)
         async with stack.api() as api:
+            # every EV's needs in the core first: a plan made without them leaves it out
+            await wait_ready(api, settings.station_ids, timeout_s=60)
             created = await post_dispatch(api, scenario)
             dispatch_id = created["id"]
             await wait_fleet(stack, lambda o: len(discharging(o)) >= STATIONS // 2, timeout_s=40)
