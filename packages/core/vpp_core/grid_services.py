@@ -75,7 +75,7 @@ async def open_grid_services(
             collector = ingest.region_collector()
             registry.register(collector)
             stack.callback(registry.unregister, collector)
-            outbox = ReportOutbox(engine)  # the fleet database (migration 7)
+            outbox = ReportOutbox(engine)  # the fleet database (migration 6)
             publisher = await stack.enter_async_context(
                 ReportPublisher(_report_endpoint(ingest), supervisor=supervisor, outbox=outbox)
             )

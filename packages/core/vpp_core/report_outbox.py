@@ -1,5 +1,5 @@
 """Dispatch reports kept in the fleet database until the MQTT broker acknowledged them
-(table ``report_outbox``, fleet migration 7): a report whose PUBACK had not come when the
+(table ``report_outbox``, fleet migration 6): a report whose PUBACK had not come when the
 core stopped (broker down, SIGTERM) is published after the next start."""
 
 from __future__ import annotations

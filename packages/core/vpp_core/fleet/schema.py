@@ -367,7 +367,7 @@ report_outbox = Table(
 )
 
 
-def _v7(conn: Connection) -> None:
+def _v6(conn: Connection) -> None:
     metadata.create_all(conn, tables=[report_outbox])
 
 
@@ -378,6 +378,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "dispatches, their sessions, profiles sent and intervals (durable dispatches)", _v3),
     (4, "sessions: requested/allowed energy transfer modes, priority charging", _v4),
     (5, "idToken list, station certificates (issued, revoked), device models", _v5),
-    (7, "report_outbox: dispatch reports not yet acknowledged by the MQTT broker", _v7),
+    (6, "report_outbox: dispatch reports not yet acknowledged by the MQTT broker", _v6),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
