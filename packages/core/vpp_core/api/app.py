@@ -49,6 +49,7 @@ from vpp_core.dispatch.model import SessionKey
 from vpp_core.dispatch.progress import DispatchProgress
 from vpp_core.dispatch.render import report_csv, report_json, report_png
 from vpp_core.dispatch.service import DispatchService, summarize
+from vpp_core.services.errors import InvalidServiceError
 
 __all__ = ["create_api"]
 
@@ -114,10 +115,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-async def _invalid_dispatch(request: Request, exc: Exception) -> JSONResponse:
-    """The dispatch rules that need the clock or the config (start in the past, longer than
-    ``[dispatch] max_duration_s``): the same body as a schema violation."""
-    assert isinstance(exc, InvalidDispatchError)
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """The dispatch and frequency-service rules that need the clock or the config (start in
+    the past, longer than ``[dispatch] max_duration_s``, a curve the product cannot take): the
+    same body as a schema violation."""
+    assert isinstance(exc, InvalidDispatchError | InvalidServiceError)
     return _invalid([ReasonOut(field=f"body.{f}", reason=r) for f, r in exc.reasons])
 
 
@@ -164,7 +166,8 @@ def create_api(
         redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(InvalidDispatchError, _invalid_dispatch)
+    app.add_exception_handler(InvalidDispatchError, _invalid_request)
+    app.add_exception_handler(InvalidServiceError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     _write_routes(app, service)
     _read_routes(app, service)

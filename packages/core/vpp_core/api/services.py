@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from vpp_core.api.schemas import ErrorOut, ExclusionOut
 from vpp_core.services.allocation import DirectionPlan, ServicePlan, SessionShare
-from vpp_core.services.errors import InvalidServiceError, ServiceNotFoundError
+from vpp_core.services.errors import ServiceNotFoundError
 from vpp_core.services.manager import FrequencyServices, HeldService
 from vpp_core.services.products import Product, ServiceDirection, ServiceRequest
 
@@ -178,11 +178,8 @@ def services_router(services: FrequencyServices) -> APIRouter:
         """Hold frequency-response capacity: each session gets an OCPP 2.1 LocalFrequency
         profile for its share; a fleet that cannot cover the capacity holds what it can
         (``plan.feasible`` false, ``plan.message`` says why)."""
-        try:
-            request = body.to_request(services.clock.now())
-        except InvalidServiceError as exc:
-            reasons = [{"field": f"body.{f}", "reason": r} for f, r in exc.reasons]
-            raise HTTPException(422, {"detail": "invalid request", "reasons": reasons}) from None
+        # An InvalidServiceError gets the API's one 422 shape (api/app.py's handler).
+        request = body.to_request(services.clock.now())
         held = services.create(request)
         response.headers["Location"] = f"{PREFIX}/services/{held.service_id}"
         return ServiceOut.of(held)
