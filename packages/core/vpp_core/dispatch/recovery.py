@@ -17,19 +17,27 @@ one until its profile there is cleared. No other dispatch can plan them meanwhil
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.execution import ExecutionContext
 from vpp_core.dispatch.fanout import fan_out
 from vpp_core.dispatch.journal import JournaledDispatch, SentProfile
 from vpp_core.dispatch.ledger import SessionRecord
 from vpp_core.dispatch.model import SessionKey
-from vpp_core.dispatch.ports import CommandResult
+from vpp_core.dispatch.ports import CommandResult, FleetView, SessionState, StationCommands
 from vpp_core.dispatch.progress import DispatchProgress, DispatchStatus
 from vpp_core.dispatch.recorder import DispatchRecorder
 
-__all__ = ["CLEARED", "ProfileSweep", "restore_progress", "should_resume"]
+__all__ = [
+    "CLEARED",
+    "ProfileSweep",
+    "clear_by_id",
+    "restore_progress",
+    "sessions_by_key",
+    "should_resume",
+]
 
 log = logging.getLogger(__name__)
 #: Answers to ClearChargingProfile that leave no VPP profile on the station.
@@ -56,6 +64,28 @@ def restore_progress(journaled: JournaledDispatch) -> DispatchProgress:
 
 def should_resume(progress: DispatchProgress, *, now: datetime, resume: bool) -> bool:
     return progress.status.active and resume and now < progress.request.end
+
+
+def sessions_by_key(fleet: FleetView) -> dict[SessionKey, SessionState]:
+    """Each session the fleet knows: a station coming back (boot or reconnect) shows here as
+    its sessions turning ``connected``."""
+    return {s.key: s for s in fleet.sessions()}
+
+
+async def clear_by_id(
+    commands: StationCommands, config: DispatchConfig, profile_ids: Mapping[SessionKey, int]
+) -> dict[SessionKey, CommandResult | Exception]:
+    """ClearChargingProfile of each session's profile id on its station (fanned out: one
+    bad station never stops the others); each session's answer or failure."""
+    keys = list(profile_ids)
+    calls = [
+        lambda k=key: commands.clear_charging_profile(k.station_id, profile_id=profile_ids[k])
+        for key in keys
+    ]
+    results = await fan_out(
+        calls, concurrency=config.command_concurrency, timeout_s=config.command_timeout_s
+    )
+    return dict(zip(keys, results, strict=True))
 
 
 def _uncleared(rec: SessionRecord) -> bool:
@@ -103,9 +133,13 @@ class ProfileSweep:
         while (pending := self.pending()) and clock.now() < self.give_up_at:
             if self.p.cancel_requested.is_set():
                 return  # the core is stopping: the next start carries on
-            present = {s.key: s.connected for s in self.ctx.fleet.sessions()}
+            present = sessions_by_key(self.ctx.fleet)
             absent_due = rounds % _ABSENT_EVERY == 0
-            due = [k for k in pending if present.get(k) or (k not in present and absent_due)]
+            due = [
+                k
+                for k in pending
+                if (k in present and present[k].connected) or (k not in present and absent_due)
+            ]
             if due:
                 await self._clear(due)
             rounds += 1
@@ -121,14 +155,11 @@ class ProfileSweep:
         await self.recorder.flush(closed=True)
 
     async def _clear(self, keys: list[SessionKey]) -> None:
-        results = await fan_out(
-            [self._clearer(k) for k in keys],
-            concurrency=self.cfg.command_concurrency,
-            timeout_s=self.cfg.command_timeout_s,
-        )
+        targets = {key: self.profile_ids[key] for key in keys}
+        results = await clear_by_id(self.ctx.commands, self.cfg, targets)
         now = self.ctx.clock.now()
         cleared = []
-        for key, res in zip(keys, results, strict=True):
+        for key, res in results.items():
             if isinstance(res, CommandResult) and res.status in CLEARED:
                 self.p.sessions[key].end_status = res.status
                 self.p.events.append(
@@ -139,10 +170,6 @@ class ProfileSweep:
         if cleared:
             self._release(cleared)
             await self.recorder.flush()
-
-    def _clearer(self, key: SessionKey) -> Callable[[], Awaitable[CommandResult]]:
-        commands, profile_id = self.ctx.commands, self.profile_ids[key]
-        return lambda: commands.clear_charging_profile(key.station_id, profile_id=profile_id)
 
     def _release(self, keys: Iterable[SessionKey]) -> None:
         for key in list(keys):

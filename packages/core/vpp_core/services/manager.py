@@ -35,6 +35,7 @@ from vpp_core.dispatch.profiles import ProfileSpec
 from vpp_core.services.allocation import ServicePlan, SessionShare, plan_service
 from vpp_core.services.dropouts import lost_shares
 from vpp_core.services.errors import ServiceNotFoundError
+from vpp_core.services.leftovers import LeftoverProfiles
 from vpp_core.services.products import ServiceRequest
 from vpp_core.services.profiles import local_frequency_profile
 from vpp_core.supervision import TaskSupervisor
@@ -119,9 +120,16 @@ class FrequencyServices:
         self._services: dict[str, HeldService] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group = asyncio.TaskGroup()
+        #: Profiles an earlier core left (services are not resumed after a restart).
+        self.leftovers = LeftoverProfiles(
+            fleet, commands, clock, config, profile_id=self._profile_id, live=self._live
+        )
+        self._leftovers_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
         await self._group.__aenter__()
+        work = self._supervisor.keep_running("frequency-service-leftovers", self.leftovers.run)
+        self._leftovers_task = self._group.create_task(work, name="frequency-service-leftovers")
         return self
 
     async def __aexit__(
@@ -129,6 +137,8 @@ class FrequencyServices:
     ) -> None:
         for task in self._tasks.values():
             task.cancel()
+        if self._leftovers_task is not None:
+            self._leftovers_task.cancel()
         await self._group.__aexit__(et, e, tb)
 
     # -- what the API calls ---------------------------------------------------------------
@@ -158,7 +168,14 @@ class FrequencyServices:
         )
         if held is not None:
             busy.update((k, f"dropped out: {r}") for k, r in held.dropped.items())
+        busy.update(
+            (k, "clearing a profile left by an earlier core") for k in self.leftovers.clearing
+        )
         return busy
+
+    def _live(self) -> set[SessionKey]:
+        """The sessions this core's open services hold."""
+        return {s.key for held in self._services.values() if held.open for s in held.plan.shares}
 
     def get(self, service_id: str) -> HeldService:
         try:

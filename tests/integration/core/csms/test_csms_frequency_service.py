@@ -82,7 +82,15 @@ async def bench(core: Core, identities: Sequence[str]) -> AsyncIterator[Bench]:
             await plug_in(core, station, needs_with("DC_BPT"))
         clock = SystemClock()
         services = FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG)
-        yield Bench(stations, await stack.enter_async_context(services), clock)
+        await stack.enter_async_context(services)
+        # A core just started clears the service profile id on each station once (nothing
+        # there: Unknown); the tests below look at what the services send after that.
+        evses = {(s.identity, 1) for s in stations}
+        await _wait(lambda: evses <= services.leftovers.done, 10.0)
+        for station in stations:
+            assert clears(station) == [{"charging_profile_id": PROFILE_ID}]
+            station.received.clear()
+        yield Bench(stations, services, clock)
     for station in stations:
         assert station.violations == []
 
@@ -175,3 +183,51 @@ async def test_a_transaction_ending_mid_window_moves_its_share_to_the_other_stat
         assert [k.station_id for k in held.dropped] == ["FS-21"]
         assert held.plan.feasible
         await b.services.end(held.service_id)
+
+
+def connected(core: Core, station: ForeignStation) -> bool:
+    return any(s.connected for s in core.fleet.sessions() if s.station_id == station.identity)
+
+
+async def test_a_restarted_core_clears_an_earlier_cores_service_profile_not_a_live_ones(
+    core: Core,
+) -> None:
+    """Services are not resumed after a restart: the station coming back to the new core has
+    the earlier core's profile cleared by id; the station a live service of the new core holds
+    keeps that service's profile (same id) and is sent no clear."""
+    async with contextlib.AsyncExitStack() as stack:
+        returning, live = [
+            await stack.enter_async_context(ForeignStation(i, url=core.url, password=PASSWORD))
+            for i in ("FS-21", "FS-21b")
+        ]
+        for station in (returning, live):
+            await plug_in(core, station, needs_with("DC_BPT"))
+        clock = SystemClock()
+        # The earlier core holds a service on both, then is gone without clearing (kill -9).
+        async with FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG) as earlier:
+            held = earlier.create(fcr(clock, duration_s=600.0))
+            await wait_for(held, ServiceStatus.HOLDING)
+            await _wait(lambda: {("FS-21", 1), ("FS-21b", 1)} <= earlier.leftovers.done, 10.0)
+            assert clears(returning) == clears(live) == [], "its own live service: kept"
+        assert all(PROFILE_ID in s.profiles for s in (returning, live)), "left untracked"
+        await returning.__aexit__(None, None, None)
+        await _wait(lambda: not connected(core, returning), 10.0)
+
+        # The new core: a live service on the station still connected, then FS-21 is back.
+        fresh = FrequencyServices(core.fleet, core.csms.commands, clock, CONFIG)
+        fresh = await stack.enter_async_context(fresh)
+        kept = fresh.create(fcr(clock, duration_s=600.0))
+        await wait_for(kept, ServiceStatus.HOLDING)
+        assert [s.key.station_id for s in kept.holding] == ["FS-21b"]
+        await _wait(lambda: ("FS-21b", 1) in fresh.leftovers.done, 10.0)
+        await returning.__aenter__()
+        await _wait(lambda: returning.profiles == {}, 10.0)
+
+        assert clears(returning) == [{"charging_profile_id": PROFILE_ID}]
+        assert fresh.leftovers.cleared == 1
+        assert clears(live) == [], "a live service's profile is not cleared"
+        assert live.profiles == {PROFILE_ID: profiles_sent(live)[-1]}
+        await fresh.end(kept.service_id)
+        assert clears(live) == [{"charging_profile_id": PROFILE_ID}]
+    for station in (returning, live):
+        assert station.violations == []

@@ -39,6 +39,9 @@ async def api() -> AsyncIterator[Api]:
         DispatchRunner(fleet, fleet, clock, config) as runner,
         FrequencyServices(fleet, fleet, clock, config) as services,
     ):
+        # the first-connection clears of a just-started core claim the sessions meanwhile
+        await until(lambda: {("CS0", 1), ("CS1", 1)} <= services.leftovers.done, timeout_s=20)
+        fleet.log.clear()
         app = create_api(
             DispatchService(runner), bearer_token=TOKEN, routers=[services_router(services)]
         )

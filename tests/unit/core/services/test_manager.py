@@ -44,6 +44,14 @@ def fleet(clock: VirtualClock) -> ScriptedFleet:
 async def services(fleet: ScriptedFleet, clock: VirtualClock) -> AsyncIterator[FrequencyServices]:
     supervisor = TaskSupervisor(CollectorRegistry())
     async with FrequencyServices(fleet, fleet, clock, CONFIG, supervisor=supervisor) as s:
+        # A core just started clears the service profile id on each station once (nothing
+        # there yet); the tests look at what the services send after that.
+        evses = {(f"CS{i}", 1) for i in range(3)}
+        await until(lambda: evses <= s.leftovers.done, timeout_s=20)
+        assert {(st, a["profile_id"]) for st, a in fleet.calls("clear")} == {
+            (st, PROFILE_ID) for st, _ in evses
+        }
+        fleet.log.clear()
         yield s
 
 
