@@ -11,6 +11,8 @@ it has read the station's profiles (``vpp_core.dispatch.conflicts``: another id 
 level excludes the session). Each service's
 life is one task of this component's TaskGroup, run under the core's TaskSupervisor: a
 failure is contained, logged once and counted, and the service is marked ``failed``.
+Services are not resumed after a restart: the profiles an earlier core left are cleared as
+the stations come back (``vpp_core.services.leftovers``).
 """
 
 from __future__ import annotations
