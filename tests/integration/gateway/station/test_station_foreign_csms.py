@@ -504,6 +504,15 @@ def serial(pem: str) -> int:
     return int(x509.load_pem_x509_certificate(pem.encode()).serial_number)
 
 
+def _answered(connection: Any, action: str) -> bool:
+    """Whether the CSMS has sent its answer to the station's CALL ``action``."""
+    ids = {f.message[1] for f in connection.frames if f.direction == "in" and f.action == action}
+    return any(
+        f.direction == "out" and f.message[0] in (3, 4) and f.message[1] in ids
+        for f in connection.frames
+    )
+
+
 @pytest.mark.parametrize("subprotocol", ["ocpp2.1", "ocpp2.0.1"])
 async def test_certificate_renewal_asked_by_the_csms(
     pki: TestPki, tmp_path: Path, subprotocol: str
@@ -531,6 +540,8 @@ async def test_certificate_renewal_asked_by_the_csms(
         assert request["certificateType"] == "ChargingStationCertificate"
         csr = x509.load_pem_x509_csr(request["csr"].encode())
         assert csr.subject.rfc4514_string().startswith("CN=CS-0001")
+        # A CSMS signs after it has accepted the CSR: CertificateSigned follows the answer.
+        await csms.wait_for(lambda: _answered(csms.connection, "SignCertificate"))
         chain = sp3.sign(request["csr"])
         answer = await csms.call(
             call.CertificateSigned(
