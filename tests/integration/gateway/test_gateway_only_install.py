@@ -11,7 +11,8 @@ adapters reached for the core would fail there with ImportError.
 The roots are cached under ``~/.cache/v2g-vpp/gateway-install/`` keyed by what decides the
 installed dependencies (the pyprojects, the install script, this repository's path, the
 Python version); every run re-runs the (idempotent) script, which rebuilds the repository's
-packages from the current sources and keeps the dependencies.
+packages from the current sources and keeps the dependencies; the installed gateway.toml is
+removed first, since the script keeps an existing one.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def install_roots() -> Iterator[dict[str, Path]]:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one installer per cache entry at a time
         for name, root in roots.items():
             root.mkdir(exist_ok=True)
+            # The script keeps an existing gateway.toml (an operator's edits): the cache keeps
+            # dependencies, not the config, so the sample is installed fresh on every run.
+            (root / "etc/v2g-gateway/gateway.toml").unlink(missing_ok=True)
             extra = ["--with-simulated-devices"] if name == "bench" else []
             done = subprocess.run(
                 [str(SCRIPT), "--root", str(root), "--python", sys.executable, *extra],
