@@ -43,6 +43,7 @@ from vpp_core.api.schemas import (
 from vpp_core.dispatch.errors import (
     DispatchConflictError,
     DispatchNotFoundError,
+    DispatchNotRecordedError,
     InvalidDispatchError,
 )
 from vpp_core.dispatch.model import SessionKey
@@ -189,14 +190,21 @@ def _write_routes(app: FastAPI, service: DispatchService) -> None:
         f"{PREFIX}/dispatches",
         status_code=201,
         response_model=DispatchCreatedOut,
-        responses={**ERRORS, 409: {"model": ErrorOut}},
+        responses={
+            **ERRORS,
+            409: {"model": ErrorOut},
+            503: {"model": ErrorOut, "description": "the dispatch journal cannot record it"},
+        },
     )
     async def create_dispatch(body: DispatchCreate, response: Response) -> DispatchCreatedOut:
-        """Accept a dispatch; an infeasible one is accepted for its feasible part (see plan)."""
+        """Accept a dispatch; an infeasible one is accepted for its feasible part (see plan).
+        Answered once the dispatch is journaled: a 201 survives a crash of the core."""
         try:
-            created = service.create(body.to_request(service.runner.clock.now()))
+            created = await service.create(body.to_request(service.runner.clock.now()))
         except DispatchConflictError as exc:
             raise HTTPException(409, str(exc)) from None
+        except DispatchNotRecordedError as exc:
+            raise HTTPException(503, str(exc), {"Retry-After": "5"}) from None
         response.headers["Location"] = f"{PREFIX}/dispatches/{created.dispatch_id}"
         return DispatchCreatedOut(
             id=created.dispatch_id,

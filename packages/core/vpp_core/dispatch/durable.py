@@ -54,7 +54,8 @@ class DurableExecution(DispatchExecution):
         return SentProfile(spec.profile_id, spec.stack_level, spec.valid_from, spec.valid_to)
 
     async def run(self) -> None:
-        await self.recorder.flush()  # a scheduled dispatch is in the journal before it starts
+        # a scheduled dispatch is in the journal before it starts, and before the API says 201
+        self.p.mark_recorded(await self.recorder.flush())
         await super().run()
 
     async def _begin(self) -> None:

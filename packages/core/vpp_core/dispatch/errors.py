@@ -6,6 +6,7 @@ __all__ = [
     "DispatchConflictError",
     "DispatchError",
     "DispatchNotFoundError",
+    "DispatchNotRecordedError",
     "InvalidDispatchError",
 ]
 
@@ -35,3 +36,20 @@ class DispatchConflictError(DispatchError):
 
 class DispatchNotFoundError(DispatchError):
     """No dispatch with that id."""
+
+
+class DispatchNotRecordedError(DispatchError):
+    """The dispatch journal could not record a new dispatch: it is not accepted (a dispatch
+    the core would forget in a crash must not be promised to the operator)."""
+
+    def __init__(self, dispatch_id: str, waited_s: float | None) -> None:
+        self.dispatch_id = dispatch_id
+        cause = (
+            "the journal refused the write"
+            if waited_s is None
+            else f"no answer from the journal in {waited_s:g} s"
+        )
+        super().__init__(
+            f"dispatch not accepted: the dispatch journal could not record it ({cause}); "
+            "nothing was sent"
+        )

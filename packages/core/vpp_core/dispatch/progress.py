@@ -47,6 +47,14 @@ class DispatchProgress:
     live_power_w: float = 0.0
     done: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set once the dispatch is in the journal (at once when the core keeps none); the API
+    #: answers 201 only after that, so an accepted dispatch survives a crash right after it.
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)
+    recorded_ok: bool = False
+
+    def mark_recorded(self, ok: bool) -> None:
+        self.recorded_ok = ok
+        self.recorded.set()
 
     def current_report(
         self, *, ramp_in_s: float, status: DispatchStatus | None = None

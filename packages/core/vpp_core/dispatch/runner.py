@@ -136,6 +136,8 @@ class DispatchRunner:
         if dispatch_id in self._runs:
             raise DispatchError(f"dispatch {dispatch_id} already exists")
         progress = DispatchProgress(dispatch_id, request)
+        if self.journal is None:
+            progress.mark_recorded(True)
         self._runs[dispatch_id] = progress
         self._tg.create_task(
             self.supervisor.contain("dispatch", self._execute(progress)),

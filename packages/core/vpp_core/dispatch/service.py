@@ -3,13 +3,18 @@ dispatch to the runner and returns its id; reads progress, reports and the fleet
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vpp_core.dispatch.columns import build_columns
-from vpp_core.dispatch.errors import DispatchConflictError, InvalidDispatchError
+from vpp_core.dispatch.errors import (
+    DispatchConflictError,
+    DispatchNotRecordedError,
+    InvalidDispatchError,
+)
 from vpp_core.dispatch.model import DispatchRequest, Exclusion, SessionKey
 from vpp_core.dispatch.planner import DispatchPlan, plan_dispatch
 from vpp_core.dispatch.ports import SessionState
@@ -18,6 +23,9 @@ from vpp_core.dispatch.report import DispatchReport
 from vpp_core.dispatch.runner import DispatchRunner
 
 __all__ = ["DispatchCreated", "DispatchService", "PlanSummary", "summarize"]
+
+#: How long an accepted dispatch may wait for the journal before the API refuses it.
+RECORD_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,17 +138,33 @@ class DispatchService:
             if shared:
                 raise DispatchConflictError(other.dispatch_id, len(shared))
 
-    def create(self, request: DispatchRequest) -> DispatchCreated:
-        """Accept a dispatch (also when only partly feasible: the summary says so)."""
+    async def create(self, request: DispatchRequest) -> DispatchCreated:
+        """Accept a dispatch (also when only partly feasible: the summary says so). Returns
+        once the dispatch is in the journal; one the journal cannot record is cancelled and
+        refused (:class:`DispatchNotRecordedError`)."""
         self._validate(request)
         plan = self.preview(request)
         self._check_overlap(request, plan)
         dispatch_id = self._new_id()
         self._previews[dispatch_id] = plan
-        self.runner.start(dispatch_id, request)
+        progress = self.runner.start(dispatch_id, request)
+        await self._until_recorded(progress)
         return DispatchCreated(
             dispatch_id, request, summarize(plan, uncertainty_pct=self.uncertainty_pct())
         )
+
+    async def _until_recorded(self, progress: DispatchProgress) -> None:
+        waited: float | None = None
+        try:
+            await asyncio.wait_for(progress.recorded.wait(), RECORD_WAIT_S)
+        except TimeoutError:
+            waited = RECORD_WAIT_S
+        if progress.recorded_ok:
+            return
+        progress.events.append("refused: the dispatch journal could not record it")
+        self.runner.cancel(progress.dispatch_id)
+        await progress.done.wait()
+        raise DispatchNotRecordedError(progress.dispatch_id, waited)
 
     def uncertainty_pct(self) -> float:
         """Expected tracking error: the configured prior, or the median relative RMSE of the

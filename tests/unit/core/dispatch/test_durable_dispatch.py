@@ -20,11 +20,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.unit.core.dispatch.conftest import ev
 from tests.unit.core.dispatch.memory_journal import MemoryJournal
 from tests.unit.core.dispatch.scripted_fleet import T0, ScriptedFleet, VirtualClock, until
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.durable import NOT_JOURNALED
+from vpp_core.dispatch.errors import DispatchNotRecordedError
 from vpp_core.dispatch.model import DispatchRequest
 from vpp_core.dispatch.ports import SessionState
 from vpp_core.dispatch.progress import DispatchStatus
@@ -178,3 +181,33 @@ async def test_a_first_profile_that_cannot_be_journaled_is_not_sent(
         p = await runner.wait("d1")
     assert fleet.calls("set") == []
     assert [r.drop_reason for r in p.sessions.values()] == [NOT_JOURNALED]
+
+
+async def test_an_accepted_dispatch_is_in_the_journal_before_create_returns(
+    fleet: ScriptedFleet, clock: VirtualClock
+) -> None:
+    fleet.add("CS1", ev())
+    journal = MemoryJournal()
+    async with DispatchRunner(fleet, fleet, clock, DispatchConfig(), journal=journal) as runner:
+        created = await DispatchService(runner, new_id=lambda: "d1").create(REQUEST)
+        # no await between create() returning and this read: what a crash here would leave
+        assert created.dispatch_id in journal.headers
+        assert [d.header.dispatch_id for d in await journal.unfinished()] == ["d1"]
+        runner.cancel("d1")
+
+
+async def test_a_dispatch_the_journal_cannot_record_is_refused_and_sends_nothing(
+    fleet: ScriptedFleet, clock: VirtualClock
+) -> None:
+    fleet.add("CS1", ev())
+    journal = MemoryJournal()
+    async with DispatchRunner(fleet, fleet, clock, DispatchConfig(), journal=journal) as runner:
+        journal.failing = True
+        now_request = DispatchRequest(target_w=-4_000.0, start=T0, duration_s=30.0)
+        with pytest.raises(DispatchNotRecordedError, match="nothing was sent"):
+            await DispatchService(runner, new_id=lambda: "d1").create(now_request)
+        p = runner.progress("d1")
+        assert p.done.is_set()
+        assert p.status is DispatchStatus.CANCELLED
+        assert "refused: the dispatch journal could not record it" in p.events
+    assert fleet.calls("set") == []

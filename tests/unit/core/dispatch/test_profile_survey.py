@@ -60,7 +60,7 @@ async def test_dispatch_after_the_survey_reads_nothing_and_still_excludes_masked
     async with DispatchRunner(fleet, fleet, clock, SLOW) as runner:
         await until(lambda: runner.survey.passes >= 1)
         surveyed = len(fleet.calls("get"))
-        created = DispatchService(runner).create(now_request(clock))
+        created = await DispatchService(runner).create(now_request(clock))
         p = await runner.wait(created.dispatch_id)
     assert surveyed == 2
     assert sorted(gets(fleet)) == ["CS1", "EMS"], "the dispatch sent no GetChargingProfiles"
@@ -85,7 +85,7 @@ async def test_a_station_that_disconnects_and_reconnects_is_read_again(
         fleet.stations["CS1"].profiles.append(foreign_profile())
         fleet.stations["CS1"].online = True
         await until(lambda: runner.installed.known("CS1"))
-        created = DispatchService(runner).create(now_request(clock))
+        created = await DispatchService(runner).create(now_request(clock))
         p = await runner.wait(created.dispatch_id)
     assert gets(fleet).count("CS1") == 2, "read again after reconnecting"
     assert gets(fleet).count("CS2") == 1, "a station that stayed connected is not re-read"
@@ -107,7 +107,7 @@ async def test_a_reconnect_between_two_looks_is_caught_by_the_dispatch(
         service = DispatchService(runner)
         assert [e.key.station_id for e in service.preview(now_request(clock)).excluded] == []
         assert not runner.installed.known("CS1"), "the preview saw the reconnect"
-        created = service.create(now_request(clock))
+        created = await service.create(now_request(clock))
         p = await runner.wait(created.dispatch_id)
     assert gets(fleet).count("CS1") == 2, "read again on its new connection"
     assert gets(fleet).count("CS2") == 1
