@@ -86,7 +86,9 @@ class FleetHostProcess:
     proc: asyncio.subprocess.Process | None = None
 
     def sim(self) -> SimControlClient:
-        return SimControlClient(self.socket)
+        # generous: a fleet host busy with its gateways' start-up on a loaded machine answers
+        # in seconds, and a plug-in lost to an impatient client fails a whole e2e run
+        return SimControlClient(self.socket, timeout_s=30.0)
 
 
 @dataclass(frozen=True, slots=True)
