@@ -75,4 +75,7 @@ class DispatchConfig(ConfigSection):
     # long after the restart or the profile's validTo, whichever is later.
     interrupted_clear_retry_s: float = Field(default=1.0, gt=0)
     interrupted_clear_for_s: float = Field(default=600.0, ge=0)
+    # A restarted core serves the reports of this many of the newest ended dispatches again
+    # (rebuilt from the journal; older ones stay in the database).
+    reports_kept_after_restart: int = Field(default=200, ge=0)
     planner: PlannerConfig = Field(default_factory=PlannerConfig)

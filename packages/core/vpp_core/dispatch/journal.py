@@ -72,6 +72,7 @@ class DispatchHeader:
     initial_plan: DispatchPlan | None
     events: tuple[str, ...]
     closed: bool
+    replans: tuple[datetime, ...] = ()  # after drop-outs and rejoins (the report marks them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,4 +101,9 @@ class DispatchJournal(Protocol):
 
     async def unfinished(self) -> list[JournaledDispatch]:
         """Every dispatch not closed, oldest first."""
+        ...
+
+    async def ended(self, limit: int) -> list[JournaledDispatch]:
+        """The newest ``limit`` closed dispatches, oldest first (a restarted core serves their
+        reports again)."""
         ...

@@ -76,7 +76,8 @@ class DispatchRecorder:
         return True
 
     def _header_state(self, closed: bool) -> tuple[Any, ...]:
-        return (self.p.status, len(self.p.events), closed, self.p.initial_plan is not None)
+        p = self.p
+        return (p.status, len(p.events), closed, p.initial_plan is not None, len(p.replans))
 
     def _header(self, closed: bool) -> DispatchHeader | None:
         if self._header_state(closed) == self._saved_header:
@@ -88,6 +89,7 @@ class DispatchRecorder:
             initial_plan=self.p.initial_plan,
             events=tuple(self.p.events),
             closed=closed,
+            replans=tuple(self.p.replans),
         )
 
     def _changed_sessions(self, profiled: set[SessionKey]) -> list[tuple[JournaledSession, Any]]:

@@ -55,6 +55,7 @@ def restore_progress(journaled: JournaledDispatch) -> DispatchProgress:
     progress.initial_plan = h.initial_plan
     progress.intervals = list(journaled.intervals)
     progress.events = list(h.events)
+    progress.replans = list(h.replans)
     for s in journaled.sessions:
         if s.profile is not None:
             s.record.profile_sent = True

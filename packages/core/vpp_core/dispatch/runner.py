@@ -188,6 +188,7 @@ class DispatchRunner:
     async def _take_back(self, journal: DispatchJournal) -> None:
         """Resume or sweep every dispatch the journal has not closed; their sessions are
         claimed before this returns, so before any new dispatch is accepted."""
+        await self._restore_ended(journal)
         unfinished = await self._read_unfinished(journal)
         now = self.clock.now()
         for journaled in unfinished:
@@ -225,6 +226,22 @@ class DispatchRunner:
             saved_intervals=len(progress.intervals),
         )
         return ProfileSweep(progress, journaled, self._ctx, recorder, now=now)
+
+    async def _restore_ended(self, journal: DispatchJournal) -> None:
+        """Ended dispatches, read-only: their reports, rebuilt from what was journaled, are
+        served again (a completed dispatch was a 404 after a restart)."""
+        limit = self.config.reports_kept_after_restart
+        try:
+            ended = await journal.ended(limit) if limit else []
+        except JournalError as exc:
+            log.error("ended dispatches not restored (their reports 404 until then): %s", exc)
+            return
+        for journaled in ended:
+            progress = restore_progress(journaled)
+            progress.report = progress.current_report(ramp_in_s=self.config.ramp_in_s)
+            progress.mark_recorded(True)
+            progress.done.set()
+            self._runs[progress.dispatch_id] = progress
 
     async def _read_unfinished(self, journal: DispatchJournal) -> list[JournaledDispatch]:
         for attempt in range(_READ_ATTEMPTS):

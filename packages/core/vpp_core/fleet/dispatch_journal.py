@@ -89,6 +89,7 @@ class SqlDispatchJournal:
             "request": request_to_json(header.request),
             "initial_plan": plan_to_json(header.initial_plan) if header.initial_plan else None,
             "events": list(header.events),
+            "replans": [t.isoformat() for t in header.replans],
             "created_at": now,
             "updated_at": now,
         }
@@ -118,14 +119,23 @@ class SqlDispatchJournal:
     async def unfinished(self) -> list[JournaledDispatch]:
         t = schema.dispatches
         query = select(t).where(t.c.closed.is_(False)).order_by(t.c.created_at, t.c.dispatch_id)
+        return await self._read("unfinished", query)
+
+    async def ended(self, limit: int) -> list[JournaledDispatch]:
+        t = schema.dispatches
+        newest = t.c.created_at.desc(), t.c.dispatch_id.desc()
+        query = select(t).where(t.c.closed.is_(True)).order_by(*newest).limit(limit)
+        return list(reversed(await self._read("ended", query)))
+
+    async def _read(self, operation: str, query: Any) -> list[JournaledDispatch]:
         try:
             async with self._engine.connect() as conn:
                 headers = [_header(r) for r in await conn.execute(query)]
                 return [await _read_dispatch(conn, h) for h in headers]
         except Exception as exc:
-            self._failures.labels("unfinished").inc()
+            self._failures.labels(operation).inc()
             raise JournalError(
-                f"dispatch journal: reading unfinished dispatches failed: {exc!r}"
+                f"dispatch journal: reading {operation} dispatches failed: {exc!r}"
             ) from exc
 
 
@@ -153,6 +163,7 @@ def _header(row: Row[Any]) -> DispatchHeader:
         initial_plan=plan_from_json(row.initial_plan) if row.initial_plan else None,
         events=tuple(row.events),
         closed=row.closed,
+        replans=tuple(datetime.fromisoformat(t) for t in row.replans or ()),
     )
 
 

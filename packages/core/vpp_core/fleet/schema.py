@@ -247,6 +247,7 @@ dispatches = Table(
     Column("events", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("replans", JSON),  # migration 7: ISO times of the re-plans (NULL before it)
 )
 
 #: Each session's part in a dispatch (the report's inputs as JSON) and the profile sent to it:
@@ -292,14 +293,18 @@ def _v3(conn: Connection) -> None:
 _V4_SESSION_COLUMNS = ("requested_energy_transfer", "allowed_energy_transfer", "priority_charging")
 
 
-def _v4(conn: Connection) -> None:
-    # The ``sessions`` Table above has these columns, so a fresh database's migration 1
-    # created them already; an older database gets them here.
-    present = {c["name"] for c in inspect(conn).get_columns("sessions")}
-    for name in _V4_SESSION_COLUMNS:
+def _add_columns(conn: Connection, table: Table, names: tuple[str, ...]) -> None:
+    """Add the Table's columns an older database lacks (a fresh database's earlier migration
+    created them already from the current Table)."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for name in names:
         if name not in present:
-            kind = sessions.c[name].type.compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE sessions ADD COLUMN {name} {kind}"))
+            kind = table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+
+
+def _v4(conn: Connection) -> None:
+    _add_columns(conn, sessions, _V4_SESSION_COLUMNS)
 
 
 # -- migration 5: what the CSMS keeps to run real equipment (vpp_core.fleet.equipment) --------
@@ -371,6 +376,10 @@ def _v6(conn: Connection) -> None:
     metadata.create_all(conn, tables=[report_outbox])
 
 
+def _v7(conn: Connection) -> None:
+    _add_columns(conn, dispatches, ("replans",))
+
+
 #: (version, what it does, the change) in order; never edit a released entry.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
@@ -379,5 +388,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "sessions: requested/allowed energy transfer modes, priority charging", _v4),
     (5, "idToken list, station certificates (issued, revoked), device models", _v5),
     (6, "report_outbox: dispatch reports not yet acknowledged by the MQTT broker", _v6),
+    (7, "dispatches: the re-plan times (a restarted core's reports mark them)", _v7),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,5 +1,6 @@
 """The dispatch journal (migration 3) on SQLite and PostgreSQL: a dispatch written as it runs
-reads back equal, profiles sent included; closing it takes it out of what a restart loads; a
+reads back equal, profiles sent included; closing it takes it out of what a restart resumes
+(and into the ended ones whose reports a restart serves again); a
 database that fails raises ``JournalError`` and counts it."""
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ async def test_a_dispatch_reads_back_as_written(fleet_db_url: str) -> None:
         await journal.append_intervals("d-1", [_interval(1), _interval(2)])
         cleared = replace(_sessions()[0].record, end_status="Accepted")
         await journal.save_sessions("d-1", [replace(_sessions()[0], record=cleared)])
-        await journal.save_header(_header(status="interrupted", events=("started", "crash")))
+        replanned = (T0 + timedelta(seconds=42.5),)
+        await journal.save_header(
+            _header(status="interrupted", events=("started", "crash"), replans=replanned)
+        )
 
         (back,) = await journal.unfinished()
     finally:
@@ -88,6 +92,7 @@ async def test_a_dispatch_reads_back_as_written(fleet_db_url: str) -> None:
     assert back.header.request == _header().request
     assert back.header.status == "interrupted"
     assert back.header.events == ("started", "crash")
+    assert back.header.replans == (T0 + timedelta(seconds=42.5),)
     plan = back.header.initial_plan
     assert plan is not None
     assert plan.keys == (KEY_A, KEY_B)
@@ -112,6 +117,26 @@ async def test_a_closed_dispatch_is_not_loaded_again(fleet_db_url: str) -> None:
     finally:
         await store.close()
     assert (left.header.dispatch_id, left.header.initial_plan) == ("d-2", None)
+
+
+async def test_ended_dispatches_read_back_newest_first_up_to_the_limit(
+    fleet_db_url: str,
+) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        journal = SqlDispatchJournal(store.engine, registry=CollectorRegistry())
+        for n in range(1, 5):  # d-1 .. d-4 in that order; d-3 is still running
+            await journal.save_header(_header(dispatch_id=f"d-{n}", closed=n != 3))
+        await journal.save_sessions("d-4", _sessions())
+        await journal.append_intervals("d-4", [_interval(0)])
+        newest_two = await journal.ended(2)
+        every = await journal.ended(10)
+    finally:
+        await store.close()
+    assert [d.header.dispatch_id for d in newest_two] == ["d-2", "d-4"]
+    assert [d.header.dispatch_id for d in every] == ["d-1", "d-2", "d-4"]
+    assert newest_two[1].intervals == (_interval(0),)
+    assert newest_two[1].sessions[0].record == _sessions()[0].record
 
 
 async def test_a_failing_database_raises_journal_error_and_counts_it(fleet_db_url: str) -> None:

@@ -303,3 +303,23 @@ async def test_migration_4_adds_its_columns_to_an_older_database(fleet_db_url: s
         assert set(columns) <= present
     finally:
         await store.close()
+
+
+async def test_migration_7_adds_the_replans_column_to_an_older_database(
+    fleet_db_url: str,
+) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    async with store.engine.begin() as conn:  # back to what migrations 1 to 6 left
+        await conn.execute(text("ALTER TABLE dispatches DROP COLUMN replans"))
+        await conn.execute(text("DELETE FROM schema_version WHERE version = 7"))
+    await store.close()
+    store = await FleetStore.open(fleet_db_url)  # migrates
+    try:
+        assert 7 in await store.schema_versions()
+        async with store.engine.connect() as conn:
+            present = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("dispatches")}
+            )
+        assert "replans" in present
+    finally:
+        await store.close()

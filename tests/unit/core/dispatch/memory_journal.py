@@ -53,6 +53,13 @@ class MemoryJournal:
             rows.setdefault(r.t_start, r)
 
     async def unfinished(self) -> list[JournaledDispatch]:
+        return [d for d in self._all() if not d.header.closed]
+
+    async def ended(self, limit: int) -> list[JournaledDispatch]:
+        closed = [d for d in self._all() if d.header.closed]
+        return closed[-limit:] if limit else []
+
+    def _all(self) -> list[JournaledDispatch]:
         self._check()
         return [
             JournaledDispatch(
@@ -66,5 +73,4 @@ class MemoryJournal:
                 ),
             )
             for h in self.headers.values()
-            if not h.closed
         ]

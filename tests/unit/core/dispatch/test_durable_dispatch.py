@@ -211,3 +211,29 @@ async def test_a_dispatch_the_journal_cannot_record_is_refused_and_sends_nothing
         assert p.status is DispatchStatus.CANCELLED
         assert "refused: the dispatch journal could not record it" in p.events
     assert fleet.calls("set") == []
+
+
+async def test_an_ended_dispatch_is_served_again_after_a_restart(
+    fleet: ScriptedFleet, clock: VirtualClock
+) -> None:
+    fleet.add("CS1", ev())
+    leaves = fleet.add("CS2", ev())
+    fleet.at(START + timedelta(seconds=20), lambda: fleet.unplug(leaves))  # a re-plan
+    journal = MemoryJournal()
+    request = DispatchRequest(target_w=-4_000.0, start=START, duration_s=60.0)
+    async with DispatchRunner(fleet, fleet, clock, DispatchConfig(), journal=journal) as runner:
+        runner.start("d1", request)
+        before = await runner.wait("d1")
+    assert before.status is DispatchStatus.COMPLETED
+    assert before.report is not None
+    assert before.report.replans, "the unplug made a re-plan, which the report marks"
+    async with DispatchRunner(fleet, fleet, clock, DispatchConfig(), journal=journal) as runner:
+        after = runner.progress("d1")  # was DispatchNotFoundError (a 404 at the API)
+        assert after.done.is_set()
+        assert runner.busy_sessions == {}, "an ended dispatch holds no session"
+    assert after.status is DispatchStatus.COMPLETED
+    assert after.report is not None
+    assert after.report == before.report, "rebuilt from the journal, the same report"
+    none_kept = DispatchConfig(reports_kept_after_restart=0)
+    async with DispatchRunner(fleet, fleet, clock, none_kept, journal=journal) as runner:
+        assert runner.all_progress() == []
