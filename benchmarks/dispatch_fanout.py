@@ -484,7 +484,7 @@ async def measure_ocpp(n: int) -> dict[str, Any]:
     # each fleet size starts unpinned: threads started while pinned would inherit CPU 0
     cpus = os.sched_getaffinity(0)
     fleet = FleetState()
-    pw = hash_password(PASSWORD, log2_n=4)
+    pw = hash_password(PASSWORD)
     entries = [StationEntry(f"CS{i:05d}", 1, True, f"site-{i // 100}", "r", pw) for i in range(n)]
     fleet.set_entries(entries)
     try:

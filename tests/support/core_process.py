@@ -141,7 +141,6 @@ class CoreProcess:
                     region="north",
                     password=s.password,
                     now=now,
-                    log2_n=10,
                 )
         finally:
             await store.close()

@@ -159,6 +159,7 @@ class _Core:
                     metrics=self.metrics,
                     supervisor=self.supervisor,
                     equipment=self.equipment,
+                    rehash_store=self.store,
                 ) as csms,
                 open_grid_services(
                     self.config,
@@ -249,7 +250,6 @@ def _stations_add(config: CoreConfig, args: argparse.Namespace) -> int:
             region=args.region,
             password=password,
             now=datetime.now(UTC),
-            log2_n=args.kdf_log2_n,
         )
 
     asyncio.run(_with_registry(config, add))
@@ -287,11 +287,7 @@ def _stations_password(config: CoreConfig, args: argparse.Namespace) -> int:
     password = _read_password(args)
     if password is None:
         raise FleetError("give --password-stdin or --generate-password")
-    asyncio.run(
-        _with_registry(
-            config, lambda r: r.set_password(args.station_id, password, log2_n=args.kdf_log2_n)
-        )
-    )
+    asyncio.run(_with_registry(config, lambda r: r.set_password(args.station_id, password)))
     print(
         f"password of {args.station_id} changed"
         + (f": {password}" if args.generate_password else "")
@@ -321,9 +317,6 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument(
         "--generate-password", action="store_true", help="generate one and print it"
-    )
-    parser.add_argument(
-        "--kdf-log2-n", type=int, default=14, help="scrypt cost, log2 N (default 14)"
     )
 
 

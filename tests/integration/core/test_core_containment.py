@@ -116,7 +116,6 @@ async def core(
     registry = StationRegistry(store)
     await registry.add(
         "CS-0001", security_profile=1, site="s", region="north", password=PASSWORD, now=NOW,
-        log2_n=10,
     )  # fmt: skip
     stop = asyncio.Event()
     thresholds = gc.get_threshold()  # run_core tunes the collector of its process
@@ -213,7 +212,6 @@ async def test_a_failure_in_each_background_task_is_contained_and_counted(
         registry = StationRegistry(core.store)
         await registry.add(
             "CS-0009", security_profile=1, site="s", region="north", password=PASSWORD, now=NOW,
-            log2_n=10,
         )  # fmt: skip
 
         async def admitted() -> bool:

@@ -5,25 +5,17 @@
   identity, else 403 (a certificate for another station is impersonation); a revoked or
   superseded certificate is refused too (403, :mod:`vpp_core.csms.certificates`);
 * security profiles 1/2: Basic auth whose user is the identity and whose password matches
-  the stored scrypt hash, else 401 (profile 2 also needs TLS, else 403).
-
-Password checks run in a small thread pool (scrypt releases the GIL) so a burst of
-reconnecting stations does not stall the event loop; a verified password is remembered
-(as an HMAC under a per-process key) so a reconnect costs microseconds, until the stored
-hash changes. Too many checks waiting -> 503, the station retries later.
+  the stored hash, else 401 (profile 2 also needs TLS, else 403); the check itself, its
+  cache, the rehash of old rows and the 503 + ``Retry-After`` of a saturated queue are
+  :mod:`vpp_core.csms.admission`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import hashlib
-import hmac
 import logging
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -33,9 +25,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
 from v2g_common.pki import peer_common_name
+from vpp_core.csms.admission import PasswordLogins
 from vpp_core.csms.certificates import PeerCertificate, StationCertificates
 from vpp_core.fleet.model import StationEntry
-from vpp_core.fleet.registry import verify_password
 
 __all__ = ["Admission", "HandshakeAuthority", "identity_from_path"]
 
@@ -59,6 +51,7 @@ class Admission:
     identity: str | None
     status: HTTPStatus | None
     reason: str
+    retry_after_s: int | None = None  # with 503: when to come back
 
 
 class HandshakeAuthority:
@@ -68,23 +61,18 @@ class HandshakeAuthority:
         self,
         *,
         allow_security_profile_1: bool,
-        auth_workers: int = 1,
-        auth_queue_max: int = 2000,
+        passwords: PasswordLogins | None = None,
         on_refusal: Callable[[HTTPStatus], None] | None = None,
         certificates: StationCertificates | None = None,
     ) -> None:
         self.entries: dict[str, StationEntry] = {}
         self._certificates = certificates
         self._allow_sp1 = allow_security_profile_1
-        self._pool = ThreadPoolExecutor(max_workers=auth_workers, thread_name_prefix="csms-auth")
-        self._queue_max = auth_queue_max
-        self._waiting = 0
-        self._key = os.urandom(32)
-        self._verified: dict[str, tuple[str, bytes]] = {}  # identity -> (stored hash, HMAC)
+        self._passwords = passwords or PasswordLogins()
         self._on_refusal = on_refusal
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._passwords.close()
 
     async def process_request(
         self, connection: ServerConnection, request: Request
@@ -99,6 +87,8 @@ class HandshakeAuthority:
         response = connection.respond(admission.status, f"{admission.reason}\n")
         if admission.status == HTTPStatus.UNAUTHORIZED:
             response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        if admission.retry_after_s is not None:
+            response.headers["Retry-After"] = str(admission.retry_after_s)
         return response
 
     async def admit(self, path: str, authorization: str | None, connection: Any) -> Admission:
@@ -138,34 +128,10 @@ class HandshakeAuthority:
         credentials = _basic_credentials(authorization)
         if credentials is None or credentials[0] != identity or entry.password_hash is None:
             return Admission(identity, HTTPStatus.UNAUTHORIZED, "Basic auth required")
-        password = credentials[1]
-        if self._remembered(entry, password):
-            return Admission(identity, None, "password (remembered)")
-        if self._waiting >= self._queue_max:
-            return Admission(identity, HTTPStatus.SERVICE_UNAVAILABLE, "too many logins at once")
-        self._waiting += 1
-        try:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(
-                self._pool, verify_password, password, entry.password_hash
-            )
-        finally:
-            self._waiting -= 1
-        if not ok:
-            return Admission(identity, HTTPStatus.UNAUTHORIZED, "wrong password")
-        self._verified[identity] = (entry.password_hash, self._mac(password))
-        return Admission(identity, None, "password")
-
-    def _mac(self, password: str) -> bytes:
-        return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
-
-    def _remembered(self, entry: StationEntry, password: str) -> bool:
-        known = self._verified.get(entry.station_id)
-        return (
-            known is not None
-            and known[0] == entry.password_hash
-            and hmac.compare_digest(known[1], self._mac(password))
-        )
+        checked = await self._passwords.check(entry, credentials[1])
+        if checked.rehashed is not None and self.entries.get(identity) is entry:
+            self.entries[identity] = checked.rehashed
+        return Admission(identity, checked.status, checked.reason, checked.retry_after_s)
 
 
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:

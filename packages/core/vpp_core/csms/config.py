@@ -43,9 +43,12 @@ class CsmsConfig(ConfigSection):
     heartbeat_interval_s: int = Field(default=300, ge=1)
     #: Default answer timeout of commands to stations.
     command_timeout_s: float = Field(default=30.0, gt=0)
-    #: Password verifications (scrypt) running at once / waiting; more are refused (503).
+    #: Password checks of rows still in the old scheme (scrypt, ~55 ms; each is rewritten in
+    #: the fast one at its station's first login): threads, and how many may wait; more
+    #: are refused with 503 and a Retry-After of auth_retry_after_s to twice that.
     auth_workers: int = Field(default=1, ge=1)
     auth_queue_max: int = Field(default=2000, ge=1)
+    auth_retry_after_s: int = Field(default=10, ge=1, le=3600)
     #: Authorize / TransactionEvent idTokens: "accept_all" (sites that authorize locally) or
     #: "token_list" (only tokens added with ``vpp-core tokens add``; others are Unknown).
     id_token_policy: Literal["accept_all", "token_list"] = "accept_all"

@@ -30,6 +30,12 @@ class CsmsMetrics:
         self.refusals = Counter(
             "vpp_csms_handshake_refusals", "Refused handshakes", ["status"], registry=r
         )
+        self.password_rehashes = Counter(
+            "vpp_csms_password_rehashes",
+            "Old-scheme password hashes rewritten at login, by result",
+            ["result"],
+            registry=r,
+        )
         self.frames = Counter("vpp_csms_frames_received", "Websocket messages received", registry=r)
         self.messages = Counter(
             "vpp_csms_messages", "Station CALLs handled, by action", ["action"], registry=r

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from v2g_common.ocpp21 import select_subprotocol, server_subprotocols
 from v2g_common.pki import server_context
 from v2g_common.redaction import redact_credentials
+from vpp_core.csms.admission import PasswordLogins, PasswordRehashStore
 from vpp_core.csms.auth import HandshakeAuthority, identity_from_path
 from vpp_core.csms.certificates import PeerCertificate
 from vpp_core.csms.commands import StationCommander
@@ -73,7 +74,8 @@ def tls_context(config: CsmsConfig) -> ssl.SSLContext | None:
 class CsmsServer:
     """OCPP server for the fleet. ``commands`` sends smart-charging commands to connected
     stations, ``operations`` the management ones (device model, reset, remote start/stop,
-    availability, certificate renewal)."""
+    availability, certificate renewal). ``rehash_store`` (the fleet store) takes the
+    password hashes rewritten in the current scheme at login."""
 
     def __init__(
         self,
@@ -83,6 +85,7 @@ class CsmsServer:
         metrics: CsmsMetrics | None = None,
         supervisor: TaskSupervisor | None = None,
         equipment: Equipment | None = None,
+        rehash_store: PasswordRehashStore | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.config = config
@@ -96,8 +99,13 @@ class CsmsServer:
         self.endpoints: dict[str, StationEndpoint] = {}
         self.authority = HandshakeAuthority(
             allow_security_profile_1=config.allow_security_profile_1,
-            auth_workers=config.auth_workers,
-            auth_queue_max=config.auth_queue_max,
+            passwords=PasswordLogins(
+                workers=config.auth_workers,
+                queue_max=config.auth_queue_max,
+                retry_after_s=config.auth_retry_after_s,
+                rehash_store=rehash_store,
+                on_rehash=lambda result: self.metrics.password_rehashes.labels(result).inc(),
+            ),
             on_refusal=lambda status: self.metrics.refusals.labels(str(int(status))).inc(),
             certificates=self.equipment.certificates,
         )

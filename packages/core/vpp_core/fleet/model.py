@@ -35,7 +35,7 @@ class StationEntry:
     enabled: bool
     site: str
     region: str
-    password_hash: str | None  # scrypt$n$r$p$salt$hash, for profiles 1 and 2
+    password_hash: str | None  # fleet/registry.py: hmac-sha256$salt$digest (profiles 1, 2)
 
 
 SampleTuple = tuple[datetime, float | None, float | None, float | None, float | None]

@@ -386,6 +386,20 @@ class FleetStore:
         if result.rowcount == 0:
             raise UnknownStationError(station_id)
 
+    async def replace_password_hash(self, station_id: str, *, old: str, new: str) -> bool:
+        """Store ``new`` as the station's password hash if it is still ``old`` (a password
+        changed meanwhile wins); True if replaced."""
+        t = schema.stations
+        change = update(t).where(t.c.station_id == station_id, t.c.password_hash == old)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    change.values(password_hash=new, revision=time.time_ns())
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"cannot rehash the password of {station_id!r}: {exc}") from exc
+        return bool(result.rowcount)
+
     async def stations_since(self, revision: int) -> tuple[list[StationEntry], int]:
         """Registry entries changed after ``revision``, and the newest revision seen.
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from v2g_common.ocpp21 import OcppCallError, OcppTimeout, connect_to_csms
 from v2g_common.ocpp21.errors import (
@@ -37,7 +37,7 @@ from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.outbox import TransactionJournal
 from v2g_gateway.station.settings import StationSettings
 
-__all__ = ["CsmsLink", "Outgoing", "backoff_s"]
+__all__ = ["CsmsLink", "Outgoing", "backoff_s", "retry_after_s"]
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +58,23 @@ def backoff_s(
     factor: float,
     jitter: float,
     rng: random.Random,
+    asked_s: float | None = None,
 ) -> float:
     """Delay before reconnect attempt ``attempt`` (0-based): exponential, capped, with
-    ``jitter`` of it drawn at random so a fleet does not reconnect in lockstep."""
+    ``jitter`` of it drawn at random so a fleet does not reconnect in lockstep; at least
+    ``asked_s`` (a saturated CSMS's ``Retry-After``), itself capped at ``max_s``."""
     base = min(max_s, initial_s * factor**attempt)
-    return base * (1.0 - jitter) + base * jitter * rng.random()
+    own = base * (1.0 - jitter) + base * jitter * rng.random()
+    return own if asked_s is None else max(own, min(asked_s, max_s))
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """The seconds a refused handshake's ``Retry-After`` asks for (503 when the CSMS is
+    saturated), if it gives a number."""
+    if not isinstance(exc, InvalidStatus):
+        return None
+    value = exc.response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
 
 
 #: Called with the CSMS's answer to a one-off message (for SignCertificate's status).
@@ -149,7 +161,7 @@ class CsmsLink:
             try:
                 connection = await self._connect()
             except (OSError, InvalidHandshake, TimeoutError, OcppAdapterError) as exc:
-                delay = self._delay(attempt)
+                delay = self._delay(attempt, asked_s=retry_after_s(exc))
                 # Log the first failure of a run of them; the rest at debug level.
                 level = logging.WARNING if attempt == 0 else logging.DEBUG
                 log.log(
@@ -177,7 +189,7 @@ class CsmsLink:
             attempt = 0 if self._session_accepted else attempt + 1
             await asyncio.sleep(self._delay(attempt))
 
-    def _delay(self, attempt: int) -> float:
+    def _delay(self, attempt: int, *, asked_s: float | None = None) -> float:
         r = self._config.reconnect
         return backoff_s(
             attempt,
@@ -186,6 +198,7 @@ class CsmsLink:
             factor=r.factor,
             jitter=r.jitter,
             rng=self._rng,
+            asked_s=asked_s,
         )
 
     async def _connect(self) -> Any:

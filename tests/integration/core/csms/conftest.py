@@ -21,11 +21,11 @@ from vpp_core.fleet import FleetState, StationEntry, hash_password
 
 PASSWORD = "s3cret-password-0001"
 STATIONS = [
-    StationEntry("CS-0001", 2, True, "site-a", "north", hash_password(PASSWORD, log2_n=10)),
+    StationEntry("CS-0001", 2, True, "site-a", "north", hash_password(PASSWORD)),
     StationEntry("CS-0002", 3, True, "site-a", "north", None),
     StationEntry("CS-0003", 3, True, "site-b", "south", None),
-    StationEntry("CS-OFF", 2, False, "site-b", "south", hash_password(PASSWORD, log2_n=10)),
-    StationEntry("LAB-1", 1, True, "lab", "lab", hash_password(PASSWORD, log2_n=10)),
+    StationEntry("CS-OFF", 2, False, "site-b", "south", hash_password(PASSWORD)),
+    StationEntry("LAB-1", 1, True, "lab", "lab", hash_password(PASSWORD)),
 ]
 
 

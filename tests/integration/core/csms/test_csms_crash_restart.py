@@ -135,7 +135,7 @@ def core(tmp_path: Path, pki: Any, fleet_db_url: str) -> Iterator[CoreProcess]:
     # one station through the operator's CLI, the others in bulk (same registry table)
     process.cli(
         "stations", "add", "CS-A", "--profile", "2", "--site", "s1", "--region", "r1",
-        "--password-stdin", "--kdf-log2-n", "10", stdin=PASSWORD + "\n",
+        "--password-stdin", stdin=PASSWORD + "\n",
     )  # fmt: skip
     asyncio.run(_add_stations(fleet_db_url, ["CS-B", "CS-C"]))
     try:
@@ -147,7 +147,7 @@ def core(tmp_path: Path, pki: Any, fleet_db_url: str) -> Iterator[CoreProcess]:
 async def _add_stations(url: str, identities: list[str]) -> None:
     store = await FleetStore.open(url)
     try:
-        hashed = hash_password(PASSWORD, log2_n=10)
+        hashed = hash_password(PASSWORD)
         entries = [StationEntry(i, 2, True, "s1", "r1", hashed) for i in identities]
         await store.add_stations(entries, now=datetime.now(UTC))
     finally:

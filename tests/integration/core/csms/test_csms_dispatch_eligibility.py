@@ -53,7 +53,7 @@ NEEDS_201 = {
 @pytest.fixture
 async def core(tmp_path: Path) -> AsyncIterator[Core]:
     async with open_core(tmp_path) as running:
-        hashed = hash_password(PASSWORD, log2_n=4)
+        hashed = hash_password(PASSWORD)
         await running.csms.apply_registry(
             StationEntry(i, 1, True, "site-f", "north", hashed) for i in EXTRA
         )

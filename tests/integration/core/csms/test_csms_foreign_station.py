@@ -107,7 +107,7 @@ async def open_core(tmp_path: Path, pki: TestPki | None = None) -> AsyncIterator
     equipment = Equipment.from_config(config, records=records)
     await EquipmentSync(equipment, records).refresh()
     fleet = FleetState()
-    hashed = hash_password(PASSWORD, log2_n=4)
+    hashed = hash_password(PASSWORD)
     entries = [StationEntry(i, 1, True, "site-f", "north", hashed) for i in ("FS-21", "FS-201")]
     entries.append(StationEntry("FS-SP3", 3, True, "site-f", "north", None))
     fleet.set_entries(entries)

@@ -26,7 +26,7 @@ async def test_cli_registry_changes_reach_the_running_core(tmp_path: Path, pki: 
     registry = StationRegistry(store)
     now = datetime.now(UTC)
     await registry.add(
-        "CS-0001", security_profile=2, site="s", region="r", password=PASSWORD, now=now, log2_n=10
+        "CS-0001", security_profile=2, site="s", region="r", password=PASSWORD, now=now
     )
     cert, key = pki.server("csms")
     config = CoreConfig.model_validate(
@@ -97,7 +97,6 @@ async def test_cli_token_changes_reach_authorize_of_the_running_core(
         region="r",
         password=PASSWORD,
         now=datetime.now(UTC),
-        log2_n=10,
     )
     toml = tmp_path / "core.toml"
     toml.write_text(f'[fleet]\ndatabase_url = "{url}"\n')

@@ -36,7 +36,7 @@ SPEED = 60.0
 async def test_fifteen_minutes_over_ocpp_with_unplugs() -> None:
     rng = random.Random(5)
     clock = ScaledClock(start=datetime.now(UTC), speed=SPEED)
-    password_hash = hash_password(PASSWORD, log2_n=4)
+    password_hash = hash_password(PASSWORD)
     entries = [
         StationEntry(f"CS{i:03d}", 1, True, f"site-{i % 5}", "north", password_hash)
         for i in range(N_STATIONS)

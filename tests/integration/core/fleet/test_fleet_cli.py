@@ -27,14 +27,14 @@ def test_station_registry_cli(
     assert main(["db", "migrate", *cfg]) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password\n"))
     add = ["stations", "add", "CS-1", "--profile", "2", "--site", "s1", "--region", "r1"]
-    assert main([*add, "--password-stdin", "--kdf-log2-n", "10", *cfg]) == 0
+    assert main([*add, "--password-stdin", *cfg]) == 0
     assert (
         main(["stations", "add", "CS-2", "--profile", "3", "--site", "s2", "--region", "r2", *cfg])
         == 0
     )
     capsys.readouterr()
     gen = ["stations", "add", "CS-3", "--profile", "2", "--site", "s", "--region", "r"]
-    assert main([*gen, "--generate-password", "--kdf-log2-n", "10", *cfg]) == 0
+    assert main([*gen, "--generate-password", *cfg]) == 0
     assert "password: " in capsys.readouterr().out
     assert main(["stations", "disable", "CS-1", *cfg]) == 0
     assert (

@@ -12,12 +12,15 @@ from sqlalchemy import inspect, text
 from vpp_core.fleet import (
     FleetState,
     FleetStore,
+    StationEntry,
     StationRegistry,
     StoreError,
     UnknownStationError,
     WriteBehind,
+    hash_password,
     verify_password,
 )
+from vpp_core.fleet.registry import legacy_scrypt_hash
 from vpp_core.fleet.schema import MIGRATIONS
 from vpp_core.fleet.store import WriteBatch, WriteReport
 
@@ -83,7 +86,6 @@ async def test_registry_add_list_disable(fleet_db_url: str) -> None:
             region="r1",
             password="0123456789abcdef",
             now=T0,
-            log2_n=10,
         )
         await registry.add(
             "CS-2", security_profile=3, site="s1", region="r1", password=None, now=T0
@@ -102,6 +104,23 @@ async def test_registry_add_list_disable(fleet_db_url: str) -> None:
         assert verify_password("0123456789abcdef", entries["CS-1"].password_hash)
         assert entries["CS-2"].password_hash is None
         assert entries["CS-2"].security_profile == 3
+    finally:
+        await store.close()
+
+
+async def test_password_rehash_is_a_compare_and_set(fleet_db_url: str) -> None:
+    store = await FleetStore.open(fleet_db_url)
+    try:
+        old = legacy_scrypt_hash("0123456789abcdef", log2_n=4)
+        await store.add_stations([StationEntry("CS-1", 2, True, "s", "r", old)], now=T0)
+        _, revision = await store.stations_since(0)
+        new = hash_password("0123456789abcdef")
+        assert await store.replace_password_hash("CS-1", old=old, new=new)
+        changed, _ = await store.stations_since(revision)  # a running core's refresh sees it
+        assert [e.password_hash for e in changed] == [new]
+        # a second core that checked the same old row: the row moved on, nothing is replaced
+        assert not await store.replace_password_hash("CS-1", old=old, new=hash_password("x" * 16))
+        assert [e.password_hash for e in await store.stations()] == [new]
     finally:
         await store.close()
 

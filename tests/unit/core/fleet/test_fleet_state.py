@@ -11,7 +11,14 @@ from vpp_core.dispatch.model import SessionKey
 from vpp_core.dispatch.ports import EndedSession
 from vpp_core.fleet.errors import MeterValueError, RegistryError
 from vpp_core.fleet.model import StationEntry
-from vpp_core.fleet.registry import check_station_identity, hash_password, verify_password
+from vpp_core.fleet.registry import (
+    check_station_identity,
+    hash_password,
+    is_slow,
+    legacy_scrypt_hash,
+    needs_rehash,
+    verify_password,
+)
 from vpp_core.fleet.state import FleetState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -251,15 +258,28 @@ def test_urgent_changes_wake_the_writer() -> None:
 
 
 def test_password_hash_roundtrip_and_rules() -> None:
-    stored = hash_password("correct horse battery", log2_n=10)
-    assert stored.startswith("scrypt$10$8$1$")
+    stored = hash_password("correct horse battery")
+    assert stored.startswith("hmac-sha256$")
+    assert not needs_rehash(stored)
+    assert not is_slow(stored)
+    assert stored != hash_password("correct horse battery")  # salted
     assert verify_password("correct horse battery", stored)
     assert not verify_password("correct horse batterx", stored)
     assert not verify_password("anything", "garbage")
+    assert not verify_password("correct horse battery", stored.replace("hmac-sha256", "md5"))
     with pytest.raises(RegistryError):
         hash_password("short")
     with pytest.raises(RegistryError):
         check_station_identity("bad:id")
+
+
+def test_old_scheme_rows_still_verify_and_ask_for_a_rehash() -> None:
+    old = legacy_scrypt_hash("correct horse battery", log2_n=10)
+    assert old.startswith("scrypt$10$8$1$")
+    assert needs_rehash(old)
+    assert is_slow(old)
+    assert verify_password("correct horse battery", old)
+    assert not verify_password("correct horse batterx", old)
 
 
 def test_snapshots_are_cached_until_the_session_changes() -> None:

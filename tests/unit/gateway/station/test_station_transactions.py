@@ -177,6 +177,18 @@ def test_backoff_grows_caps_and_jitters() -> None:
     assert len({round(d, 6) for d in delays[5:]}) == 3  # capped, yet not in lockstep
 
 
+def test_backoff_honours_a_retry_after_up_to_its_cap() -> None:
+    def delay(attempt: int, asked_s: float | None) -> float:
+        rng = random.Random(1)
+        return backoff_s(
+            attempt, initial_s=1, max_s=30, factor=2, jitter=0.5, rng=rng, asked_s=asked_s
+        )
+
+    assert delay(0, 12.0) == 12.0  # the CSMS asked for longer than our first backoff
+    assert delay(6, 12.0) == delay(6, None) > 12.0  # our own backoff is already longer
+    assert delay(0, 3600.0) == 30.0  # never beyond our own cap
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
