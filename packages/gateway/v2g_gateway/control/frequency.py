@@ -16,7 +16,14 @@ import itertools
 import math
 from dataclasses import dataclass
 
-__all__ = ["MAX_POINTS", "MIN_POINTS", "FreqWattCurve", "FrequencyCurveError"]
+__all__ = [
+    "MAX_POINTS",
+    "MIN_POINTS",
+    "FreqWattCurve",
+    "FrequencyCurveError",
+    "check_points",
+    "piecewise_value",
+]
 
 #: OCPP 2.1 ``v2xFreqWattCurve``: 1..20 items in the schema; LocalFrequency needs >= 2.
 MIN_POINTS = 2
@@ -27,6 +34,34 @@ class FrequencyCurveError(ValueError):
     """A curve the law cannot execute (point count, order, non-finite values)."""
 
 
+def check_points(xs: tuple[float, ...], powers_w: tuple[float, ...], *, axis: str) -> None:
+    """Raise :class:`FrequencyCurveError` unless ``(xs[i], powers_w[i])`` is an executable
+    OCPP 2.1 watt curve: 2..20 points, finite values, ``xs`` strictly ascending."""
+    n = len(xs)
+    if n != len(powers_w):
+        raise FrequencyCurveError(f"as many powers as {axis} are needed")
+    if not MIN_POINTS <= n <= MAX_POINTS:
+        raise FrequencyCurveError(f"a curve has {MIN_POINTS}..{MAX_POINTS} points, not {n}")
+    if not all(math.isfinite(v) for v in (*xs, *powers_w)):
+        raise FrequencyCurveError("curve values must be finite")
+    if any(b <= a for a, b in itertools.pairwise(xs)):
+        raise FrequencyCurveError(f"{axis} must be strictly ascending")
+
+
+def piecewise_value(xs: tuple[float, ...], powers_w: tuple[float, ...], x: float) -> float:
+    """The piecewise-linear curve through ``(xs[i], powers_w[i])`` at ``x``, held at its end
+    values beyond the first and last points; a flat segment gives its value exactly."""
+    if x <= xs[0]:
+        return powers_w[0]
+    if x >= xs[-1]:
+        return powers_w[-1]
+    i = bisect.bisect_right(xs, x)  # xs[i-1] <= x < xs[i]
+    x0, x1, p0, p1 = xs[i - 1], xs[i], powers_w[i - 1], powers_w[i]
+    if p0 == p1:  # flat segment (the dead-band among them): exact, no rounding
+        return p0
+    return p0 + (p1 - p0) * (x - x0) / (x1 - x0)
+
+
 @dataclass(frozen=True, slots=True)
 class FreqWattCurve:
     """Points ``(freq_hz[i], power_w[i])``; frequencies strictly ascending."""
@@ -35,17 +70,9 @@ class FreqWattCurve:
     power_w: tuple[float, ...]
 
     def __post_init__(self) -> None:
-        n = len(self.freq_hz)
-        if n != len(self.power_w):
-            raise FrequencyCurveError("as many powers as frequencies are needed")
-        if not MIN_POINTS <= n <= MAX_POINTS:
-            raise FrequencyCurveError(f"a curve has {MIN_POINTS}..{MAX_POINTS} points, not {n}")
-        if not all(math.isfinite(v) for v in (*self.freq_hz, *self.power_w)):
-            raise FrequencyCurveError("curve values must be finite")
+        check_points(self.freq_hz, self.power_w, axis="frequencies")
         if self.freq_hz[0] <= 0:
             raise FrequencyCurveError("frequencies must be > 0 Hz")
-        if any(b <= a for a, b in itertools.pairwise(self.freq_hz)):
-            raise FrequencyCurveError("frequencies must be strictly ascending")
 
     @classmethod
     def from_points(cls, points: list[tuple[float, float]]) -> FreqWattCurve:
@@ -54,16 +81,7 @@ class FreqWattCurve:
 
     def value_w(self, freq_hz: float) -> float:
         """The curve's power at ``freq_hz`` (held at the end values beyond the curve)."""
-        freqs, powers = self.freq_hz, self.power_w
-        if freq_hz <= freqs[0]:
-            return powers[0]
-        if freq_hz >= freqs[-1]:
-            return powers[-1]
-        i = bisect.bisect_right(freqs, freq_hz)  # freqs[i-1] <= freq_hz < freqs[i]
-        f0, f1, p0, p1 = freqs[i - 1], freqs[i], powers[i - 1], powers[i]
-        if p0 == p1:  # flat segment (the dead-band among them): exact, no rounding
-            return p0
-        return p0 + (p1 - p0) * (freq_hz - f0) / (f1 - f0)
+        return piecewise_value(self.freq_hz, self.power_w, freq_hz)
 
     def deadband_hz(self) -> tuple[float, float] | None:
         """``(low, high)`` of the widest run of consecutive 0 W points, or ``None``."""

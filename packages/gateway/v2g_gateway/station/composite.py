@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.station.profiles import ChargingProfile, PeriodWatts
+from v2g_gateway.station.signal_profiles import SignalWattCurve
 
 __all__ = [
     "ActiveTransaction",
@@ -66,7 +67,9 @@ class LocalLimits:
 @dataclass(frozen=True, slots=True)
 class CompositePeriod:
     """Values from ``start`` until the next period (or the end of the schedule), in watts.
-    LocalFrequency: ``setpoint_w`` is the baseline, ``freq_curve`` the curve added to it."""
+    LocalFrequency: ``setpoint_w`` is the baseline, ``freq_curve`` the curve added to it;
+    CentralFrequency (aFRR): ``setpoint_w`` is the baseline, ``signal_curve`` maps the CSMS's
+    signal to the watts added to it."""
 
     start: datetime
     mode: str
@@ -74,6 +77,7 @@ class CompositePeriod:
     discharge_limit_w: float | None
     setpoint_w: float | None
     freq_curve: FreqWattCurve | None = None
+    signal_curve: SignalWattCurve | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +141,14 @@ def target_power_w(period: CompositePeriod, *, charge_w: float) -> float:
 
 
 def _same_values(a: CompositePeriod, b: CompositePeriod) -> bool:
-    return (a.mode, a.limit_w, a.discharge_limit_w, a.setpoint_w, a.freq_curve) == (
-        b.mode,
-        b.limit_w,
-        b.discharge_limit_w,
-        b.setpoint_w,
-        b.freq_curve,
-    )
+    return (
+        a.mode,
+        a.limit_w,
+        a.discharge_limit_w,
+        a.setpoint_w,
+        a.freq_curve,
+        a.signal_curve,
+    ) == (b.mode, b.limit_w, b.discharge_limit_w, b.setpoint_w, b.freq_curve, b.signal_curve)
 
 
 def _evaluate(
@@ -182,7 +187,8 @@ def _merge(when: datetime, tx: PeriodWatts | None, caps: list[PeriodWatts]) -> C
             setpoint_w = max(setpoint_w, discharge_limit_w)
     mode = tx.mode if tx is not None else "ChargingOnly"
     curve = tx.freq_curve if tx is not None else None
-    return CompositePeriod(when, mode, limit_w, discharge_limit_w, setpoint_w, curve)
+    signal_curve = tx.signal_curve if tx is not None else None
+    return CompositePeriod(when, mode, limit_w, discharge_limit_w, setpoint_w, curve, signal_curve)
 
 
 def _bounded(period: CompositePeriod, local: LocalLimits) -> CompositePeriod:

@@ -70,6 +70,10 @@ class StationConfig(ConfigSection):
     #: station stops the discharge within ``lease_valid_for_s``.
     lease_valid_for_s: float = Field(default=2.0, gt=0)
     control_tick_s: float = Field(default=0.5, gt=0)
+    #: An aFRR signal (AFRRSignalRequest) counts this long after its timestamp; a stream
+    #: that stops for longer falls back to the CentralFrequency baseline (no aFRR response).
+    #: The operator's stream comes every ~4 s (PICASSO), so the default allows two misses.
+    afrr_signal_valid_for_s: float = Field(default=12.0, gt=0)
     #: Charging power with an EV plugged in and no profile limiting it (None = the EV's maximum).
     default_charge_w: float | None = Field(default=None, ge=0)
     #: Power changes smaller than this do not raise a ChargingRateChanged event.

@@ -21,6 +21,7 @@ from v2g_common.ocpp21 import ChargingStationEndpoint, OccurrenceConstraintViola
 from v2g_common.ocpp21.messages import call_result
 from v2g_gateway.station.composite import ActiveTransaction, CompositeSchedule
 from v2g_gateway.station.errors import ProfileRejected
+from v2g_gateway.station.profiles import parse_datetime
 from v2g_gateway.station.smart_charging import SmartCharging, composite_to_wire
 from v2g_gateway.station.variables import ITEMS_PER_MESSAGE
 
@@ -56,6 +57,9 @@ class StationServices(Protocol):
 
     def composite_schedule(self, evse_id: int, *, duration_s: int) -> CompositeSchedule:
         """The composite schedule within the EVSE's local limits."""
+
+    def afrr_signal(self, signal: int, timestamp: datetime) -> None:
+        """Apply AFRRSignalRequest; raise ProfileRejected with the reason it cannot."""
 
 
 def _rejected(exc: ProfileRejected) -> dict[str, str]:
@@ -183,6 +187,16 @@ class StationEndpoint(ChargingStationEndpoint):
                 status="Rejected", status_info={"reason_code": "TxNotFound"}
             )
         return call_result.NotifyAllowedEnergyTransfer(status="Accepted")
+
+    @on("AFRRSignal")
+    async def on_afrr_signal(self, timestamp: str, signal: int, **_: Any) -> call_result.AFRRSignal:
+        svc = self.services
+        svc.contact()
+        try:
+            svc.afrr_signal(signal, parse_datetime(timestamp))
+        except ProfileRejected as exc:
+            return call_result.AFRRSignal(status="Rejected", status_info=_rejected(exc))
+        return call_result.AFRRSignal(status="Accepted")
 
     @on("GetTransactionStatus")
     def on_get_transaction_status(

@@ -23,6 +23,12 @@ from v2g_gateway.station.frequency_profiles import (
     curve_discharges,
     parse_freq_curve,
 )
+from v2g_gateway.station.signal_profiles import (
+    CENTRAL_FREQUENCY,
+    SignalWattCurve,
+    check_central_frequency,
+    parse_signal_curve,
+)
 
 __all__ = [
     "SUPPORTED_MODES",
@@ -46,9 +52,12 @@ PURPOSES = (
     "LocalGeneration",
 )
 #: Operation modes this station can execute itself (LocalFrequency: the control loop runs the
-#: frequency-watt curve); the others need a controller it does not have (a central frequency
-#: signal, aFRR, load balancing, an external setpoint source).
-SUPPORTED_MODES = frozenset({"Idle", "ChargingOnly", "CentralSetpoint", LOCAL_FREQUENCY})
+#: frequency-watt curve; CentralFrequency: the CSMS's AFRRSignal through the signal-watt
+#: curve); the others need a controller it does not have (load balancing, an external
+#: setpoint source).
+SUPPORTED_MODES = frozenset(
+    {"Idle", "ChargingOnly", "CentralSetpoint", LOCAL_FREQUENCY, CENTRAL_FREQUENCY}
+)
 #: Purposes the composite schedule merges; PriorityCharging/LocalGeneration are not offered.
 SUPPORTED_PURPOSES = frozenset(PURPOSES[:4])
 
@@ -60,7 +69,9 @@ class PeriodWatts:
     ``setpoint_w`` is set for CentralSetpoint periods; a legacy negative limit (a CSMS older
     than 2.1 asks for discharge that way) becomes a CentralSetpoint period whose setpoint and
     dischargeLimit are that limit; ``discharge_limit_w`` is <= 0. A LocalFrequency period's
-    ``setpoint_w`` is its ``v2xBaseline`` and ``freq_curve`` the curve added to it.
+    ``setpoint_w`` is its ``v2xBaseline`` and ``freq_curve`` the curve added to it; a
+    CentralFrequency period's ``setpoint_w`` is its baseline (0 W without one) and
+    ``signal_curve`` maps the CSMS's aFRR signal to the watts added to it.
     """
 
     mode: str
@@ -68,6 +79,7 @@ class PeriodWatts:
     discharge_limit_w: float | None
     setpoint_w: float | None
     freq_curve: FreqWattCurve | None = None
+    signal_curve: SignalWattCurve | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,7 @@ class SchedulePeriod:
     operation_mode: str = "ChargingOnly"
     v2x_baseline: float | None = None
     freq_curve: FreqWattCurve | None = None
+    signal_curve: SignalWattCurve | None = None
 
     def in_watts(self, unit: str, *, voltage_v: float, phases: int) -> PeriodWatts:
         """Signed watts for an EVSE at ``voltage_v`` using up to ``phases`` phases."""
@@ -109,6 +122,11 @@ class SchedulePeriod:
         if self.operation_mode == LOCAL_FREQUENCY:  # checked: unit W, baseline and curve
             return PeriodWatts(
                 LOCAL_FREQUENCY, limit, discharge, self.v2x_baseline, self.freq_curve
+            )
+        if self.operation_mode == CENTRAL_FREQUENCY:  # checked: unit W and curve
+            baseline = self.v2x_baseline or 0.0
+            return PeriodWatts(
+                CENTRAL_FREQUENCY, limit, discharge, baseline, signal_curve=self.signal_curve
             )
         return PeriodWatts(self.operation_mode, limit, discharge, setpoint)
 
@@ -189,6 +207,7 @@ def _period(wire: Mapping[str, Any]) -> SchedulePeriod:
         operation_mode=str(wire.get("operation_mode") or "ChargingOnly"),
         v2x_baseline=_number(wire, "v2x_baseline"),
         freq_curve=parse_freq_curve(wire),
+        signal_curve=parse_signal_curve(wire),
         **numbers,
     )
 
@@ -321,6 +340,13 @@ def _check_periods(profile: ChargingProfile) -> None:
                 curve=period.freq_curve,
                 setpoint=period.setpoint,
             )
+        if period.operation_mode == CENTRAL_FREQUENCY:
+            check_central_frequency(
+                purpose=profile.purpose,
+                unit=schedule.charging_rate_unit,
+                curve=period.signal_curve,
+                setpoint=period.setpoint,
+            )
 
 
 def _check_period(period: SchedulePeriod, purpose: str) -> None:
@@ -351,10 +377,13 @@ def _check_period(period: SchedulePeriod, purpose: str) -> None:
 
 def asks_discharge(profile: ChargingProfile) -> bool:
     """Whether any period commands power out of the EV: a negative setpoint, a legacy
-    negative limit (a dischargeLimit alone only bounds a setpoint), or a LocalFrequency
-    baseline + curve that goes below 0 W somewhere."""
+    negative limit (a dischargeLimit alone only bounds a setpoint), or a LocalFrequency /
+    CentralFrequency baseline + curve that goes below 0 W somewhere."""
     for period in profile.schedule.periods:
         if curve_discharges(period.v2x_baseline, period.freq_curve):
+            return True
+        signal = period.signal_curve
+        if signal is not None and (period.v2x_baseline or 0.0) + min(signal.power_w) < 0:
             return True
         values = (
             period.setpoint,

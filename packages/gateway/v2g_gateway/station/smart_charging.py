@@ -27,6 +27,7 @@ from v2g_gateway.station.profiles import (
     check_profile,
     parse_profile,
 )
+from v2g_gateway.station.signal_profiles import signal_curve_to_wire
 from v2g_gateway.station.store import ProfileStore, StoredProfile
 
 __all__ = ["SmartCharging", "composite_to_wire"]
@@ -242,6 +243,9 @@ def composite_to_wire(
         if period.freq_curve is not None and period.setpoint_w is not None:
             del item["setpoint"]  # LocalFrequency: the setpoint is the curve's baseline
             item.update(curve_to_wire(period.setpoint_w, period.freq_curve, scale=scale))
+        if period.signal_curve is not None and period.setpoint_w is not None:
+            del item["setpoint"]  # CentralFrequency: the setpoint is the curve's baseline
+            item.update(signal_curve_to_wire(period.setpoint_w, period.signal_curve, scale=scale))
         periods.append(item)
     return {
         "evse_id": schedule.evse_id,

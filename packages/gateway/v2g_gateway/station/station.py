@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from v2g_common.ocpp21.messages import call as call21
+from v2g_gateway.station.afrr import AfrrSignals, afrr_target_w
 from v2g_gateway.station.availability import Availability
 from v2g_gateway.station.certificates import CertificateRenewal
 from v2g_gateway.station.composite import (
@@ -105,6 +106,7 @@ class ChargingStation:
         self._renegotiate: set[int] = set()
         self._statuses: dict[int, str] = {}
         self._poke = asyncio.Event()
+        self.afrr = AfrrSignals(valid_for_s=config.afrr_signal_valid_for_s)
         self._tasks: asyncio.TaskGroup | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -282,12 +284,25 @@ class ChargingStation:
                 return True
         return False
 
+    def afrr_signal(self, signal: int, timestamp: datetime) -> None:
+        """AFRRSignalRequest: schedule ``signal``; raise ProfileRejected when no EVSE follows
+        a CentralFrequency period now, or the timestamp is out of range."""
+        now = self.now()
+        if not any(self._signal_curve_at(evse_id, now) for evse_id in self._controls):
+            raise ProfileRejected("NotEnabled", "no CentralFrequency charging profile in force")
+        self.afrr.accept(signal, timestamp, now=now)
+        self._poke.set()
+
+    def _signal_curve_at(self, evse_id: int, now: datetime) -> bool:
+        return self.composite_schedule(evse_id, duration_s=1).at(now).signal_curve is not None
+
     # --- link callbacks ----------------------------------------------------------------------
     def _set_online(self, online: bool) -> None:
         if online == self._online:
             return
         self._online = online
         if not online:
+            self.afrr.drop()  # aFRR does not outlive the link
             self._offline_start_s = self._last_contact_s
             log.warning(
                 "station offline; last CSMS contact %.1f s ago",
@@ -316,6 +331,8 @@ class ChargingStation:
         """One control tick for every EVSE (also callable directly by tests)."""
         now = self._clock.now()
         self.smart.purge_expired(now=now)
+        if self.offline_since() is not None:
+            self.afrr.drop()  # a silent link counts as lost: aFRR does not outlive it
         expired = self.smart.expire_offline(now=now, offline_since=self.offline_since())
         queued = bool(expired)
         busy = set(self.transactions())
@@ -344,6 +361,14 @@ class ChargingStation:
         ).at(now)
         target_w = target_power_w(period, charge_w=self._charge_w(evse_id))
         curve = period.freq_curve  # LocalFrequency: target_w is its baseline
+        if period.signal_curve is not None:  # CentralFrequency: baseline + the aFRR signal
+            response_w = self.afrr.response_w(period.signal_curve, now=now)
+            target_w = afrr_target_w(
+                target_w,
+                response_w,
+                limit_w=period.limit_w,
+                discharge_limit_w=period.discharge_limit_w,
+            )
         if not (view.ev_connected and self._may_deliver(evse_id)):
             target_w, curve = 0.0, None
         charge_w, discharge_w = response_bounds_w(

@@ -40,7 +40,9 @@ _MEASURANDS = (
     "Power.Active.Import,Power.Active.Export,SoC"
 )
 _MODES = tuple(
-    m for m in ("Idle", "ChargingOnly", "CentralSetpoint", "LocalFrequency") if m in SUPPORTED_MODES
+    m
+    for m in ("Idle", "ChargingOnly", "CentralSetpoint", "LocalFrequency", "CentralFrequency")
+    if m in SUPPORTED_MODES
 )
 
 

@@ -60,7 +60,7 @@ GETS = [
     (
         ref("V2XChargingCtrlr", "SupportedOperationModes", evse=1),
         "Accepted",
-        "Idle,ChargingOnly,CentralSetpoint,LocalFrequency",
+        "Idle,ChargingOnly,CentralSetpoint,LocalFrequency,CentralFrequency",
     ),
     (ref("V2XChargingCtrlr", "SupportedEnergyTransferModes", evse=1), "Accepted", "DC,DC_BPT"),
     (ref("SecurityCtrlr", "Identity"), "Accepted", "CS-DM"),

@@ -133,7 +133,7 @@ def repeat_point(n: int) -> list[dict[str, float]]:
         ),
         ("with a setpoint", local_frequency(setpoint=-500.0), "InvalidSchedule", "not setpoint"),
         (
-            "aFRR (no signal source here)",
+            "AFRRSignal is no OCPP 2.1 operationMode (aFRR is CentralFrequency)",
             wire(period={"operation_mode": "AFRRSignal"}),
             "UnsupportedParam",
             "AFRRSignal",

@@ -206,7 +206,14 @@ REJECTIONS = [
             TX,
             "UnsupportedParam",
         )
-        for mode in ("LocalLoadBalancing", "ExternalSetpoint", "CentralFrequency")
+        for mode in ("LocalLoadBalancing", "ExternalSetpoint")
+    ),
+    (
+        "CentralFrequency without its signal curve",
+        1,
+        wire(period={"operation_mode": "CentralFrequency", "setpoint": None, "limit": 3000.0}),
+        TX,
+        "NoSignalWattCurve",
     ),
 ]
 
