@@ -181,7 +181,7 @@ async def test_device_model(tmp_path: Path, subprotocol: str) -> None:
         ]
         assert got == [
             ("Accepted", "300"),
-            ("Accepted", "Idle,ChargingOnly,CentralSetpoint,LocalFrequency"),
+            ("Accepted", "Idle,ChargingOnly,CentralSetpoint,LocalFrequency,CentralFrequency"),
             ("Accepted", "22000"),
             ("UnknownComponent", None),
             ("UnknownVariable", None),
