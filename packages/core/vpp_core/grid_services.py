@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from v2g_common.telemetry import SiteEvent
+from v2g_common.telemetry.activation import ACTIVATION_EVENT
 from v2g_common.telemetry.link import BrokerEndpoint
 from vpp_core.api import create_api
 from vpp_core.api.server import ApiServer
+from vpp_core.api.service_report import service_report_router
 from vpp_core.api.services import services_router
 from vpp_core.config import CoreConfig
 from vpp_core.dispatch.clock import SystemClock
@@ -32,6 +36,8 @@ from vpp_core.services.manager import FrequencyServices
 from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["GridServices", "open_grid_services"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,9 +111,11 @@ async def open_grid_services(
                 in_dispatch=lambda: runner.busy_sessions,
             )
         )
+        if ingest is not None:
+            ingest.on_event(_activations_to(frequency))
         api_port = None
         if config.api is not None:
-            routers = [services_router(frequency)]
+            routers = [services_router(frequency), service_report_router(frequency)]
             if ingest is not None:
                 stale_s = ingest.config.stale_after_s
                 routers.append(regions_router(ingest.board, stale_after_s=stale_s))
@@ -121,6 +129,26 @@ async def open_grid_services(
             ingest=ingest,
             api_port=api_port,
         )
+
+
+def _activations_to(services: FrequencyServices) -> Callable[[SiteEvent], None]:
+    """The ingest's listener that hands each ``FREQUENCY_ACTIVATION`` to the services' report.
+    The station is the event's charger (a gateway's charger id is its site unless set). A
+    summary that cannot be read is logged once per station and left out of the report."""
+    refused: set[str] = set()
+
+    def listen(event: SiteEvent) -> None:
+        if event.code != ACTIVATION_EVENT:
+            return
+        station_id = event.charger or event.site
+        try:
+            services.record_activation(station_id, event.detail)
+        except ValueError as exc:
+            if station_id not in refused:
+                refused.add(station_id)
+                log.warning("frequency activation of %s left out of reports: %s", station_id, exc)
+
+    return listen
 
 
 def _report_endpoint(ingest: TelemetryIngest) -> BrokerEndpoint:

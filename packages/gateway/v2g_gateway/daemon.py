@@ -96,7 +96,7 @@ def _frequency_log(config: GatewayConfig, uplink: UplinkService | None) -> Frequ
         return FrequencyLogService(config.frequency_log)
     report = uplink.report
 
-    def on_activation(summary: dict[str, float | str]) -> None:
+    def on_activation(summary: dict[str, float | str | bool]) -> None:
         report("FREQUENCY_ACTIVATION", severity="info", detail=summary)
 
     return FrequencyLogService(config.frequency_log, on_activation=on_activation)

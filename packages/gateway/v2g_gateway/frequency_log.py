@@ -15,6 +15,9 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from v2g_common.telemetry.activation import MAX_POINTS as MAX_SERIES_POINTS
+from v2g_common.telemetry.activation import SeriesPoint, encode_series, keep_point
+
 __all__ = ["ActivationRecorder", "ActivationSummary", "FrequencySample", "Recorded"]
 
 
@@ -30,7 +33,9 @@ class FrequencySample:
 
 @dataclass(slots=True)
 class ActivationSummary:
-    """What an activation was: the event and its record's summary."""
+    """What an activation was: the event and its record's summary, with the response series
+    the core's report judges (``v2g_common.telemetry.activation``): the samples from the
+    start thinned, and the mean power of the samples before it."""
 
     started_s: float
     ended_s: float = math.nan
@@ -39,13 +44,44 @@ class ActivationSummary:
     max_freq_hz: float = -math.inf
     min_power_w: float = math.inf
     max_power_w: float = -math.inf
+    series: list[SeriesPoint] = field(default_factory=list, init=False, repr=False)
+    series_truncated: bool = field(default=False, init=False)
+    _before_w: list[float] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def baseline_power_w(self) -> float:
+        """Mean measured power before the start (NaN when nothing was logged before it)."""
+        return math.fsum(self._before_w) / len(self._before_w) if self._before_w else math.nan
+
+    def figures(self) -> dict[str, float | str | bool]:
+        """The summary as the event's detail: finite figures only, the series encoded."""
+        values: dict[str, float | str | bool] = {
+            name: v
+            for name in ("started_s", "ended_s", "samples", "min_freq_hz", "max_freq_hz",
+                         "min_power_w", "max_power_w", "baseline_power_w")
+            if math.isfinite(v := float(getattr(self, name)))
+        }  # fmt: skip
+        values["series"] = encode_series(self.series)
+        values["series_truncated"] = self.series_truncated
+        return values
 
     def include(self, s: FrequencySample) -> None:
+        self._add_to_series(s)
         self.samples += 1
         self.min_freq_hz = min(self.min_freq_hz, s.freq_hz)
         self.max_freq_hz = max(self.max_freq_hz, s.freq_hz)
         self.min_power_w = min(self.min_power_w, s.power_w)
         self.max_power_w = max(self.max_power_w, s.power_w)
+
+    def _add_to_series(self, s: FrequencySample) -> None:
+        t = s.t_s - self.started_s
+        if t < 0:
+            self._before_w.append(s.power_w)
+        elif keep_point(self.series[-1][0] if self.series else None, t):
+            if len(self.series) < MAX_SERIES_POINTS:
+                self.series.append((t, s.freq_hz, s.power_w))
+            else:
+                self.series_truncated = True
 
 
 @dataclass(frozen=True, slots=True)

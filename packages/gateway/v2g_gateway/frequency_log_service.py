@@ -17,7 +17,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -58,7 +57,7 @@ class FrequencyLogService:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_activation: Callable[[dict[str, float | str]], None] | None = None,
+        on_activation: Callable[[dict[str, float | str | bool]], None] | None = None,
     ) -> None:
         """``on_activation(summary)`` when an activation ends (the uplink's MQTT event)."""
         self._section = section
@@ -68,6 +67,7 @@ class FrequencyLogService:
         self._file: TextIO | None = None
         self._path: Path | None = None
         self._start_s = 0.0
+        self._started_at = datetime.min.replace(tzinfo=UTC)
         self._reloaded = False
         self.activations = 0
 
@@ -121,14 +121,14 @@ class FrequencyLogService:
                 )
                 self._close()
         if out.finished is not None:
-            summary = {k: v for k, v in asdict(out.finished).items() if math.isfinite(v)}
-            self._write_summary(summary)
+            self._write_summary(out.finished.figures())
             self._close()
 
     def _open(self, started_s: float) -> None:
         self.activations += 1
         self._start_s = started_s
-        stamp = self._wall().strftime("%Y%m%dT%H%M%S.%fZ")
+        self._started_at = self._wall()
+        stamp = self._started_at.strftime("%Y%m%dT%H%M%S.%fZ")
         path = self._section.directory / f"activation-{stamp}.csv"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -140,11 +140,13 @@ class FrequencyLogService:
             log.error("activation file %s cannot be written: %s; not recorded", path, exc)
             self._file = None
 
-    def _write_summary(self, values: dict[str, float]) -> None:
+    def _write_summary(self, values: dict[str, float | str | bool]) -> None:
         if self._path is None:
             return
-        summary: dict[str, float | str] = {**values, "file": self._path.name}
-        summary["duration_s"] = values.get("ended_s", math.nan) - values["started_s"]
+        summary: dict[str, float | str | bool] = {**values, "file": self._path.name}
+        summary["started_at"] = self._started_at.isoformat()
+        summary["nominal_hz"] = self._section.nominal_hz
+        summary["duration_s"] = float(values.get("ended_s", math.nan)) - float(values["started_s"])
         try:
             self._path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
         except OSError as exc:

@@ -19,7 +19,7 @@ from vpp_core.services.errors import ServiceNotFoundError
 from vpp_core.services.manager import FrequencyServices, HeldService
 from vpp_core.services.products import Product, ServiceDirection, ServiceRequest
 
-__all__ = ["ServiceCreate", "ServiceOut", "services_router"]
+__all__ = ["ServiceCreate", "ServiceOut", "get_held", "services_router"]
 
 
 class ServiceCreate(BaseModel):
@@ -158,7 +158,7 @@ PREFIX = "/api/v1"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
 
 
-def _get(services: FrequencyServices, service_id: str) -> HeldService:
+def get_held(services: FrequencyServices, service_id: str) -> HeldService:
     try:
         return services.get(service_id)
     except ServiceNotFoundError:
@@ -191,12 +191,12 @@ def services_router(services: FrequencyServices) -> APIRouter:
     @router.get("/services/{service_id}", response_model=ServiceOut, responses=_NOT_FOUND)
     async def get_service(service_id: str) -> ServiceOut:
         """Status, plan, per-session shares and the stations' answers."""
-        return ServiceOut.of(_get(services, service_id))
+        return ServiceOut.of(get_held(services, service_id))
 
     @router.delete("/services/{service_id}", response_model=ServiceOut, responses=_NOT_FOUND)
     async def end_service(service_id: str) -> ServiceOut:
         """End early; returns once every profile has been cleared (or reported uncleared)."""
-        _get(services, service_id)
+        get_held(services, service_id)
         return ServiceOut.of(await services.end(service_id))
 
     return router

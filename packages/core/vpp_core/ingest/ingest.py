@@ -18,6 +18,7 @@ from types import TracebackType
 from v2g_common.telemetry import (
     SITE_TELEMETRY_FILTER,
     PayloadError,
+    SiteEvent,
     SiteSummary,
     TelemetryMessage,
     TopicError,
@@ -76,8 +77,26 @@ class TelemetryIngest:
         self._running: list[asyncio.Task[None]] = []
         self._warned: set[tuple[str, str]] = set()
         self._cursors: dict[str, tuple[str, int]] = {}
+        self._listeners: list[Callable[[SiteEvent], None]] = []
         #: Set once the broker granted the subscription (on the first connection).
         self.subscribed = asyncio.Event()
+
+    def on_event(self, listener: Callable[[SiteEvent], None]) -> None:
+        """Call ``listener`` with each new event once it is stored (a redelivery is not new).
+        A listener that raises is logged (once per listener and exception type) and the
+        ingest carries on: the event is stored and acknowledged all the same."""
+        self._listeners.append(listener)
+
+    def _tell(self, event: SiteEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception as exc:
+                self.metrics.listener_errors.inc()
+                key = (repr(listener), type(exc).__name__)
+                if key not in self._warned:
+                    self._warned.add(key)
+                    log.exception("ingest: event listener failed on %s", event.code)
 
     def region_collector(self) -> RegionCollector:
         return RegionCollector(
@@ -201,6 +220,8 @@ class TelemetryIngest:
             if new and isinstance(message, SiteSummary):
                 self.board.put(_record_of(message, received_at))
                 self.metrics.delay.observe((received_at - message.at).total_seconds())
+            elif new and isinstance(message, SiteEvent):
+                self._tell(message)
 
     async def _record_with_retry(
         self, messages: Sequence[TelemetryMessage], received_at: dt.datetime

@@ -53,6 +53,11 @@ class IngestMetrics:
             "messages missing between accepted ones of a site (outbox drops, broker queue limits)",
             registry=reg,
         )
+        self.listener_errors = Counter(
+            "vpp_ingest_listener_errors",
+            "events stored whose listener (e.g. the frequency services' report) failed",
+            registry=reg,
+        )
         self.connected = Gauge("vpp_ingest_connected", "1 while connected", registry=reg)
         self.delay = Histogram(
             "vpp_ingest_delay_seconds",

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from vpp_core.dispatch.columns import build_columns
 from vpp_core.dispatch.config import PlannerConfig
 from vpp_core.dispatch.model import Direction, Exclusion, SessionKey
-from vpp_core.dispatch.planner import apply_group_limits, proportional, session_caps
+from vpp_core.dispatch.planner import (
+    FloatArray,
+    SessionColumns,
+    apply_group_limits,
+    proportional,
+    session_caps,
+)
 from vpp_core.dispatch.ports import SessionState
 from vpp_core.services.products import ServiceRequest
 
-__all__ = ["DirectionPlan", "ServicePlan", "SessionShare", "plan_service"]
+__all__ = ["DirectionPlan", "ServicePlan", "SessionShare", "deliverable_w", "plan_service"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,52 @@ def _eligible(
     return keep, out
 
 
+def _sustainable(
+    sessions: Sequence[SessionState],
+    request: ServiceRequest,
+    direction: Direction,
+    config: PlannerConfig,
+    since: datetime,
+) -> tuple[SessionColumns, FloatArray]:
+    """The columns of ``sessions`` and each one's cap: what it can sustain in ``direction``
+    for the product's endurance from ``since`` on, within station and site limits."""
+    columns = build_columns(
+        sessions, direction=direction, window_start=since, window_end=request.end, config=config
+    )
+    cap = session_caps(columns, duration_s=request.spec.endurance_s)
+    cap, _ = apply_group_limits(columns, cap)
+    return columns, cap
+
+
+def deliverable_w(
+    sessions: Sequence[SessionState],
+    request: ServiceRequest,
+    shares: Sequence[SessionShare],
+    *,
+    config: PlannerConfig,
+    at: datetime,
+) -> dict[Direction, float]:
+    """Per direction held: what ``shares`` can deliver now, each the lesser of its share and
+    what its session can sustain for the endurance from ``at`` (its live limits and SoC); a
+    share whose session is gone, offline or no longer dispatchable counts 0."""
+    by_key = {s.key: s for s in shares}
+    live = [s for s in sessions if s.key in by_key and s.connected]
+    live, _ = _eligible(live, {})
+    out: dict[Direction, float] = {}
+    for direction, requested in _wanted(request):
+        if requested <= 0:
+            continue
+        columns, cap = _sustainable(live, request, direction, config, at)
+        share = [by_key[k].discharge_w if direction is Direction.DISCHARGE else by_key[k].charge_w
+                 for k in columns.keys]  # fmt: skip
+        out[direction] = float(sum(min(c, s) for c, s in zip(cap, share, strict=True)))
+    return out
+
+
+def _wanted(request: ServiceRequest) -> tuple[tuple[Direction, float], ...]:
+    return ((Direction.DISCHARGE, request.discharge_w), (Direction.CHARGE, request.charge_w))
+
+
 def _plan_direction(
     sessions: Sequence[SessionState],
     request: ServiceRequest,
@@ -96,12 +149,7 @@ def _plan_direction(
     requested_w: float,
     config: PlannerConfig,
 ) -> tuple[DirectionPlan, dict[SessionKey, float], tuple[Exclusion, ...]]:
-    columns = build_columns(
-        sessions, direction=direction, window_start=request.start,
-        window_end=request.end, config=config,
-    )  # fmt: skip
-    cap = session_caps(columns, duration_s=request.spec.endurance_s)
-    cap, _ = apply_group_limits(columns, cap)
+    columns, cap = _sustainable(sessions, request, direction, config, request.start)
     available = float(cap.sum())
     alloc = proportional(cap, columns.min_w, min(requested_w, request.headroom * available))
     shares = {columns.keys[i]: float(alloc[i]) for i in alloc.nonzero()[0]}
@@ -119,7 +167,7 @@ def plan_service(
     """Shares of ``request`` over ``sessions`` (see the module docstring); ``busy`` sessions
     (already holding another service) are left out with the reason given."""
     eligible, excluded = _eligible(sessions, busy or {})
-    wanted = ((Direction.DISCHARGE, request.discharge_w), (Direction.CHARGE, request.charge_w))
+    wanted = _wanted(request)
     plans: list[DirectionPlan] = []
     shares: dict[Direction, dict[SessionKey, float]] = {}
     reasons: dict[SessionKey, str] = {}

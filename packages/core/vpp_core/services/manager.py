@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
 from typing import Self
@@ -31,15 +31,22 @@ from typing import Self
 from vpp_core.dispatch.clock import DispatchClock
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.fanout import fan_out
-from vpp_core.dispatch.model import SessionKey
+from vpp_core.dispatch.model import Direction, SessionKey
 from vpp_core.dispatch.ports import CommandResult, FleetView, StationCommands
 from vpp_core.dispatch.profiles import ProfileSpec
-from vpp_core.services.allocation import ServicePlan, SessionShare, plan_service
+from vpp_core.services.activations import StationActivation, activation_of
+from vpp_core.services.allocation import ServicePlan, SessionShare, deliverable_w, plan_service
 from vpp_core.services.dropouts import lost_shares
 from vpp_core.services.errors import ServiceNotFoundError
 from vpp_core.services.leftovers import LeftoverProfiles
 from vpp_core.services.products import ServiceRequest
 from vpp_core.services.profiles import local_frequency_profile
+from vpp_core.services.report import (
+    ActivationResponse,
+    CapacityLedger,
+    ShareLog,
+    fleet_activations,
+)
 from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["SERVICE_PROFILE_OFFSET", "FrequencyServices", "HeldService", "ServiceStatus"]
@@ -72,6 +79,14 @@ class HeldService:
     #: Sessions that lost their share (and why); the re-plan leaves them out.
     dropped: dict[SessionKey, str] = field(default_factory=dict)
     events: list[str] = field(default_factory=list)
+    #: The report's inputs: capacity per settlement interval, the shares the stations
+    #: accepted over time, the activations their gateways reported (``services.report``).
+    capacity: CapacityLedger = field(init=False)
+    share_log: ShareLog = field(default_factory=ShareLog)
+    activations: list[StationActivation] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.capacity = CapacityLedger(self.request)
 
     @property
     def open(self) -> bool:
@@ -81,6 +96,18 @@ class HeldService:
     def holding(self) -> tuple[SessionShare, ...]:
         """The shares whose profile the station accepted."""
         return tuple(s for s in self.plan.shares if self.sent.get(s.key) == "Accepted")
+
+    def holding_w(self) -> dict[str, float]:
+        """Per direction, the accepted shares' sum (W)."""
+        shares = self.holding
+        return {
+            Direction.DISCHARGE.value: sum(s.discharge_w for s in shares),
+            Direction.CHARGE.value: sum(s.charge_w for s in shares),
+        }
+
+    def responses(self) -> list[ActivationResponse]:
+        """Each fleet activation, judged against the curves (``services.report``)."""
+        return fleet_activations(self.activations, self.share_log, self.request)
 
 
 def _same(a: SessionShare | None, b: SessionShare) -> bool:
@@ -188,6 +215,19 @@ class FrequencyServices:
     def services(self) -> Sequence[HeldService]:
         return tuple(self._services.values())
 
+    def record_activation(self, station_id: str, detail: Mapping[str, object]) -> bool:
+        """A station's ``FREQUENCY_ACTIVATION`` (its gateway's summary, over MQTT): kept by
+        each service whose window it started in and that the station held a share of.
+        False when none did; ``ValueError`` for a detail that cannot be read."""
+        activation = activation_of(station_id, detail)
+        kept = False
+        for held in self._services.values():
+            r = held.request
+            if r.start <= activation.started_at < r.end and station_id in held.share_log.stations():
+                held.activations.append(activation)
+                kept = True
+        return kept
+
     async def end(self, service_id: str) -> HeldService:
         """End a service early: its profiles are cleared before this returns."""
         held = self.get(service_id)
@@ -238,10 +278,24 @@ class FrequencyServices:
         """Until the window ends, every ``control_period_s``: re-plan when shares are lost."""
         period = timedelta(seconds=self._config.control_period_s)
         while (now := self.clock.now()) < held.request.end:
+            self._sample(held, now)
             await self.clock.sleep_until(min(held.request.end, now + period))
             lost = lost_shares(held.plan.shares, held.sent, self._fleet.sessions())
             if lost:
                 await self._replan(held, lost)
+
+    def _sample(self, held: HeldService, now: datetime) -> None:
+        """The capacity figures now: planned, accepted, and deliverable from live state."""
+        deliverable = deliverable_w(
+            self._fleet.sessions(), held.request, held.holding,
+            config=self._config.planner, at=now,
+        )  # fmt: skip
+        held.capacity.sample(
+            now,
+            planned={d.direction.value: d.committed_w for d in held.plan.directions},
+            held=held.holding_w(),
+            deliverable={d.value: w for d, w in deliverable.items()},
+        )
 
     async def _replan(self, held: HeldService, lost: Mapping[SessionKey, str]) -> None:
         """Move the lost shares to the sessions that remain (or new ones): changed shares get
@@ -269,6 +323,7 @@ class FrequencyServices:
         for share, answer in zip(shares, answers, strict=True):
             held.sent[share.key] = answer
             held.cleared.pop(share.key, None)
+        held.share_log.record(self.clock.now(), held.holding)
         refused = sum(a != "Accepted" for a in answers)
         held.events.append(f"profiles sent: {len(shares) - refused} accepted, {refused} not")
 

@@ -1,0 +1,105 @@
+"""``GET /api/v1/services/{id}/report`` over httpx's ASGI transport, with the real
+FrequencyServices over a scripted fleet (virtual clock): capacity sampled per settlement
+interval while the service holds, and the activations its stations' gateways reported,
+judged against their shares' curves; 404 and the bearer guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from tests.unit.core.api.test_api import AUTH, TOKEN
+from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
+from v2g_common.telemetry.activation import encode_series
+from v2g_sim.ev import EvSpec
+from vpp_core.api import create_api
+from vpp_core.api.service_report import service_report_router
+from vpp_core.api.services import services_router
+from vpp_core.dispatch.config import DispatchConfig
+from vpp_core.dispatch.runner import DispatchRunner
+from vpp_core.dispatch.service import DispatchService
+from vpp_core.services.manager import FrequencyServices, ServiceStatus
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    fleet: ScriptedFleet
+    clock: VirtualClock
+    services: FrequencyServices
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    clock = VirtualClock(auto=False)
+    fleet = ScriptedFleet(clock)
+    for i in range(2):  # 2 x 10 kW discharge / 11 kW charge, 60 kWh at 70 %
+        fleet.add(f"CS{i}", EvSpec(soc_pct=70.0, min_discharge_w=0.0, min_charge_w=0.0))
+    config = DispatchConfig()
+    async with (
+        DispatchRunner(fleet, fleet, clock, config) as runner,
+        FrequencyServices(fleet, fleet, clock, config) as services,
+    ):
+        await until(lambda: {("CS0", 1), ("CS1", 1)} <= services.leftovers.done, timeout_s=20)
+        routers = [services_router(services), service_report_router(services)]
+        app = create_api(DispatchService(runner), bearer_token=TOKEN, routers=routers)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://vpp") as client:
+            yield Api(client, fleet, clock, services)
+
+
+def step_detail(api: Api, *, after_s: float, delivered: float) -> dict[str, object]:
+    """A gateway's summary of a step to 49.8 Hz (full activation) ``after_s`` into the
+    window, its power reaching ``delivered`` x -5 kW at once."""
+    started = api.clock.now() + timedelta(seconds=after_s)
+    points = [(k / 10, 49.8, -5000.0 * delivered) for k in range(0, 51)]
+    return {"started_at": started.isoformat(), "nominal_hz": 50.0, "baseline_power_w": 0.0,
+            "series": encode_series(points)}  # fmt: skip
+
+
+async def test_the_report_gives_capacity_per_interval_and_each_activation(api: Api) -> None:
+    body = {"product": "fcr", "capacity_mw": 0.01, "duration_s": 600}
+    created = (await api.client.post("/api/v1/services", json=body, headers=AUTH)).json()
+    held = api.services.get(created["id"])
+    await until(lambda: held.status is ServiceStatus.HOLDING, timeout_s=20)
+    for _ in range(6):  # six control periods (5 s) of samples
+        await api.clock.advance(5.0)
+
+    assert api.services.record_activation("CS0", step_detail(api, after_s=0, delivered=1.0))
+    assert api.services.record_activation("CS1", step_detail(api, after_s=0.2, delivered=0.5))
+    assert not api.services.record_activation("CS7", step_detail(api, after_s=0, delivered=1))
+    late = step_detail(api, after_s=3600, delivered=1.0)  # after the window: not this one's
+    assert not api.services.record_activation("CS0", late)
+
+    got = await api.client.get(f"/api/v1/services/{created['id']}/report", headers=AUTH)
+    assert got.status_code == 200, got.text
+    report = got.json()
+    assert report["settlement_period_s"] == 900.0
+    rows = {r["direction"]: r for r in report["capacity"]}
+    assert set(rows) == {"discharge", "charge"}
+    for row in rows.values():
+        assert row["samples"] >= 6
+        assert row["contracted_mw"] == pytest.approx(0.01)
+        assert row["deliverable_min_mw"] == pytest.approx(0.01)
+        assert row["covered"] is True
+    (activation,) = report["activations"]
+    fleet = activation["fleet"]
+    assert (activation["direction"], activation["delta_f_hz"]) == ("discharge", -0.2)
+    assert fleet["reference_w"] == pytest.approx(-10_000.0)
+    assert fleet["t50_s"] == 0.0  # CS0 alone is 50 % of both at once; CS1 adds half its share
+    assert fleet["t95_s"] is None  # 75 % at most
+    assert activation["stations"]["CS1"]["delay_s"] == pytest.approx(0.2)
+    assert activation["stations_reported"] == ["CS0", "CS1"]
+    assert {r["figure"]: r["met"] for r in activation["requirements"]} == {
+        "t50_s": True, "t100_s": False,
+    }  # fmt: skip
+    assert fleet["energy_ratio"] == pytest.approx(0.75, abs=0.02)
+
+
+async def test_an_unknown_service_is_404_and_the_report_needs_the_token(api: Api) -> None:
+    assert (await api.client.get("/api/v1/services/fs-x/report", headers=AUTH)).status_code == 404
+    assert (await api.client.get("/api/v1/services/fs-x/report")).status_code == 401
