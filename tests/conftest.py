@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mosquitto import MosquittoBroker
+from tests.support.nats_server import NatsServer
 from v2g_common.pki import provision
 
 #: Client identities every test PKI has; more with ``TestPki.client(identity)``.
@@ -68,6 +69,13 @@ async def _pg_admin(sql: str) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of the test's own (JetStream on, free port, own store directory)."""
+    with NatsServer(tmp_path / "nats") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -33,6 +34,9 @@ from prometheus_client import start_http_server
 from v2g_common.config import ConfigError, exit_on_config_error, load_config
 from v2g_common.redaction import redact_credentials
 from v2g_common.sdnotify import SystemdNotifier
+from vpp_core.cluster.config import cluster_problems
+from vpp_core.cluster.coordinator import run_coordinator
+from vpp_core.cluster.wiring import NodeSide, csms_node_side, new_fleet, node_services
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsError, CsmsMetrics, CsmsServer
 from vpp_core.csms.equipment import Equipment, EquipmentSync
@@ -68,15 +72,30 @@ async def run_core(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[CsmsServer], None] | None = None,
-) -> None:
-    """Run the core until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
+) -> int:
+    """Run the core until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None); its
+    exit status. ``[cluster] role`` picks what runs: the whole core (``embedded``), a CSMS
+    node or a coordinator (``vpp_core.cluster``)."""
     stop = stop or _stop_on_signals()
+    if config.cluster.role == "coordinator":
+        return await run_coordinator(config, stop=stop)
+    async with contextlib.AsyncExitStack() as stack:
+        node = None
+        if config.cluster.role == "csms":
+            node = await stack.enter_async_context(csms_node_side(config.cluster))
+        await _run_csms_core(config, node, stop, on_ready)
+    return 0
+
+
+async def _run_csms_core(
+    config: CoreConfig,
+    node: NodeSide | None,
+    stop: asyncio.Event,
+    on_ready: Callable[[CsmsServer], None] | None,
+) -> None:
     store = await FleetStore.open(config.fleet.database_url)
     try:
-        fleet = FleetState(
-            samples_in_memory=config.fleet.samples_in_memory,
-            max_queued_rows=config.fleet.max_queued_rows,
-        )
+        fleet = new_fleet(config, node)
         snapshot = await store.load(samples_in_memory=config.fleet.samples_in_memory)
         fleet.restore(snapshot)
         log.info(
@@ -89,7 +108,7 @@ async def run_core(
         )
         await writes.start()
         try:
-            core = _Core(config, store, writes, fleet, snapshot.registry_revision)
+            core = _Core(config, store, writes, fleet, snapshot.registry_revision, node)
             await core.serve(stop, on_ready)
         finally:
             await writes.close()
@@ -107,8 +126,10 @@ class _Core:
         writes: StoreThread,
         fleet: FleetState,
         registry_revision: int,
+        node: NodeSide | None = None,
     ) -> None:
         self.config = config
+        self.node = node
         self.store = store
         self.fleet = fleet
         self.registry_revision = registry_revision
@@ -118,7 +139,7 @@ class _Core:
             interval_s=config.fleet.write_interval_s,
             max_queued_rows=config.fleet.max_queued_rows,
         )
-        self.metrics = CsmsMetrics()
+        self.metrics = CsmsMetrics(node.registry if node is not None else None)
         self.supervisor = TaskSupervisor(self.metrics.registry)
         records = EquipmentStore(store.engine)
         self.equipment = Equipment.from_config(config.csms, records=records)
@@ -161,25 +182,19 @@ class _Core:
                     equipment=self.equipment,
                     rehash_store=self.store,
                 ) as csms,
-                open_grid_services(
-                    self.config,
-                    fleet=self.fleet,
-                    commands=csms.commands,
-                    registry=self.metrics.registry,
-                    supervisor=self.supervisor,
-                    journal=SqlDispatchJournal(self.store.engine, registry=self.metrics.registry),
-                ) as grid,
+                self._role_services(csms) as grid,
             ):
                 self.grid = grid
                 refresh = tasks.create_task(
                     keep("registry-refresh", lambda: self._refresh_registry(csms)),
                     name="registry-refresh",
                 )
-                heap = HeapPolicy(self.config.runtime, busy=grid.runner.has_running_dispatch)
+                busy = grid.runner.has_running_dispatch if grid is not None else _never
+                heap = HeapPolicy(self.config.runtime, busy=busy)
                 heap.start()
                 heap_task = tasks.create_task(keep("heap-policy", heap.run), name="heap-policy")
                 gc_watch = self.metrics.watch_gc()
-                api = f", API on port {grid.api_port}" if grid.api_port else ""
+                api = f", API on port {grid.api_port}" if grid and grid.api_port else ""
                 notifier.notify("READY=1", f"STATUS=serving OCPP on port {csms.port}{api}")
                 if on_ready is not None:
                     on_ready(csms)
@@ -191,6 +206,22 @@ class _Core:
                 heap_task.cancel()
                 gc.callbacks.remove(gc_watch)
             self.writer.stop()  # after the connections closed: their disconnects are written
+
+    def _role_services(
+        self, csms: CsmsServer
+    ) -> contextlib.AbstractAsyncContextManager[GridServices | None]:
+        """Embedded: the grid services on the CSMS's commands; a CSMS node: its cluster side
+        (fleet events out, station commands in, heartbeats, health endpoint)."""
+        if self.node is not None:
+            return node_services(self.node, csms, supervisor=self.supervisor)
+        return open_grid_services(
+            self.config,
+            fleet=self.fleet,
+            commands=csms.commands,
+            registry=self.metrics.registry,
+            supervisor=self.supervisor,
+            journal=SqlDispatchJournal(self.store.engine, registry=self.metrics.registry),
+        )
 
     async def _refresh_registry(self, csms: CsmsServer) -> None:
         """Apply registry changes made with the CLI (only changed rows are read)."""
@@ -209,6 +240,10 @@ class _Core:
                 failing = True
             else:
                 failing = False
+
+
+def _never() -> bool:
+    return False
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -369,8 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dispatch(config: CoreConfig, args: argparse.Namespace) -> int:
     if args.command == "run":
-        asyncio.run(run_core(config))
-        return 0
+        return asyncio.run(run_core(config))
     if args.command == "db":
         return _db_migrate(config, args)
     if args.command in EQUIPMENT_COMMANDS:
@@ -390,6 +424,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     redact_credentials(*logging.getLogger().handlers)  # no credential in any record
     try:
         config = load_config(CoreConfig, args.config)
+        problems = cluster_problems(
+            config.cluster, database_url=config.fleet.database_url, has_api=config.api is not None
+        )
+        if problems:
+            raise ConfigError(str(args.config), problems)
     except ConfigError as exc:
         exit_on_config_error(exc)
     try:

@@ -1,7 +1,8 @@
 """``etc/core.toml`` as one model: each subsystem's section, composed.
 
 Sections: ``[csms]`` (vpp_core.csms.config), ``[fleet]`` (vpp_core.fleet.config),
-``[metrics]`` and ``[runtime]`` (here: they concern the process, not a subsystem).
+``[metrics]`` and ``[runtime]`` (here: they concern the process, not a subsystem),
+``[cluster]`` (vpp_core.cluster.config).
 Other subsystems add their sections here as they join the core.
 """
 
@@ -11,6 +12,7 @@ from pydantic import Field
 
 from v2g_common.config import ConfigSection
 from vpp_core.api.config import ApiConfig
+from vpp_core.cluster.config import ClusterConfig
 from vpp_core.csms.config import CsmsConfig
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.fleet.config import FleetConfig
@@ -51,3 +53,5 @@ class CoreConfig(ConfigSection):
     api: ApiConfig | None = None
     #: MQTT-TLS telemetry ingest and dispatch-report publishing; absent = no broker.
     ingest: IngestConfig | None = None
+    #: The role in a cluster (docs/cluster.md); ``embedded`` (default): no cluster.
+    cluster: ClusterConfig = ClusterConfig()
