@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.doubles.waiting import eventually
 from tests.support.nats_server import NatsServer
 from vpp_core.cluster.bus import NoResponder, station_subject
 from vpp_core.cluster.events import FleetEvent
@@ -37,9 +38,7 @@ async def buses(nats_server: NatsServer) -> AsyncIterator[tuple[NatsBus, NatsBus
 
 
 async def _wait_count(seen: list[tuple[int, str]], n: int, timeout_s: float = 20) -> None:
-    async with asyncio.timeout(timeout_s):
-        while len(seen) < n:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: len(seen) >= n, timeout_s=timeout_s)
 
 
 async def test_events_survive_a_server_restart_once_each(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.doubles.waiting import eventually
 from tests.unit.core.fleet.test_fleet_state import NEEDS, T0, _meter, _tx
 from v2g_common.config import ConfigError, parse_config
 from vpp_core.cluster.bus import InProcessBus
@@ -148,9 +149,7 @@ async def test_a_silent_node_loses_its_stations_and_a_roster_brings_them_back() 
     watch.heard("vpp.node.n1.heartbeat", b'{"node": "n1", "boot": "b1"}')
     watch.nodes["n1"] = ("b1", watch.nodes["n1"][1] - 5.0)  # last heard 5 s ago
     sweeping = asyncio.create_task(watch.run())
-    async with asyncio.timeout(3):
-        while replica.fleet.sessions()[0].connected:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: not replica.fleet.sessions()[0].connected, timeout_s=3)
     assert replica.holder == {}
 
     async def roster(_payload: bytes) -> bytes:
@@ -158,9 +157,7 @@ async def test_a_silent_node_loses_its_stations_and_a_roster_brings_them_back() 
 
     await replica.bus.serve("vpp.node.n2.roster", roster)
     watch.heard("vpp.node.n2.heartbeat", b'{"node": "n2", "boot": "b9"}')
-    async with asyncio.timeout(3):
-        while not replica.fleet.sessions()[0].connected:
-            await asyncio.sleep(0.02)
+    await eventually(lambda: replica.fleet.sessions()[0].connected, timeout_s=3)
     sweeping.cancel()
     assert replica.holder == {"CS-1": "n2"}
 
