@@ -181,6 +181,7 @@ class _Core:
                     supervisor=self.supervisor,
                     equipment=self.equipment,
                     rehash_store=self.store,
+                    on_connect=self._adopt if self.node is not None else None,
                 ) as csms,
                 self._role_services(csms) as grid,
             ):
@@ -206,6 +207,13 @@ class _Core:
                 heap_task.cancel()
                 gc.callbacks.remove(gc_watch)
             self.writer.stop()  # after the connections closed: their disconnects are written
+
+    async def _adopt(self, station_id: str) -> None:
+        """A cluster's CSMS node takes a station's state from the database as it connects
+        (another node may have held it until now)."""
+        samples = self.config.fleet.samples_in_memory
+        snapshot = await self.store.load_station(station_id, samples_in_memory=samples)
+        self.fleet.adopt_station(snapshot)
 
     def _role_services(
         self, csms: CsmsServer

@@ -49,11 +49,14 @@ _RETRY_S = 0.5
 @dataclass
 class _Subscription:
     sub: Subscription
+    nc: Client
 
     async def stop(self) -> None:
+        """Unsubscribe; when this returns the server has forgotten the interest."""
         try:
             await self.sub.unsubscribe()
-        except nats.errors.Error:  # connection closed or reconnecting: gone with it
+            await self.nc.flush(timeout=2)
+        except (nats.errors.Error, TimeoutError):  # closed or reconnecting: gone with it
             pass
 
 
@@ -204,7 +207,12 @@ class NatsBus:
             except nats.errors.Error as exc:
                 log.debug("%s: reply lost: %r", subject, exc)
 
-        return _Subscription(await self.nc.subscribe(subject, cb=answer))
+        sub = await self.nc.subscribe(subject, cb=answer)
+        try:  # the server has it when this returns: a request right after finds it
+            await self.nc.flush(timeout=2)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.debug("%s: subscription not confirmed: %r", subject, exc)
+        return _Subscription(sub, self.nc)
 
     async def notify(self, subject: str, payload: bytes) -> None:
         try:
@@ -216,7 +224,7 @@ class NatsBus:
         async def heard(msg: Msg) -> None:
             listener(msg.subject, msg.data)
 
-        return _Subscription(await self.nc.subscribe(pattern, cb=heard))
+        return _Subscription(await self.nc.subscribe(pattern, cb=heard), self.nc)
 
 
 JetStreamPull = nats.js.JetStreamContext.PullSubscription

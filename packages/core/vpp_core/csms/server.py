@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from types import TracebackType
@@ -87,8 +87,11 @@ class CsmsServer:
         equipment: Equipment | None = None,
         rehash_store: PasswordRehashStore | None = None,
         clock: Callable[[], datetime] = utc_now,
+        on_connect: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
+        #: Awaited with the identity before a new connection's first message is handled.
+        self.on_connect = on_connect
         self.fleet = fleet
         self.metrics = metrics or CsmsMetrics()
         self.supervisor = supervisor or TaskSupervisor(self.metrics.registry)
@@ -232,6 +235,8 @@ class CsmsServer:
                 certificates = self.equipment.certificates
                 changed = certificates.connected(identity, peer, now=self._clock())
                 await self.equipment.save_certificates(changed)
+            if self.on_connect is not None:
+                await self.supervisor.contain("csms-on-connect", self.on_connect(identity))
             await self.supervisor.contain("csms-connection", endpoint.run())
         finally:
             self.metrics.connections.dec()

@@ -88,6 +88,23 @@ class FleetState:
             self.sessions_by_key[(session.station_id, session.transaction_id)] = session
             self._active_by_evse[(session.station_id, session.evse_id)] = session
 
+    def adopt_station(self, snapshot: FleetSnapshot) -> None:
+        """Take one station's EVSEs and active sessions from the database (what the node that
+        held it before wrote) before its first message here: this fleet's copy, if any, is
+        older. Nothing is marked for writing (the rows are the database's own)."""
+        for evse, needs in snapshot.evses:
+            evse_key = (evse.station_id, evse.evse_id)
+            self.evses[evse_key] = evse
+            if needs is not None:
+                self.pending_needs[evse_key] = needs
+        for session in snapshot.sessions:
+            key = (session.station_id, session.transaction_id)
+            if self.pending.sessions and key in self.pending.sessions:
+                continue  # changed here since: this fleet's copy is the newer
+            self.sessions_by_key[key] = session
+            self._active_by_evse[(session.station_id, session.evse_id)] = session
+            self._snapshots.pop(key, None)
+
     def set_entries(self, entries: Iterable[StationEntry]) -> None:
         """Replace the registry view (site, region of each station)."""
         self.entries = {e.station_id: e for e in entries}

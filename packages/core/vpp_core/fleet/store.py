@@ -316,6 +316,24 @@ class FleetStore:
         revision = max((r.revision for r in registry), default=0)
         return FleetSnapshot(entries, stations, evses, sessions, ended, revision)
 
+    async def load_station(self, station_id: str, *, samples_in_memory: int) -> FleetSnapshot:
+        """One station's EVSEs and active sessions as the database has them (a cluster's CSMS
+        node takes a station over from the node that held it before)."""
+        evse_t, session_t = schema.evse_state, schema.sessions
+        async with self._engine.connect() as conn:
+            evses = [
+                rows.evse_from_row(r)
+                for r in await conn.execute(select(evse_t).where(evse_t.c.station_id == station_id))
+            ]
+            query = select(session_t).where(
+                session_t.c.station_id == station_id, session_t.c.active.is_(True)
+            )
+            sessions = [
+                rows.session_from_row(r, samples_in_memory=samples_in_memory)
+                for r in await conn.execute(query)
+            ]
+        return FleetSnapshot([], [], evses, sessions)
+
     async def _recently_ended(self, conn: AsyncConnection, *, limit: int) -> list[tuple[str, str]]:
         t = schema.sessions
         query = (
