@@ -77,13 +77,16 @@ def violations(domain: str) -> list[str]:
 #: distribution's package directory -> top-level packages it must not import (they depend
 #: on it, or are another deployable).
 DISTRIBUTIONS = {
-    "common/v2g_common": {"v2g_gateway", "vpp_core", "v2g_sim"},
-    "gateway/v2g_gateway": {"vpp_core", "v2g_sim"},
-    "core/vpp_core": {"v2g_gateway", "v2g_sim"},
+    "common/v2g_common": {"v2g_gateway", "vpp_core", "v2g_sim", "v2g_ev15118"},
+    "gateway/v2g_gateway": {"vpp_core", "v2g_sim", "v2g_ev15118"},
+    "core/vpp_core": {"v2g_gateway", "v2g_sim", "v2g_ev15118"},
+    # the simulator starts the EVCC by module name, in its own virtualenv
+    "sim/v2g_sim": {"v2g_ev15118"},
+    "ev15118/v2g_ev15118": {"vpp_core", "v2g_sim"},
 }
 #: The sources (not build/ copies a local pip install may leave next to them).
 PACKAGES = [ROOT / d for d in ("common/v2g_common", "gateway/v2g_gateway", "core/vpp_core",
-                               "sim/v2g_sim")]  # fmt: skip
+                               "sim/v2g_sim", "ev15118/v2g_ev15118")]  # fmt: skip
 
 
 def distribution_violations(directory: str, banned: set[str]) -> list[str]:

@@ -9,6 +9,7 @@ kinds for real hardware, other kinds (``simulated``) from installed adapter pack
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -21,6 +22,7 @@ from v2g_gateway.hw.config import PowerModuleSection, PowerSensorSection
 __all__ = [
     "ControlProcessConfig",
     "EvLinkSection",
+    "Iso15118Section",
     "PowerSensorConfig",
     "SimulatorSection",
 ]
@@ -41,12 +43,36 @@ class PowerSensorConfig(PowerSensorSection):
     kind: PowerSensorKind = "ina228"
 
 
+class Iso15118Section(ConfigSection):
+    """``[ev_link.iso15118]``: the SECC process of ``kind = "iso15118"`` (v2g-ev15118,
+    docs/iso15118.md). ``python`` is the interpreter of its own virtualenv (the iso15118
+    library pins pydantic 1); ``interface`` the PLC modem's network interface (IPv6
+    link-local); ``socket`` where the gateway listens for it."""
+
+    interface: str = Field(default="eth1", min_length=1, max_length=15)
+    evse_id: str = Field(default="DE*V2G*E0001*1", min_length=1, max_length=37)
+    python: Path = Path("/opt/v2g-gateway/venv-iso15118/bin/python")
+    socket: Path = Path("/run/v2g-gateway/secc.sock")
+    protocols: list[
+        Literal["ISO_15118_20_DC", "ISO_15118_20_AC", "ISO_15118_2", "DIN_SPEC_70121"]
+    ] = Field(
+        default=["ISO_15118_20_DC", "ISO_15118_20_AC", "ISO_15118_2", "DIN_SPEC_70121"],
+        min_length=1,
+    )
+    enforce_tls: bool = False
+    pki_dir: Path | None = None
+    restart_backoff_s: float = Field(default=1.0, gt=0)
+    restart_backoff_max_s: float = Field(default=30.0, gt=0)
+
+
 class EvLinkSection(ConfigSection):
     """``[ev_link]``: where the EV's ISO 15118 charging needs come from. ``none`` means no V2X
     data, so no discharge; other kinds come from installed adapter packages (``simulated``:
-    the v2g-sim control socket, ``[simulator]``)."""
+    the v2g-sim control socket, ``[simulator]``; ``iso15118``: v2g-ev15118's SECC process,
+    ``[ev_link.iso15118]``)."""
 
     kind: EvLinkKind = "none"
+    iso15118: Iso15118Section = Iso15118Section()
 
 
 class ControlProcessConfig(ConfigSection):

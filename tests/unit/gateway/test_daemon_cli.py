@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.doubles.station_setup import station_config
+from v2g_common.config import ConfigSection
 from v2g_gateway.config import GatewayConfig, load_gateway_config
 from v2g_gateway.control.config import ControlSection
 from v2g_gateway.daemon import main
@@ -70,6 +71,12 @@ def test_the_shipped_sample_config_is_valid_and_documents_every_key() -> None:
         assert f"[{section_name}]" in text, f"etc/gateway.toml lacks [{section_name}]"
         model = getattr(config, section_name)
         for key in type(model).model_fields:
+            value = getattr(model, key)
+            if isinstance(value, ConfigSection):  # a sub-table: [section.key] and its keys
+                assert f"[{section_name}.{key}]" in text, f"etc/gateway.toml lacks it: {key}"
+                for sub in type(value).model_fields:
+                    assert f"{sub} =" in text, f"etc/gateway.toml lacks {section_name}.{key}.{sub}"
+                continue
             assert f"{key} =" in text, f"etc/gateway.toml does not document {section_name}.{key}"
     # it names devices and certificates this machine lacks: tests/unit/gateway/test_paths_check.py
 

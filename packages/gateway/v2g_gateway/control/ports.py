@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = [
     "Contactor",
     "EvChargingNeeds",
     "EvLink",
+    "EvSession",
+    "EvseTargets",
     "PowerSensor",
     "PowerStage",
     "StageMeasurement",
@@ -115,3 +117,36 @@ class EvLink(Protocol):
         """The plugged-in EV's declared needs, or ``None`` when no EV is connected. Raises
         when the controller cannot be reached; the station then reports no V2X data (no
         discharge) until it answers again."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvseTargets:
+    """What the station wants of the EV this tick: ``target_w`` the setpoint in force
+    (signed), within ``max_charge_w`` / ``max_discharge_w`` (the limits the control loop got,
+    magnitudes); ``present_w`` what the power stage measures; ``stop`` no energy transfer
+    (not allowed to deliver, tripped, fail-safe)."""
+
+    target_w: float
+    max_charge_w: float
+    max_discharge_w: float
+    present_w: float
+    stop: bool
+
+
+@runtime_checkable
+class EvSession(Protocol):
+    """An EV link that talks to the EV during the session (ISO 15118 SECC): the station runs
+    it next to itself, tells it its targets each tick and meters the EV's own SoC."""
+
+    async def run(self) -> None:
+        """Until cancelled (supervises whatever speaks to the EV)."""
+
+    def follow(self, targets: EvseTargets) -> None: ...
+
+    def soc_pct(self) -> float | None:
+        """The EV's own present SoC (None: not reported)."""
+
+    def hold(self) -> str | None:
+        """Why no energy may flow now: an event code (``EV_COMM_TIMEOUT``) or the session's
+        state (not yet, or no longer, in its charge loop); None while the EV is in its charge
+        loop."""

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from v2g_gateway.control.ports import EvSession
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.ports import ControlPort, EvLink, StationClock, SystemClock
 from v2g_gateway.station.station import ChargingStation
@@ -41,7 +42,16 @@ class StationService:
         self.restart_requested = asyncio.Event()
 
     async def run(self, channel: ControlPort) -> None:
-        """Run the station on ``channel`` until cancelled."""
+        """Run the station on ``channel`` until cancelled, next to an EV link that has a life
+        of its own (an ISO 15118 SECC process; it contains its own failures)."""
+        if not isinstance(self._ev_link, EvSession):
+            await self._run_station(channel)
+            return
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._ev_link.run(), name="ev-link")
+            await self._run_station(channel)
+
+    async def _run_station(self, channel: ControlPort) -> None:
         async with ChargingStation(
             self._config,
             control=channel,

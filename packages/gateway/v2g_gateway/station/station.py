@@ -22,13 +22,15 @@ without one the station restarts its own session and boots again with reason Rem
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from v2g_common.ocpp21.messages import call as call21
+from v2g_gateway.control.ports import EvSession, EvseTargets
 from v2g_gateway.station.afrr import AfrrSignals, afrr_target_w
 from v2g_gateway.station.availability import Availability
 from v2g_gateway.station.certificates import CertificateRenewal
@@ -345,7 +347,7 @@ class ChargingStation:
         self._persist_contact()
 
     async def _tick_evse(self, evse_id: int, control: ControlPort, now: datetime) -> bool:
-        view = control.snapshot()
+        view = self._ev_view(evse_id, control.snapshot())
         # Needs first: the charging power without a profile comes from them. No await
         # follows until the tick is done, so a Started event still precedes them on the wire.
         await self._refresh_needs(evse_id, view, now)
@@ -369,13 +371,15 @@ class ChargingStation:
                 limit_w=period.limit_w,
                 discharge_limit_w=period.discharge_limit_w,
             )
-        if not (view.ev_connected and self._may_deliver(evse_id)):
+        stop = not (view.ev_connected and self._may_deliver(evse_id)) or self._ev_held(evse_id)
+        if stop:
             target_w, curve = 0.0, None
         charge_w, discharge_w = response_bounds_w(
             period, curve, charge_w=charge_w, discharge_w=discharge_w
         )
         control.set_ev_limits(max_charge_w=charge_w, max_discharge_w=discharge_w)
         control.grant_lease(SetpointLease(target_w, self.config.lease_valid_for_s, curve))
+        self._follow_ev(evse_id, view, EvseTargets(target_w, charge_w, discharge_w, 0.0, stop))
         tick = TickInputs(view, now, self._clock.monotonic(), self._online, period.mode, target_w)
         reasons = self._advance_transactions(evse_id, tick)
         status = self.management.status(evse_id, view)
@@ -384,6 +388,24 @@ class ChargingStation:
             self.outgoing.statuses[evse_id] = status
             return True
         return bool(reasons)
+
+    def _ev_view(self, evse_id: int, view: ControlView) -> ControlView:
+        """The EV's own SoC (an ISO 15118 session) over the power stage's, when it has one."""
+        session = self._ev_links.get(evse_id)
+        soc = session.soc_pct() if isinstance(session, EvSession) else None
+        return view if soc is None else dataclasses.replace(cast(Any, view), soc_pct=soc)
+
+    def _follow_ev(self, evse_id: int, view: ControlView, targets: EvseTargets) -> None:
+        """Tell an ISO 15118 session what the EVSE does next (stop on a trip or fail-safe)."""
+        session = self._ev_links.get(evse_id)
+        if isinstance(session, EvSession):
+            stop = targets.stop or view.fail_safe or view.trip_code is not None
+            session.follow(dataclasses.replace(targets, present_w=view.power_w, stop=stop))
+
+    def _ev_held(self, evse_id: int) -> bool:
+        """The EV's session holds the energy back (not in its charge loop, EV_COMM_TIMEOUT)."""
+        session = self._ev_links.get(evse_id)
+        return isinstance(session, EvSession) and session.hold() is not None
 
     def _may_deliver(self, evse_id: int) -> bool:
         """Energy flows only on an operative EVSE, not after a remote stop (until unplug)."""
