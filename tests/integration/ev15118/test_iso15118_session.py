@@ -106,7 +106,9 @@ async def test_dc_bpt_session_needs_setpoint_and_soc(tmp_path: Path) -> None:
         )
         sent_at = time.monotonic()
         answer = await csms.call(
-            "SetChargingProfile", {"evseId": 1, "chargingProfile": setpoint_profile(tx_id, -7000.0)}
+            "SetChargingProfile",
+            {"evseId": 1, "chargingProfile": setpoint_profile(tx_id, -7000.0)},
+            timeout_s=30.0,
         )
         assert answer["status"] == "Accepted"
         await eventually(lambda: bench.ev().get("target_w") == -7000.0, timeout_s=10)
