@@ -7,19 +7,28 @@ covers every route."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from vpp_core.api.schemas import ErrorOut, ExclusionOut
+from vpp_core.services.afrr import AfrrSetpoint
 from vpp_core.services.allocation import DirectionPlan, ServicePlan, SessionShare
-from vpp_core.services.errors import ServiceNotFoundError
+from vpp_core.services.errors import ServiceNotFoundError, ServiceStateError
 from vpp_core.services.manager import FrequencyServices, HeldService
 from vpp_core.services.products import Product, ServiceDirection, ServiceRequest
 
-__all__ = ["ServiceCreate", "ServiceOut", "get_held", "services_router"]
+__all__ = [
+    "AfrrSetpointIn",
+    "AfrrSetpointOut",
+    "ServiceCreate",
+    "ServiceOut",
+    "get_held",
+    "services_router",
+]
 
 
 class ServiceCreate(BaseModel):
@@ -128,6 +137,45 @@ class ServicePlanOut(BaseModel):
         )
 
 
+class AfrrSetpointIn(BaseModel):
+    """One aFRR setpoint of the operator's stream (every ~4 s): the fleet's power around its
+    baseline, in force until the next."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    power_mw: float = Field(ge=0, le=10_000, allow_inf_nan=False, description="MW, >= 0")
+    direction: Literal["discharge", "charge"] = Field(
+        default="discharge", description="discharge (upward regulation) | charge (downward)"
+    )
+
+    @property
+    def requested_w(self) -> float:
+        return self.power_mw * 1e6 * (-1.0 if self.direction == "discharge" else 1.0)
+
+
+class AfrrSetpointOut(BaseModel):
+    """A setpoint and what came of it (MW signed as everywhere here: negative = discharge).
+    ``delivered_mw``: the holding sessions' metered power when the next setpoint came (or the
+    service ended); null while it is in force. ``stale``: the core's own signal 0 after the
+    operator's stream stopped."""
+
+    at: datetime
+    requested_mw: float
+    delivered_mw: float | None
+    signal: int
+    stations: int
+    accepted: int
+    stale: bool
+
+    @classmethod
+    def of(cls, p: AfrrSetpoint) -> AfrrSetpointOut:
+        delivered = None if p.delivered_w is None else p.delivered_w / 1e6
+        return cls(
+            at=p.at, requested_mw=p.requested_w / 1e6, delivered_mw=delivered, signal=p.signal,
+            stations=p.stations, accepted=p.accepted, stale=p.stale,
+        )  # fmt: skip
+
+
 class ServiceOut(BaseModel):
     id: str
     status: str
@@ -136,9 +184,11 @@ class ServiceOut(BaseModel):
     holding_mw: dict[str, float]  # per direction, the shares whose profile was accepted
     shares: list[ShareOut]
     events: list[str]
+    #: aFRR only: the last 100 setpoints, requested vs delivered.
+    afrr_setpoints: list[AfrrSetpointOut] = []
 
     @classmethod
-    def of(cls, held: HeldService) -> ServiceOut:
+    def of(cls, held: HeldService, setpoints: Sequence[AfrrSetpoint] = ()) -> ServiceOut:
         holding = held.holding
         return cls(
             id=held.service_id,
@@ -151,6 +201,7 @@ class ServiceOut(BaseModel):
             },
             shares=[ShareOut.of(held, s) for s in held.plan.shares],
             events=held.events[-50:],
+            afrr_setpoints=[AfrrSetpointOut.of(p) for p in setpoints[-100:]],
         )
 
 
@@ -182,21 +233,41 @@ def services_router(services: FrequencyServices) -> APIRouter:
         request = body.to_request(services.clock.now())
         held = services.create(request)
         response.headers["Location"] = f"{PREFIX}/services/{held.service_id}"
-        return ServiceOut.of(held)
+        return _out(services, held)
 
     @router.get("/services", response_model=list[ServiceOut])
     async def list_services() -> list[ServiceOut]:
-        return [ServiceOut.of(h) for h in services.services()]
+        return [_out(services, h) for h in services.services()]
 
     @router.get("/services/{service_id}", response_model=ServiceOut, responses=_NOT_FOUND)
     async def get_service(service_id: str) -> ServiceOut:
         """Status, plan, per-session shares and the stations' answers."""
-        return ServiceOut.of(get_held(services, service_id))
+        return _out(services, get_held(services, service_id))
 
     @router.delete("/services/{service_id}", response_model=ServiceOut, responses=_NOT_FOUND)
     async def end_service(service_id: str) -> ServiceOut:
         """End early; returns once every profile has been cleared (or reported uncleared)."""
         get_held(services, service_id)
-        return ServiceOut.of(await services.end(service_id))
+        return _out(services, await services.end(service_id))
+
+    @router.post(
+        "/services/{service_id}/afrr-setpoints",
+        status_code=201,
+        response_model=AfrrSetpointOut,
+        responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    async def afrr_setpoint(service_id: str, body: AfrrSetpointIn) -> AfrrSetpointOut:
+        """aFRR: relay one setpoint of the operator's stream to the service's stations as
+        AFRRSignal; 409 when the service is not aFRR or is over, 422 beyond its capacity."""
+        held = get_held(services, service_id)
+        try:
+            # An InvalidServiceError (beyond the capacity) gets the API's one 422 shape.
+            return AfrrSetpointOut.of(await services.afrr.setpoint(held, body.requested_w))
+        except ServiceStateError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     return router
+
+
+def _out(services: FrequencyServices, held: HeldService) -> ServiceOut:
+    return ServiceOut.of(held, services.afrr.setpoints(held.service_id))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -34,6 +35,7 @@ _OPS = (
     "clear_charging_profile",
     "update_dynamic_schedule",
     "get_charging_profiles",
+    "afrr_signal",
 )
 
 
@@ -84,6 +86,12 @@ class BusStationCommands:
     ) -> CommandResult:
         args = {"profile_id": profile_id, "schedule_update": schedule_update}
         return _status(await self._call(station_id, "update_dynamic_schedule", args))
+
+    async def afrr_signal(
+        self, station_id: str, *, timestamp: datetime, signal: int
+    ) -> CommandResult:
+        args = {"timestamp": timestamp.isoformat(), "signal": signal}
+        return _status(await self._call(station_id, "afrr_signal", args))
 
     async def get_charging_profiles(
         self,
@@ -168,6 +176,9 @@ class CommandResponder:
             )
         elif op == "clear_charging_profile":
             r = await c.clear_charging_profile(station_id, **args)
+        elif op == "afrr_signal":
+            when = datetime.fromisoformat(args["timestamp"])
+            r = await c.afrr_signal(station_id, timestamp=when, signal=args["signal"])
         else:
             return await c.get_charging_profiles(station_id, **args)
         return {"status": r.status, "reason": r.reason}

@@ -103,6 +103,17 @@ class StationCommander:
         )
         return await self._status_command(station_id, request, timeout_s)
 
+    async def afrr_signal(
+        self,
+        station_id: str,
+        *,
+        timestamp: datetime,
+        signal: int,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        request = call.AFRRSignal(timestamp=timestamp.isoformat(), signal=signal)
+        return await self._status_command(station_id, request, timeout_s)
+
     async def get_charging_profiles(
         self,
         station_id: str,

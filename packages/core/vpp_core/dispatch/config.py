@@ -43,6 +43,10 @@ class DispatchConfig(ConfigSection):
     profile_survey_interval_s: float = Field(default=5.0, gt=0)
     profile_survey_concurrency: int = Field(default=200, ge=1)
     clear_attempts: int = Field(default=3, ge=1)
+    # aFRR services: an operator setpoint stream (every ~4 s) silent this long makes the core
+    # send the stations signal 0 itself (they also drop a signal older than their own
+    # [station] afrr_signal_valid_for_s).
+    afrr_stale_after_s: float = Field(default=12.0, gt=0)
     # After the window, wait this long at most for meter samples taken at or after its end.
     final_meter_wait_s: float = Field(default=15.0, ge=0)
     setpoint_deadband_w: float = Field(default=200.0, ge=0)

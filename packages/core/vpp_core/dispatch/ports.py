@@ -197,6 +197,13 @@ class StationCommands(Protocol):
         self, station_id: str, profile_id: int, schedule_update: Mapping[str, Any]
     ) -> CommandResult: ...
 
+    async def afrr_signal(
+        self, station_id: str, *, timestamp: datetime, signal: int
+    ) -> CommandResult:
+        """OCPP 2.1 AFRRSignalRequest (the station maps ``signal`` through the
+        ``v2xSignalWattCurve`` of its CentralFrequency periods from ``timestamp`` on)."""
+        ...
+
     async def get_charging_profiles(
         self,
         station_id: str,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["InvalidServiceError", "ServiceError", "ServiceNotFoundError"]
+__all__ = ["InvalidServiceError", "ServiceError", "ServiceNotFoundError", "ServiceStateError"]
 
 
 class ServiceError(Exception):
@@ -19,3 +19,7 @@ class InvalidServiceError(ServiceError, ValueError):
 
 class ServiceNotFoundError(ServiceError, KeyError):
     """No service of that id."""
+
+
+class ServiceStateError(ServiceError):
+    """What was asked does not fit the service as it is (ended, or not of that product)."""

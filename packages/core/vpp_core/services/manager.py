@@ -35,12 +35,13 @@ from vpp_core.dispatch.model import Direction, SessionKey
 from vpp_core.dispatch.ports import CommandResult, FleetView, StationCommands
 from vpp_core.dispatch.profiles import ProfileSpec
 from vpp_core.services.activations import StationActivation, activation_of
+from vpp_core.services.afrr_relay import AfrrRelay
 from vpp_core.services.allocation import ServicePlan, SessionShare, deliverable_w, plan_service
 from vpp_core.services.dropouts import lost_shares
 from vpp_core.services.errors import ServiceNotFoundError
 from vpp_core.services.leftovers import LeftoverProfiles
 from vpp_core.services.products import ServiceRequest
-from vpp_core.services.profiles import local_frequency_profile
+from vpp_core.services.profiles import service_profile
 from vpp_core.services.report import (
     ActivationResponse,
     CapacityLedger,
@@ -154,6 +155,8 @@ class FrequencyServices:
             fleet, commands, clock, config, profile_id=self._profile_id, live=self._live
         )
         self._leftovers_task: asyncio.Task[None] | None = None
+        #: aFRR services: the operator's setpoint stream, relayed as AFRRSignal.
+        self.afrr = AfrrRelay(fleet, commands, clock, config)
 
     async def __aenter__(self) -> Self:
         await self._group.__aenter__()
@@ -283,6 +286,7 @@ class FrequencyServices:
             lost = lost_shares(held.plan.shares, held.sent, self._fleet.sessions())
             if lost:
                 await self._replan(held, lost)
+            await self.afrr.keep_alive(held)
 
     def _sample(self, held: HeldService, now: datetime) -> None:
         """The capacity figures now: planned, accepted, and deliverable from live state."""
@@ -328,7 +332,7 @@ class FrequencyServices:
         held.events.append(f"profiles sent: {len(shares) - refused} accepted, {refused} not")
 
     def _set_call(self, request: ServiceRequest, share: SessionShare) -> _Call:
-        profile = local_frequency_profile(self._spec(share.key, request), request, share)
+        profile = service_profile(self._spec(share.key, request), request, share)
         key = share.key
         return lambda: self._commands.set_charging_profile(key.station_id, key.evse_id, profile)
 
@@ -336,6 +340,8 @@ class FrequencyServices:
         """Clear ``keys`` (default: every profile planned, whatever the answer was: a
         timed-out or interrupted set may have landed; a clear of none is answered Unknown),
         retrying failures up to ``clear_attempts`` times."""
+        if keys is None:
+            self.afrr.close(held)
         wanted = [s.key for s in held.plan.shares] if keys is None else keys
         todo = [k for k in wanted if k not in held.cleared]
         for _ in range(self._config.clear_attempts):

@@ -40,7 +40,8 @@ class ProductSpec:
     full_activation_s: float
     default_direction: ServiceDirection
     knee: tuple[float, float] | None = None
-    #: False for a product the core cannot yet hold (aFRR needs the AFRRSignal relay).
+    #: False for aFRR: driven by the operator's setpoint stream relayed as AFRRSignal
+    #: (CentralFrequency profiles, ``vpp_core.services.afrr``), not by frequency.
     local_frequency: bool = True
 
 
@@ -130,8 +131,6 @@ class ServiceRequest:
 
 def _problems(r: ServiceRequest) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    if not r.spec.local_frequency:
-        out.append(("product", f"{r.product.value} needs the AFRRSignal relay: not supported yet"))
     if not (math.isfinite(r.capacity_w) and r.capacity_w > 0):
         out.append(("capacity_mw", "must be finite and > 0"))
     if not (math.isfinite(r.duration_s) and r.duration_s > 0):

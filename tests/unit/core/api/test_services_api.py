@@ -114,7 +114,6 @@ async def test_an_infeasible_service_is_held_for_what_the_fleet_can_sustain(api:
     [
         ({"product": "fcr", "capacity_mw": -1, "duration_s": 600}, ["body.capacity_mw"]),
         ({"product": "xyz", "capacity_mw": 1, "duration_s": 600}, ["body.product"]),
-        ({"product": "afrr", "capacity_mw": 1, "duration_s": 600}, ["body.product"]),
         (
             {"product": "fcr", "capacity_mw": 1, "duration_s": 600, "deadband_mhz": 300},
             ["body.full_activation_mhz"],
@@ -156,3 +155,69 @@ async def test_openapi_documents_the_services_routes(api: Api) -> None:
     post = doc["paths"]["/api/v1/services"]["post"]
     assert {"201", "401", "403", "422"} <= set(post["responses"])
     assert "ServiceCreate" in doc["components"]["schemas"]
+
+
+async def create(api: Api, product: str) -> str:
+    """A service of ``product`` on both stations, its profiles sent."""
+    sets = len(api.fleet.calls("set"))
+    body = {"product": product, "capacity_mw": 0.01, "duration_s": 600}
+    created = await api.client.post("/api/v1/services", json=body, headers=AUTH)
+    assert created.status_code == 201, created.text
+    await until(lambda: len(api.fleet.calls("set")) == sets + 2, timeout_s=20)
+    return str(created.json()["id"])
+
+
+async def test_afrr_setpoints_are_relayed_and_reported(api: Api) -> None:
+    service_id = await create(api, "afrr")
+    url = f"/api/v1/services/{service_id}/afrr-setpoints"
+    answer = await api.client.post(url, json={"power_mw": 0.005}, headers=AUTH)
+    assert answer.status_code == 201, answer.text
+    out = answer.json()
+    assert (out["requested_mw"], out["signal"], out["stations"]) == (-0.005, -5000, 2)
+    assert out["delivered_mw"] is None
+    assert sorted(st for st, _ in api.fleet.calls("afrr")) == ["CS0", "CS1"]
+    charge = {"power_mw": 0.002, "direction": "charge"}
+    assert (await api.client.post(url, json=charge, headers=AUTH)).json()["signal"] == 2000
+    got = (await api.client.get(f"/api/v1/services/{service_id}", headers=AUTH)).json()
+    setpoints = got["afrr_setpoints"]
+    assert [p["requested_mw"] for p in setpoints] == [-0.005, 0.002]
+    assert setpoints[0]["delivered_mw"] is not None
+    assert setpoints[1]["delivered_mw"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"power_mw": 0.02}, "body.power_mw"),  # beyond the 0.01 MW held
+        ({"power_mw": -1}, "body.power_mw"),
+        ({"power_mw": 0.001, "direction": "up"}, "body.direction"),
+        ({"power_mw": 0.001, "extra": 1}, "body.extra"),
+    ],
+)
+async def test_bad_afrr_setpoints_are_422_naming_the_field(
+    api: Api, body: dict[str, object], field: str
+) -> None:
+    service_id = await create(api, "afrr")
+    url = f"/api/v1/services/{service_id}/afrr-setpoints"
+    answer = await api.client.post(url, json=body, headers=AUTH)
+    assert answer.status_code == 422
+    assert [r["field"] for r in answer.json()["reasons"]] == [field]
+    assert api.fleet.calls("afrr") == []
+
+
+async def test_afrr_setpoints_to_another_product_or_an_ended_service_are_409(api: Api) -> None:
+    service_id = await create(api, "fcr")
+    url = f"/api/v1/services/{service_id}/afrr-setpoints"
+    answer = await api.client.post(url, json={"power_mw": 0.001}, headers=AUTH)
+    assert answer.status_code == 409
+    assert "is fcr, not afrr" in answer.json()["detail"]
+    await api.client.delete(f"/api/v1/services/{service_id}", headers=AUTH)
+    afrr_id = await create(api, "afrr")
+    await api.client.delete(f"/api/v1/services/{afrr_id}", headers=AUTH)
+    url = f"/api/v1/services/{afrr_id}/afrr-setpoints"
+    answer = await api.client.post(url, json={"power_mw": 0.001}, headers=AUTH)
+    assert answer.status_code == 409
+    assert answer.json()["detail"] == f"service {afrr_id} is cancelled"
+    missing = "/api/v1/services/fs-nope/afrr-setpoints"
+    assert (await api.client.post(missing, json={"power_mw": 0}, headers=AUTH)).status_code == 404
+    assert api.fleet.calls("afrr") == []

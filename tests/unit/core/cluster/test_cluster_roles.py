@@ -115,6 +115,22 @@ class FakeCommander:
     async def get_charging_profiles(self, station_id: str, **criteria: Any) -> list[Any]:
         return [{"id": 7, "criteria": criteria}]
 
+    async def afrr_signal(self, station_id: str, *, timestamp: datetime, signal: int) -> Any:
+        self.sent.append((station_id, {"timestamp": timestamp, "signal": signal}))
+        return CommandResult("Rejected", "NotEnabled")
+
+
+async def test_an_afrr_signal_crosses_the_bus_with_its_timestamp() -> None:
+    bus = InProcessBus()
+    commander = FakeCommander()
+    responder = CommandResponder(bus, commander)
+    await responder.hold("CS-1")
+    result = await BusStationCommands(bus, timeout_s=2).afrr_signal(
+        "CS-1", timestamp=T0, signal=-2500
+    )
+    assert result == CommandResult("Rejected", "NotEnabled")
+    assert commander.sent == [("CS-1", {"timestamp": T0, "signal": -2500})]
+
 
 async def test_commands_reach_only_the_node_holding_the_station() -> None:
     bus = InProcessBus()

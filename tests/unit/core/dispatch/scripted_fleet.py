@@ -375,6 +375,14 @@ class ScriptedFleet:
                 return CommandResult("Accepted")
         return CommandResult("Rejected", "no such Dynamic profile")
 
+    async def afrr_signal(
+        self, station_id: str, *, timestamp: datetime, signal: int
+    ) -> CommandResult:
+        st = await self._enter("afrr", station_id, {"timestamp": timestamp, "signal": signal})
+        if st.reject:
+            return CommandResult("Rejected", st.reject)
+        return CommandResult("Accepted")
+
     async def get_charging_profiles(
         self,
         station_id: str,

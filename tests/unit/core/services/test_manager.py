@@ -28,19 +28,6 @@ PROFILE_ID = 700_000_000 + SERVICE_PROFILE_OFFSET + 1
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock(auto=False)
-
-
-@pytest.fixture
-def fleet(clock: VirtualClock) -> ScriptedFleet:
-    fleet = ScriptedFleet(clock)
-    for i in range(3):
-        fleet.add(f"CS{i}", EvSpec(soc_pct=70.0, min_discharge_w=0.0, min_charge_w=0.0))
-    return fleet
-
-
-@pytest.fixture
 async def services(fleet: ScriptedFleet, clock: VirtualClock) -> AsyncIterator[FrequencyServices]:
     supervisor = TaskSupervisor(CollectorRegistry())
     async with FrequencyServices(fleet, fleet, clock, CONFIG, supervisor=supervisor) as s:

@@ -50,9 +50,10 @@ def test_a_bad_request_names_every_field_and_why() -> None:
     assert fields == ["capacity_mw", "duration_s", "start", "full_activation_mhz"]
 
 
-def test_afrr_is_refused_until_the_signal_relay_exists() -> None:
-    with pytest.raises(InvalidServiceError, match="product: afrr needs the AFRRSignal relay"):
-        ServiceRequest.of(Product.AFRR, capacity_w=1e5, start=T0, duration_s=600.0)
+def test_afrr_is_held_around_its_setpoint_stream() -> None:
+    request = ServiceRequest.of(Product.AFRR, capacity_w=1e5, start=T0, duration_s=600.0)
+    assert (request.direction, request.spec.local_frequency) == ("symmetric", False)
+    assert request.spec.full_activation_s == 300.0  # PICASSO: 5 min full activation time
 
 
 def test_fcr_curve_points() -> None:
