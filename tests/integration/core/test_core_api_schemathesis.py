@@ -24,10 +24,16 @@ SEED = 14
 #: Valid and invalid inputs. One exception, stated here: a POST that matches the schema may
 #: still be refused with the documented 422 by the rules that need the clock or the core's
 #: configuration ("start is in the past", [dispatch] max_duration_s below the schema's day);
-#: no JSON Schema can say "not before now". Every other answer must be what the schema says.
+#: no JSON Schema can say "not before now". Likewise an aFRR setpoint for a service id that
+#: does not exist is the documented 404 (no schema can say which ids exist). Every other
+#: answer must be what the schema says.
 CONFIG = """
 [generation]
 mode = "all"
+
+[[operations]]
+include-path-regex = "/afrr-setpoints$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 
 [[operations]]
 include-path = "/api/v1/dispatches"
