@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -56,13 +56,16 @@ class FrequencyLogService:
         section: FrequencyLogSection,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wait_until: Callable[[float], Awaitable[None]] | None = None,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_activation: Callable[[dict[str, float | str | bool]], None] | None = None,
     ) -> None:
-        """``on_activation(summary)`` when an activation ends (the uplink's MQTT event)."""
+        """``on_activation(summary)`` when an activation ends (the uplink's MQTT event);
+        ``wait_until(deadline)`` paces the sampling on ``clock`` (tests inject both)."""
         self._section = section
         self._on_activation = on_activation
         self._clock = clock
+        self._wait_until = wait_until or self._sleep_until
         self._wall = wall
         self._file: TextIO | None = None
         self._path: Path | None = None
@@ -91,7 +94,7 @@ class FrequencyLogService:
         try:
             while True:
                 deadline += SAMPLE_PERIOD_S
-                await asyncio.sleep(max(0.0, deadline - self._clock()))
+                await self._wait_until(deadline)
                 snap = channel.snapshot()
                 if snap.cycles == 0:
                     continue
@@ -103,6 +106,9 @@ class FrequencyLogService:
                     recorder, self._reloaded = self._recorder(), False
         finally:
             self._close()
+
+    async def _sleep_until(self, deadline_s: float) -> None:
+        await asyncio.sleep(max(0.0, deadline_s - self._clock()))
 
     def record(self, out: Recorded) -> None:
         """Open, append to and close the activation's files as ``out`` says."""

@@ -85,30 +85,57 @@ class FakeChannel:
         return self.latest
 
 
+class ScriptedTime:
+    """The service's clock and pacing, driven by the service itself: each ``wait_until``
+    jumps to its deadline and shows the next scripted snapshot (no real time passes); after
+    the script the service waits for ever (the test cancels it)."""
+
+    def __init__(self, channel: FakeChannel, freqs: list[float]) -> None:
+        self.now_s = 0.0
+        self.channel = channel
+        self.freqs = freqs
+        self.done = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now_s
+
+    async def wait_until(self, deadline_s: float) -> None:
+        self.now_s = deadline_s
+        k = round(deadline_s * 10) - 1
+        if k >= len(self.freqs):
+            self.done.set()
+            await asyncio.Event().wait()
+        freq = self.freqs[k]
+        self.channel.latest = snapshot(k / 10, freq, (freq - 50.0) * 20000.0)
+
+
 async def test_the_service_writes_the_activation_file_and_its_summary(tmp_path: Path) -> None:
     section = FrequencyLogSection(enabled=True, directory=tmp_path, before_s=0.5, after_s=0.5)
     wall = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
-    service = FrequencyLogService(section, wall=lambda: wall)
     channel = FakeChannel()
+    # 3 s of 100 ms samples: 49.5 Hz from 1.0 s to 1.5 s
+    time = ScriptedTime(channel, [49.5 if 10 <= k < 15 else 50.0 for k in range(30)])
+    summaries: list[dict[str, object]] = []
+    service = FrequencyLogService(
+        section,
+        clock=time.clock,
+        wait_until=time.wait_until,
+        wall=lambda: wall,
+        on_activation=summaries.append,
+    )
     task = asyncio.create_task(service.run(channel))  # type: ignore[arg-type]
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    for k in range(30):  # 3 s of 100 ms samples: 49.5 Hz from 1.0 s to 1.5 s
-        freq = 49.5 if 10 <= k < 15 else 50.0
-        channel.latest = snapshot(k / 10, freq, (freq - 50.0) * 20000.0)
-        await asyncio.sleep(max(0.0, start + (k + 1) / 10 - loop.time()))
-    summary_path = tmp_path / "activation-20261203T140000.000000Z.json"
-    for _ in range(50):
-        if summary_path.exists():
-            break
-        await asyncio.sleep(0.1)
+    async with asyncio.timeout(10.0):
+        await time.done.wait()
     task.cancel()
+    summary_path = tmp_path / "activation-20261203T140000.000000Z.json"
     rows = list(csv.DictReader((tmp_path / summary_path.with_suffix(".csv").name).open()))
     assert rows[0].keys() == {"t_s", "freq_hz", "setpoint_w", "power_w"}
     assert min(float(r["freq_hz"]) for r in rows) == 49.5
-    assert float(rows[0]["t_s"]) < 0  # the samples before the activation came first
+    # 0.5 s before (5 samples), the 5 outside the band, 0.5 s after the last (5 samples).
+    assert [float(r["t_s"]) for r in rows] == pytest.approx([k / 10 - 0.5 for k in range(15)])
     summary = json.loads(summary_path.read_text())
     assert summary["min_power_w"] == -10000.0
+    assert [s["file"] for s in summaries] == [summary_path.with_suffix(".csv").name]
     assert service.activations == 1
 
 

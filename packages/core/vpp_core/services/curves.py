@@ -6,6 +6,12 @@ points, on top of ``v2xBaseline``. Below nominal the EV discharges (up to its di
 share at ``nominal - full_activation``), above it charges; inside the dead-band the points are
 0 W. A one-direction service's curve stops at the dead-band's edge on the other side, so it is
 0 W there (held flat).
+
+Outside the dead-band the product's grid code draws it (``ProductSpec.shape``): FCR is a
+droop through nominal (50 % at 100 of 200 mHz), so the curve steps from 0 W at the
+dead-band's edge to the droop's value 0.1 mHz further (the resolution of the curve's
+frequencies) and follows the droop from there; Dynamic Containment rises from 0 at the edge
+(through its knee); FFR is full 0.1 mHz past its activation level.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from vpp_core.services.products import ServiceRequest
 __all__ = ["CurvePoint", "share_curve"]
 
 _HZ_DECIMALS = 4  # 0.1 mHz: the curve's frequencies are exact, not 49.800000000001
+_STEP_MHZ = 0.1  # a step in the curve: two points this far apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +34,17 @@ class CurvePoint:
 
 def _side(request: ServiceRequest, share_w: float, sign: float) -> list[tuple[float, float]]:
     """(offset mHz, W) from the dead-band's edge out to full activation, one direction."""
-    out = [(request.deadband_mhz, 0.0)]
+    edge, full = request.deadband_mhz, request.full_activation_mhz
+    out = [(edge, 0.0)]
+    shape = request.spec.shape
+    if shape == "step":
+        return [*out, (edge + _STEP_MHZ, sign * share_w)]
+    if shape == "droop" and edge > 0 and edge + _STEP_MHZ < full:
+        out.append((edge + _STEP_MHZ, sign * share_w * (edge + _STEP_MHZ) / full))
     knee = request.spec.knee
     if knee is not None:
         out.append((knee[0], sign * knee[1] * share_w))
-    out.append((request.full_activation_mhz, sign * share_w))
+    out.append((full, sign * share_w))
     return out
 
 

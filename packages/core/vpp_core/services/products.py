@@ -15,10 +15,23 @@ from typing import Literal
 
 from vpp_core.services.errors import InvalidServiceError
 
-__all__ = ["PRODUCTS", "Product", "ProductSpec", "ServiceDirection", "ServiceRequest"]
+__all__ = [
+    "PRODUCTS",
+    "CurveShape",
+    "Product",
+    "ProductSpec",
+    "ServiceDirection",
+    "ServiceRequest",
+]
 
 #: ``symmetric``: the same capacity both ways; ``discharge``/``charge``: one direction only.
 ServiceDirection = Literal["symmetric", "discharge", "charge"]
+#: How the grid code draws the response outside the dead-band (``vpp_core.services.curves``):
+#: ``droop`` proportional to the deviation from nominal (FCR: 50 % at 100 of 200 mHz, the
+#: dead-band only silences the middle); ``from_deadband`` rising from 0 at the dead-band's
+#: edge (GB Dynamic Containment, through its knee); ``step`` full at once past the activation
+#: level (Nordic FFR, a trigger product; ``full_activation_mhz`` is then not on the curve).
+CurveShape = Literal["droop", "from_deadband", "step"]
 
 
 class Product(StrEnum):
@@ -31,8 +44,8 @@ class Product(StrEnum):
 @dataclass(frozen=True, slots=True)
 class ProductSpec:
     """A product's grid-code defaults. The curve is 0 W within ``deadband_mhz`` of nominal and
-    reaches full capacity at ``full_activation_mhz``; a ``knee`` (mHz, share of capacity)
-    makes it two-segment (GB Dynamic Containment: 5 % at 200 mHz)."""
+    reaches full capacity at ``full_activation_mhz`` in the product's ``shape``; a ``knee``
+    (mHz, share of capacity) makes it two-segment (GB Dynamic Containment: 5 % at 200 mHz)."""
 
     deadband_mhz: float
     full_activation_mhz: float
@@ -43,19 +56,23 @@ class ProductSpec:
     #: False for aFRR: driven by the operator's setpoint stream relayed as AFRRSignal
     #: (CentralFrequency profiles, ``vpp_core.services.afrr``), not by frequency.
     local_frequency: bool = True
+    shape: CurveShape = "droop"
 
 
 PRODUCTS: dict[Product, ProductSpec] = {
     # ENTSO-E SOGL Art. 154 + Annex V (CE): full at +/-200 mHz within 30 s, insensitivity
-    # 10 mHz; LER endurance 15 min (SOGL Art. 156(9), FCR Cooperation).
+    # 10 mHz; LER endurance 15 min (SOGL Art. 156(9), FCR Cooperation). Activation is linear
+    # in the deviation from 50.0 Hz; inside 49.99-50.01 Hz nothing need be delivered
+    # (regelleistung.net, "Activation of FCR"): a droop through nominal, not from the edge.
     Product.FCR: ProductSpec(10.0, 200.0, 15 * 60.0, 30.0, "symmetric"),
-    # Nordic FFR (Fingrid/Svenska kraftnaet technical requirements): a trigger product,
-    # activation at 49.7 Hz, full by 49.5 Hz within 0.7-1.3 s, support 30 s (long support).
-    Product.FFR: ProductSpec(300.0, 500.0, 30.0, 1.3, "discharge"),
-    # GB Dynamic Containment (NESO service terms): dead-band +/-15 mHz, 5 % at 200 mHz,
-    # 100 % at 500 mHz, full within 1 s, 15 min of energy.
+    # Nordic FFR (Fingrid technical requirements): a trigger product, "activated in full
+    # within the required time when the frequency falls below" the activation level
+    # (49.7/49.6/49.5 Hz: 1.3/1.0/0.7 s), support 30 s (the long-support variant): a step.
+    Product.FFR: ProductSpec(300.0, 500.0, 30.0, 1.3, "discharge", shape="step"),
+    # GB Dynamic Containment (NESO service terms): 0 % at the +/-15 mHz dead-band's edge,
+    # 5 % at 200 mHz, 100 % at 500 mHz, full within 1 s, 15 min of energy.
     Product.DYNAMIC_CONTAINMENT: ProductSpec(
-        15.0, 500.0, 15 * 60.0, 1.0, "symmetric", (200.0, 0.05)
+        15.0, 500.0, 15 * 60.0, 1.0, "symmetric", (200.0, 0.05), shape="from_deadband"
     ),
     # PICASSO aFRR: full activation time 5 min, driven by the TSO's signal, not frequency.
     Product.AFRR: ProductSpec(0.0, 200.0, 15 * 60.0, 300.0, "symmetric", local_frequency=False),

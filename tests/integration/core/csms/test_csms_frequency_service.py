@@ -47,8 +47,10 @@ PROFILE_ID = 700_000_000 + SERVICE_PROFILE_OFFSET + 1
 CAPACITY_W = 15_000.0
 SHARE_CURVE = [
     {"frequency": 49.8, "power": -5_000.0},
+    {"frequency": 49.9899, "power": -252.5},
     {"frequency": 49.99, "power": 0.0},
     {"frequency": 50.01, "power": 0.0},
+    {"frequency": 50.0101, "power": 252.5},
     {"frequency": 50.2, "power": 5_000.0},
 ]
 

@@ -72,7 +72,14 @@ async def test_each_session_gets_its_share_as_a_schema_valid_local_frequency_pro
         assert period["operation_mode"] == "LocalFrequency"
         assert period["v2x_baseline"] == 0.0
         curve = [(p["frequency"], p["power"]) for p in period["v2x_freq_watt_curve"]]
-        assert curve == [(49.8, -5_000.0), (49.99, 0.0), (50.01, 0.0), (50.2, 5_000.0)]
+        assert curve == [
+            (49.8, -5_000.0),
+            (49.9899, -252.5),
+            (49.99, 0.0),
+            (50.01, 0.0),
+            (50.0101, 252.5),
+            (50.2, 5_000.0),
+        ]
         assert (period["discharge_limit"], period["limit"]) == (-5_000.0, 5_000.0)
     assert [s.discharge_w for s in held.holding] == [5_000.0] * 3
     assert fleet.calls("clear") == []

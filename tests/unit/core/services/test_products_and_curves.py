@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vpp_core.services.curves import share_curve
+from v2g_gateway.control.frequency import FreqWattCurve
+from vpp_core.services.curves import CurvePoint, share_curve
 from vpp_core.services.errors import InvalidServiceError
 from vpp_core.services.products import PRODUCTS, Product, ServiceRequest
 
@@ -57,13 +58,51 @@ def test_afrr_is_held_around_its_setpoint_stream() -> None:
 
 
 def test_fcr_curve_points() -> None:
+    """A droop through 50.0 Hz, silent inside 49.99-50.01 Hz: 0 W at the dead-band's edge,
+    the droop's value 0.1 mHz past it (10.1 of 200 mHz), full at 200 mHz."""
     curve = share_curve(fcr(), discharge_w=5_000.0, charge_w=4_000.0)
     assert [(p.frequency_hz, p.power_w) for p in curve] == [
         (49.8, -5_000.0),
+        (49.9899, -252.5),
         (49.99, 0.0),
         (50.01, 0.0),
+        (50.0101, 202.0),
         (50.2, 4_000.0),
     ]
+
+
+def at(curve: list[CurvePoint], freq_hz: float) -> float:
+    """The curve as the station reads it (``v2g_gateway.control.frequency``)."""
+    hz, w = tuple(p.frequency_hz for p in curve), tuple(p.power_w for p in curve)
+    return FreqWattCurve(hz, w).value_w(freq_hz)
+
+
+@settings(max_examples=200, deadline=None)
+@given(deviation_mhz=st.floats(10.1, 250.0), share_w=st.floats(100.0, 22_000.0))
+def test_fcr_is_proportional_to_the_deviation_from_nominal(
+    deviation_mhz: float, share_w: float
+) -> None:
+    """ENTSO-E / FCR Cooperation: activation linear in the deviation from 50.0 Hz (50 % at
+    49.9 Hz, not the 47 % a line from the dead-band's edge gives), full from 200 mHz."""
+    curve = share_curve(fcr(), discharge_w=share_w, charge_w=share_w)
+    expected_w = share_w * min(deviation_mhz, 200.0) / 200.0
+    assert at(curve, 50.0 - deviation_mhz / 1000) == pytest.approx(-expected_w, abs=0.2)
+    assert at(curve, 50.0 + deviation_mhz / 1000) == pytest.approx(expected_w, abs=0.2)
+    assert at(curve, 49.9) == pytest.approx(-share_w / 2, abs=0.1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(below_mhz=st.floats(0.1, 500.0), share_w=st.floats(100.0, 22_000.0))
+def test_ffr_is_full_once_the_frequency_is_below_its_activation_level(
+    below_mhz: float, share_w: float
+) -> None:
+    """Fingrid: "activated in full within the required time when the frequency falls below"
+    49.7 Hz (a trigger product, no proportional part); nothing above it."""
+    ffr = ServiceRequest.of(Product.FFR, capacity_w=1e5, start=T0, duration_s=60.0)
+    curve = share_curve(ffr, discharge_w=share_w, charge_w=0.0)
+    assert at(curve, 49.7 - below_mhz / 1000) == pytest.approx(-share_w, abs=0.1)
+    assert at(curve, 49.7) == 0.0
+    assert at(curve, 50.0) == 0.0
 
 
 def test_dynamic_containment_curve_has_its_knee_at_200_mhz() -> None:
@@ -81,7 +120,11 @@ def test_dynamic_containment_curve_has_its_knee_at_200_mhz() -> None:
 
 def test_a_discharge_only_curve_ends_at_the_dead_band() -> None:
     curve = share_curve(fcr(direction="discharge"), discharge_w=5_000.0, charge_w=0.0)
-    assert [(p.frequency_hz, p.power_w) for p in curve] == [(49.8, -5_000.0), (49.99, 0.0)]
+    assert [(p.frequency_hz, p.power_w) for p in curve] == [
+        (49.8, -5_000.0),
+        (49.9899, -252.5),
+        (49.99, 0.0),
+    ]
 
 
 def test_no_dead_band_gives_one_nominal_point() -> None:
