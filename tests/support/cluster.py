@@ -11,6 +11,8 @@ import contextlib
 import secrets
 import signal
 import sys
+import time
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +99,23 @@ class ReconnectingStation(OcppStation):
     ends, resuming its transaction with an Updated event, as a station whose CSMS went away."""
 
     connects = 0
+    #: False: once its connection ends the station stays away (its node "just died").
+    reconnect = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The CSMS's answers received, by action (each answered call is one fleet change).
+        self.answered: Counter[str] = Counter()
+        #: When each meter value the CSMS answered was taken, with the answer's time.
+        self.meter_answered: list[tuple[datetime, float]] = []
+
+    async def _call(self, action: str, payload: dict[str, Any]) -> Any:
+        answer = await super()._call(action, payload)
+        self.answered[action] += 1
+        if action == "TransactionEvent":
+            taken = datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00"))
+            self.meter_answered.append((taken, time.monotonic()))
+        return answer
 
     async def run_reconnecting(
         self, url: str, *, ready: asyncio.Event, stop: asyncio.Event
@@ -104,6 +123,8 @@ class ReconnectingStation(OcppStation):
         while not stop.is_set():
             with contextlib.suppress(ConnectionClosed, OSError, TimeoutError, ExceptionGroup):
                 await self._connection(url, ready, stop)
+            if not self.reconnect:
+                return
             if not stop.is_set():
                 await asyncio.sleep(0.5)
 
@@ -271,6 +292,16 @@ class ClusterStack:
         for role in [*self.coordinators, *self.csms]:
             await role.stop()
         self.haproxy.stop()
+
+    async def stop_stations(self, timeout_s: float = 15.0) -> None:
+        """Every station ends its step (a call in flight gets its answer), closes its
+        connection and stays away."""
+        self._stop.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
 
     async def _register(self) -> None:
         store = await FleetStore.open(self.database_url)

@@ -1,5 +1,6 @@
 """A CSMS node's health endpoint for HAProxy (``GET /health``): 200 while the node serves
-OCPP and reaches the bus, 503 otherwise (HAProxy then sends new connections elsewhere)."""
+OCPP and reaches the bus (an outage shorter than ``2 * node_timeout_s`` tolerated), 503
+otherwise: HAProxy then closes its connections and sends the stations elsewhere."""
 
 from __future__ import annotations
 

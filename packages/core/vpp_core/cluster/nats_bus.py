@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +69,13 @@ class NatsBus:
         self.name = name
         self.stream_max_age_s = stream_max_age_s
         self._nc: Client | None = None
+        self._down_since: float | None = None
+
+    @property
+    def down_for_s(self) -> float:
+        """How long the connection has been down (0 while it is up)."""
+        since = self._down_since
+        return 0.0 if since is None else time.monotonic() - since
 
     @property
     def nc(self) -> Client:
@@ -100,9 +108,12 @@ class NatsBus:
         log.debug("nats: %s", exc)
 
     async def _on_disconnected(self) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
         log.warning("nats: disconnected from %s, reconnecting", self.url)
 
     async def _on_reconnected(self) -> None:
+        self._down_since = None
         log.info("nats: reconnected")
 
     async def _ensure_stream(self) -> None:

@@ -78,7 +78,9 @@ async def node_services(
     node: NodeSide, csms: Any, *, supervisor: TaskSupervisor
 ) -> AsyncIterator[None]:
     def healthy() -> bool:
-        return node.bus.connected
+        # a node cut off from NATS for long gives its stations to one that is not; a short
+        # outage of NATS itself (a restart) must not send every station of the cluster away
+        return node.bus.down_for_s < node.config.node_timeout_s * 2
 
     async with node_agent(
         node.config, node.bus, node.events, csms, supervisor=supervisor, healthy=healthy
