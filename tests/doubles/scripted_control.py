@@ -41,6 +41,7 @@ class ScriptedControl:
         self.leases: list[SetpointLease] = []
         self.contacts = 0
         self.ev_limits: list[tuple[float, float]] = []
+        self.ev_held = False
         self._lease_until = -1.0
         self._last_s = clock()
         self.cycles = 0
@@ -64,6 +65,9 @@ class ScriptedControl:
 
     def set_ev_limits(self, *, max_charge_w: float, max_discharge_w: float) -> None:
         self.ev_limits.append((max_charge_w, max_discharge_w))
+
+    def hold_for_ev(self, held: bool) -> None:
+        self.ev_held = held
 
     def snapshot(self) -> ScriptedSnapshot:
         self._advance()

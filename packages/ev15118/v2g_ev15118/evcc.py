@@ -244,7 +244,6 @@ def _build_controller_class() -> type[Any]:
             s = self.settings
             self._refresh()
             dynamic = DynamicACChargeLoopReqParams(
-                display_parameters=await self.get_display_params(),
                 ev_target_energy_request=rational(max(self._energy_to(s.target_soc_pct), 0.0)),
                 ev_max_energy_request=rational(self._energy_to(s.max_soc_pct)),
                 ev_min_energy_request=rational(self._energy_to(s.min_soc_pct)),

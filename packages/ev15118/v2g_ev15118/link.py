@@ -46,6 +46,7 @@ def secc_argv(section: Iso15118Section, *, rated_w: float) -> list[str]:
         "--evse-id", section.evse_id,
         "--protocols", ",".join(section.protocols),
         "--rated-w", str(rated_w),
+        "--sequence-timeout-s", str(section.sequence_timeout_s),
     ]  # fmt: skip
     if section.enforce_tls:
         argv.append("--enforce-tls")

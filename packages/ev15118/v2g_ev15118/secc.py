@@ -49,7 +49,29 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rated-w", type=float, required=True, help="the EVSE's rating")
     parser.add_argument("--enforce-tls", action="store_true")
     parser.add_argument("--pki-dir", type=Path, help="the SECC's certificates (TLS)")
+    parser.add_argument(
+        "--sequence-timeout-s",
+        type=float,
+        default=60.0,
+        help="V2G_SECC_Sequence_Timeout: how long the EV may stay silent (standard: 60 s)",
+    )
     return parser.parse_args(argv)
+
+
+def _sequence_timeout(seconds: float) -> None:
+    """The library passes ``Timeouts.V2G_SECC_SEQUENCE_TIMEOUT`` (60 s, the standard's) to
+    every response of its -20, -2 and DIN states; a bench may shorten it. Each state module's
+    ``Timeouts`` is replaced by a copy with that one value changed."""
+    if seconds == 60.0:
+        return
+    import importlib
+
+    for name in ("iso15118_20_states", "iso15118_2_states", "din_spec_states"):
+        module = importlib.import_module(f"iso15118.secc.states.{name}")
+        namespace = vars(module)
+        values = {m.name: m.value for m in namespace["Timeouts"]}
+        values["V2G_SECC_SEQUENCE_TIMEOUT"] = seconds
+        namespace["Timeouts"] = type("Timeouts", (), values)
 
 
 def _library_environment(args: argparse.Namespace) -> None:
@@ -255,6 +277,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     from v2g_ev15118.codec import warm_codec
 
+    _sequence_timeout(args.sequence_timeout_s)
     codec = warm_codec()
     channel = await GatewayChannel.connect(args.socket)
     controller = _build_controller_class()(channel, evse_id=args.evse_id, rated_w=args.rated_w)

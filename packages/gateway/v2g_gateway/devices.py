@@ -60,6 +60,8 @@ class Iso15118Section(ConfigSection):
         min_length=1,
     )
     enforce_tls: bool = False
+    #: V2G_SECC_Sequence_Timeout: an EV silent this long is EV_COMM_TIMEOUT (standard: 60 s)
+    sequence_timeout_s: float = Field(default=60.0, gt=0, le=60.0)
     pki_dir: Path | None = None
     restart_backoff_s: float = Field(default=1.0, gt=0)
     restart_backoff_max_s: float = Field(default=30.0, gt=0)

@@ -59,7 +59,7 @@ class Iso15118Bench:
         os.killpg(self.evcc.pid, signal.SIGSTOP)
 
 
-def station_section(url: str, state_dir: Path) -> dict[str, Any]:
+def station_section(url: str, state_dir: Path, current: str) -> dict[str, Any]:
     return {
         "csms_url": url,
         "identity": "CS-0001",
@@ -71,7 +71,7 @@ def station_section(url: str, state_dir: Path) -> dict[str, Any]:
         "contact_probe_interval_s": 1.0,
         "sampled_data_interval_s": 1.0,
         "default_charge_w": 0.0,
-        "evses": [{"id": 1, "current_type": "DC", "max_power_w": 11000.0}],
+        "evses": [{"id": 1, "current_type": current, "max_power_w": 11000.0}],
     }
 
 
@@ -115,8 +115,11 @@ async def iso15118_bench(
     protocols: tuple[str, ...] = ("ISO_15118_20_DC",),
     current: str = "DC",
     tag: str,
+    secc_protocols: tuple[str, ...] | None = None,
+    sequence_timeout_s: float = 60.0,
 ) -> AsyncIterator[Iso15118Bench]:
-    """Everything started; the EV plugged in with ``spec`` and its EVCC talking."""
+    """Everything started; the EV plugged in with ``spec`` and its EVCC talking.
+    ``protocols`` are the EV's, ``secc_protocols`` the charger's (default: the EV's)."""
     with contextlib.ExitStack() as stack:
         cable = stack.enter_context(ev_cable(tag))
         sim = stack.enter_context(running_sim(tmp_path / "sim.sock"))
@@ -129,15 +132,16 @@ async def iso15118_bench(
                 sim,
                 control={"ramp_w_per_s": RAMP_W_PER_S},
                 local_lease={"enabled": False},
-                station=station_section(csms.url, tmp_path / "state"),
+                station=station_section(csms.url, tmp_path / "state", current),
                 ev_link={
                     "kind": "iso15118",
                     "iso15118": {
                         "interface": cable.charger_if,
                         "python": str(ISO_PYTHON),
                         "socket": str(tmp_path / "secc.sock"),
-                        "protocols": list(protocols),
+                        "protocols": list(secc_protocols or protocols),
                         "evse_id": "DE*V2G*E0001*1",
+                        "sequence_timeout_s": sequence_timeout_s,
                     },
                 },
             )

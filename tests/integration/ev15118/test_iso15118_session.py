@@ -127,3 +127,106 @@ async def test_dc_bpt_session_needs_setpoint_and_soc(tmp_path: Path) -> None:
         assert soc == round(soc)
         assert abs(soc - float(bench.sim.status()["soc_pct"])) <= 1.0
         assert csms.violations == []
+
+
+async def _discharging(bench: Any, setpoint_w: float = -7000.0) -> str:
+    """Wait for the charge loop, send the VPP's setpoint, wait until the EV delivers it."""
+    csms = bench.csms
+    await csms.wait_for(lambda c: bool(c.calls("TransactionEvent")), timeout_s=SESSION_TIMEOUT_S)
+    tx_id = str(csms.calls("TransactionEvent")[0]["transactionInfo"]["transactionId"])
+    await eventually(lambda: bench.ev().get("state") == "ChargeLoop", timeout_s=SESSION_TIMEOUT_S)
+    answer = await csms.call(
+        "SetChargingProfile",
+        {"evseId": 1, "chargingProfile": setpoint_profile(tx_id, setpoint_w)},
+        timeout_s=30.0,
+    )
+    assert answer["status"] == "Accepted"
+    await eventually(lambda: bench.ev().get("present_w", 0.0) <= setpoint_w * 0.95, timeout_s=15)
+    return tx_id
+
+
+async def test_ac_bpt_session_discharges_at_the_target(tmp_path: Path) -> None:
+    async with iso15118_bench(
+        tmp_path, spec=EV, tag=_tag(), protocols=("ISO_15118_20_AC",), current="AC"
+    ) as bench:
+        await bench.csms.wait_for(
+            lambda c: bool(c.calls("NotifyEVChargingNeeds")), timeout_s=SESSION_TIMEOUT_S
+        )
+        needs = bench.csms.calls("NotifyEVChargingNeeds")[0]["chargingNeeds"]
+        assert needs["requestedEnergyTransfer"] == "AC_BPT"
+        assert needs["v2xChargingParameters"]["maxDischargePower"] == EV.max_discharge_w
+        await _discharging(bench)
+        assert bench.ev()["target_w"] == -7000.0  # EVSETargetActivePower
+        assert "ACChargeLoop" in bench.daemon.log()
+
+
+async def test_an_iso15118_2_ev_gets_a_charge_only_session(tmp_path: Path) -> None:
+    async with iso15118_bench(
+        tmp_path,
+        spec=EV,
+        tag=_tag(),
+        protocols=("ISO_15118_2",),
+        secc_protocols=("ISO_15118_20_DC", "ISO_15118_2"),
+    ) as bench:
+        csms = bench.csms
+        await csms.wait_for(
+            lambda c: bool(c.calls("NotifyEVChargingNeeds")), timeout_s=SESSION_TIMEOUT_S
+        )
+        needs = csms.calls("NotifyEVChargingNeeds")[0]["chargingNeeds"]
+        assert needs["requestedEnergyTransfer"] == "DC"
+        assert needs["availableEnergyTransfer"] == ["DC"]
+        assert "maxDischargePower" not in needs["v2xChargingParameters"]
+        await csms.wait_for(lambda c: bool(c.calls("TransactionEvent")), timeout_s=10)
+        tx_id = str(csms.calls("TransactionEvent")[0]["transactionInfo"]["transactionId"])
+        answer = await csms.call(
+            "SetChargingProfile",
+            {"evseId": 1, "chargingProfile": setpoint_profile(tx_id, -7000.0)},
+            timeout_s=30.0,
+        )
+        assert answer["status"] == "Rejected"
+        assert answer["statusInfo"]["reasonCode"]
+        log = bench.daemon.log()
+        assert "charge-only session (no discharge): ISO_15118_2 has no bidirectional" in log
+        assert bench.sim.status()["power_w"] >= 0.0
+
+
+async def test_a_silent_ev_is_ev_comm_timeout_ramp_to_zero_contactor_open(tmp_path: Path) -> None:
+    async with iso15118_bench(tmp_path, spec=EV, tag=_tag(), sequence_timeout_s=8.0) as bench:
+        await _discharging(bench)
+        assert bench.sim.status()["contactor_closed"]
+        silent_at = time.monotonic()
+        bench.silence_ev()
+        await eventually(lambda: "EV_COMM_TIMEOUT" in bench.daemon.log(), timeout_s=30)
+        detected_s = time.monotonic() - silent_at
+        assert detected_s >= 8.0  # not before the EV had its sequence timeout
+        await eventually(lambda: not bench.sim.status()["contactor_closed"], timeout_s=10)
+        status = bench.sim.status()
+        assert status["setpoint_w"] == 0.0
+        assert abs(status["power_w"]) < 50.0  # opened at ~0 A
+        print(f"EV silent -> EV_COMM_TIMEOUT {detected_s:.1f} s (sequence timeout 8 s)")
+
+
+async def test_unplug_mid_discharge_ends_the_transaction_with_the_final_register(
+    tmp_path: Path,
+) -> None:
+    async with iso15118_bench(tmp_path, spec=EV, tag=_tag()) as bench:
+        tx_id = await _discharging(bench)
+        bench.sim.request("plug-out")
+        csms = bench.csms
+
+        def ended() -> list[dict[str, Any]]:
+            return [e for e in csms.calls("TransactionEvent") if e["eventType"] == "Ended"]
+
+        await csms.wait_for(lambda c: bool(ended()), timeout_s=15)
+        event = ended()[0]
+        assert event["transactionInfo"]["transactionId"] == tx_id
+        assert event["triggerReason"] == "EVCommunicationLost" or event["transactionInfo"].get(
+            "stoppedReason"
+        ) in ("EVDisconnected", "EVCommunicationLost")
+        samples = {
+            s["measurand"]: float(s["value"]) for s in event["meterValue"][0]["sampledValue"]
+        }
+        exported = float(bench.sim.status()["energy_injected_wh"])
+        assert samples["Energy.Active.Export.Register"] > 0.0
+        assert samples["Energy.Active.Export.Register"] == pytest.approx(exported, abs=5.0)
+        assert not bench.sim.status()["contactor_closed"]

@@ -22,6 +22,7 @@ from v2g_gateway.control.events import EventCode
 from v2g_gateway.control.frequency import FreqWattCurve
 from v2g_gateway.control.wire import (
     CONTACT,
+    EV_HOLD,
     EV_LIMITS,
     EVENT,
     LEASE,
@@ -85,6 +86,7 @@ class ControlChannel:
         self._subscribers: list[asyncio.Queue[ControlEvent]] = []
         self._contact_sent_s = _NEVER
         self._contact_pending_s: float | None = None
+        self._ev_held = False
         self._closed = asyncio.Event()
         self._buffer = bytearray(MAX_DATAGRAM)
         self.dropped_sends = 0
@@ -141,6 +143,13 @@ class ControlChannel:
         if not (max_charge_w >= 0 and max_discharge_w >= 0):
             raise ValueError("EV limits are magnitudes >= 0")
         self._send(PAIR_STRUCT.pack(EV_LIMITS, max_charge_w, max_discharge_w))
+
+    def hold_for_ev(self, held: bool) -> None:
+        """The EV's session holds the output: ramp to 0 W and open the contactor, and keep it
+        open until released (sent on change only)."""
+        if held != self._ev_held:
+            self._ev_held = held
+            self._send(SINGLE_STRUCT.pack(EV_HOLD, 1.0 if held else 0.0))
 
     def reload_settings(self, section: ControlSection) -> None:
         """New limits and timings (SIGHUP); ``period_s`` and realtime keys stay as started."""

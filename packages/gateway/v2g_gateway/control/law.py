@@ -82,7 +82,9 @@ class EvLimits:
 @dataclass(frozen=True, slots=True)
 class Observation:
     """Everything one step looks at. ``measurement``/``sensor_power_w`` are ``None`` when the
-    read failed this cycle; ``stopping`` asks for a ramp to 0 W and an open contactor."""
+    read failed this cycle; ``stopping`` asks for a ramp to 0 W and an open contactor;
+    ``ev_hold`` too, without ending the loop (the EV's ISO 15118 session is outside its
+    charge loop, or timed out), and keeps the contactor open until it is released."""
 
     now_s: float
     measurement: StageMeasurement | None
@@ -90,6 +92,7 @@ class Observation:
     last_csms_contact_s: float
     lease: Lease | None
     stopping: bool = False
+    ev_hold: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,7 @@ def _target_w(
     """Where the ramp heads: the lease's setpoint within every limit, else 0 W."""
     lease = obs.lease
     m = obs.measurement
-    if st.failsafe or st.comms_ramp or obs.stopping or m is None or lease is None:
+    if st.failsafe or st.comms_ramp or obs.stopping or obs.ev_hold or m is None or lease is None:
         return 0.0
     if obs.now_s >= lease.deadline_s or not st.contactor_closed:
         return 0.0
@@ -232,7 +235,7 @@ def _contactor(st: LawState, obs: Observation, commanded_w: float) -> bool:
     if st.trip is not None or st.failsafe:
         return False
     m = obs.measurement
-    wants_open = obs.stopping or (m is not None and not m.ev_connected)
+    wants_open = obs.stopping or obs.ev_hold or (m is not None and not m.ev_connected)
     if wants_open:
         return st.contactor_closed and commanded_w != 0.0
     if st.contactor_closed:

@@ -41,6 +41,7 @@ from v2g_gateway.control.realtime import (
 )
 from v2g_gateway.control.wire import (
     CONTACT,
+    EV_HOLD,
     EV_LIMITS,
     FREQ_LEASE,
     LEASE,
@@ -97,6 +98,7 @@ class ControlLoop:
         self._ev = EvLimits()
         self._last_contact_s = 0.0
         self._stop_requested = False
+        self._ev_hold = False
         self._orphaned = False
         self._stall_s = 0.0
         self._overruns = 0
@@ -159,7 +161,9 @@ class ControlLoop:
         stopping = self._stop_requested or (
             self._orphaned and (lease is None or now >= lease.deadline_s)
         )
-        obs = Observation(now, measurement, sensor_w, self._last_contact_s, lease, stopping)
+        obs = Observation(
+            now, measurement, sensor_w, self._last_contact_s, lease, stopping, self._ev_hold
+        )
         out = step(self._state, obs, self._cfg, ratings, self._ev)
         await self._apply(out, now)
         self._cycles += 1
@@ -263,6 +267,8 @@ class ControlLoop:
                 self._ev = EvLimits(charge_w, discharge_w)
         elif kind == SETTINGS:
             self._reload(bytes(self._rx[1:n]))
+        elif kind == EV_HOLD:
+            self._ev_hold = SINGLE_STRUCT.unpack_from(self._rx)[1] != 0.0
         elif kind == STALL:
             self._stall_s = SINGLE_STRUCT.unpack_from(self._rx)[1]
         elif kind == STOP:

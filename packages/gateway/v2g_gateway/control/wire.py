@@ -18,6 +18,7 @@ __all__ = [
     "CONTACT",
     "EVENT",
     "EVENT_STRUCT",
+    "EV_HOLD",
     "EV_LIMITS",
     "FREQ_LEASE",
     "LEASE",
@@ -43,6 +44,8 @@ EV_LIMITS = 3  # PAIR: max_charge_w, max_discharge_w (magnitudes)
 SETTINGS = 4  # kind byte + ControlSection JSON
 STALL = 5  # SINGLE: seconds to block the loop (test hook, see docs)
 STOP = 6  # kind byte only: ramp to 0 W, open the contactor, exit 0
+EV_HOLD = 8  # SINGLE: 1.0 = the EV's session holds the output open (ISO 15118: outside its
+#              charge loop, EV_COMM_TIMEOUT), 0.0 = released
 FREQ_LEASE = 7  # FREQ_HEAD (point count, baseline_w, valid_for_s) + count x (freq_hz, power_w)
 # control -> supervisor
 SNAPSHOT = 64

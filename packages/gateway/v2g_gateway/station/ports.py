@@ -58,6 +58,9 @@ class ControlPort(Protocol):
 
     def set_ev_limits(self, *, max_charge_w: float, max_discharge_w: float) -> None: ...
 
+    def hold_for_ev(self, held: bool) -> None:
+        """The EV's ISO 15118 session holds the output open (ramp to 0 W, contactor open)."""
+
     def snapshot(self) -> ControlView: ...
 
 

@@ -379,7 +379,8 @@ class ChargingStation:
         )
         control.set_ev_limits(max_charge_w=charge_w, max_discharge_w=discharge_w)
         control.grant_lease(SetpointLease(target_w, self.config.lease_valid_for_s, curve))
-        self._follow_ev(evse_id, view, EvseTargets(target_w, charge_w, discharge_w, 0.0, stop))
+        targets = EvseTargets(target_w, charge_w, discharge_w, view.power_w, stop)
+        self._follow_ev(evse_id, control, view, targets)
         tick = TickInputs(view, now, self._clock.monotonic(), self._online, period.mode, target_w)
         reasons = self._advance_transactions(evse_id, tick)
         status = self.management.status(evse_id, view)
@@ -395,12 +396,17 @@ class ChargingStation:
         soc = session.soc_pct() if isinstance(session, EvSession) else None
         return view if soc is None else dataclasses.replace(cast(Any, view), soc_pct=soc)
 
-    def _follow_ev(self, evse_id: int, view: ControlView, targets: EvseTargets) -> None:
-        """Tell an ISO 15118 session what the EVSE does next (stop on a trip or fail-safe)."""
+    def _follow_ev(
+        self, evse_id: int, control: ControlPort, view: ControlView, targets: EvseTargets
+    ) -> None:
+        """Tell an ISO 15118 session what the EVSE does next (stop on a trip or fail-safe),
+        and let it hold the output open outside its charge loop."""
         session = self._ev_links.get(evse_id)
-        if isinstance(session, EvSession):
-            stop = targets.stop or view.fail_safe or view.trip_code is not None
-            session.follow(dataclasses.replace(targets, present_w=view.power_w, stop=stop))
+        if not isinstance(session, EvSession):
+            return
+        stop = targets.stop or view.fail_safe or view.trip_code is not None
+        session.follow(dataclasses.replace(targets, stop=stop))
+        control.hold_for_ev(session.hold() is not None)
 
     def _ev_held(self, evse_id: int) -> bool:
         """The EV's session holds the energy back (not in its charge loop, EV_COMM_TIMEOUT)."""

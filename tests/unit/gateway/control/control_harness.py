@@ -57,6 +57,7 @@ class Timeline:
     lease: Lease | None = None
     last_contact_s: float = 0.0
     stopping: bool = False
+    ev_hold: bool = False
     module_tau_s: float = 0.0
     module_w: float = 0.0
     state: LawState = field(init=False)
@@ -87,7 +88,9 @@ class Timeline:
         if sensor_w == "follow":
             sensor_w = None if m is None else m.power_w
         assert not isinstance(sensor_w, str)
-        obs = Observation(self.now, m, sensor_w, self.last_contact_s, self.lease, self.stopping)
+        obs = Observation(
+            self.now, m, sensor_w, self.last_contact_s, self.lease, self.stopping, self.ev_hold
+        )
         out = step(self.state, obs, self.cfg, self.ratings, self.ev)
         self.state = out.state
         self.last_obs = obs

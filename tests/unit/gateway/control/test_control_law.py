@@ -190,6 +190,23 @@ def test_stopping_ramps_to_zero_then_opens() -> None:
     assert not outs[4].contactor_closed
 
 
+def test_an_ev_hold_ramps_to_zero_opens_and_keeps_it_open_until_released() -> None:
+    """ISO 15118: the EV's session outside its charge loop (or EV_COMM_TIMEOUT) holds the
+    output; the loop keeps running, the lease stays, and nothing closes until release."""
+    tl = Timeline()
+    closed_and_at(tl, -1000.0)
+    tl.ev_hold = True
+    outs = tl.run_for(2.0)
+    powers = [o.setpoint_w for o in outs]
+    assert powers[:5] == pytest.approx([-800.0, -600.0, -400.0, -200.0, 0.0])
+    assert outs[3].contactor_closed
+    assert not any(o.contactor_closed for o in outs[4:])
+    tl.ev_hold = False
+    outs = tl.run_for(3.0)
+    assert outs[0].contactor_closed
+    assert outs[-1].setpoint_w == -1000.0
+
+
 def test_unplug_means_zero_at_once_and_open() -> None:
     tl = Timeline()
     closed_and_at(tl, -4000.0)
