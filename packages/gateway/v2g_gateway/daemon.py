@@ -90,10 +90,14 @@ def build_services(config: GatewayConfig) -> list[SupervisedService]:
 
 
 def _frequency_log(config: GatewayConfig, uplink: UplinkService | None) -> FrequencyLogService:
-    """The activation log; each finished activation is an event to the core when the uplink
-    is configured."""
+    """The activation log; with the uplink configured each finished activation is an event
+    to the core, and the files are served on request over MQTT."""
     if uplink is None:
         return FrequencyLogService(config.frequency_log)
+    from v2g_gateway.activation_files import ActivationFiles
+
+    files = ActivationFiles(config.frequency_log.directory, site=uplink.config.site)
+    uplink.serve_requests(files.answer)  # the activation files on request
     report = uplink.report
 
     def on_activation(summary: dict[str, float | str | bool]) -> None:

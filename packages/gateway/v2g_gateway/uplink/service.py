@@ -25,6 +25,7 @@ from v2g_gateway.control.channel import ControlEvent, ControlSnapshot
 from v2g_gateway.control.events import EventCode
 from v2g_gateway.uplink.config import UplinkConfig
 from v2g_gateway.uplink.ports import ChargerState
+from v2g_gateway.uplink.requests import RequestHandler
 from v2g_gateway.uplink.uplink import SiteUplink
 
 __all__ = [
@@ -148,6 +149,11 @@ class UplinkService:
         self._charger_id = charger_id or config.site
         self._limits = limits
         self._reports: asyncio.Queue[SiteReport] = asyncio.Queue(maxsize=REPORT_QUEUE_SIZE)
+        self._requests: RequestHandler | None = None
+
+    def serve_requests(self, handler: RequestHandler) -> None:
+        """Answer the core's requests to this site with ``handler`` (activation files)."""
+        self._requests = handler
 
     def report(
         self, code: str, *, severity: EventSeverity, detail: Mapping[str, DetailValue]
@@ -163,7 +169,7 @@ class UplinkService:
         events = channel.subscribe_events()
         source = ControlSnapshotSource(channel, charger_id=self._charger_id, limits=self._limits)
         async with (
-            SiteUplink(self.config, {self._charger_id: source}) as uplink,
+            SiteUplink(self.config, {self._charger_id: source}, requests=self._requests) as uplink,
             asyncio.TaskGroup() as group,
         ):
             group.create_task(self._forward_reports(uplink), name="uplink-reports")

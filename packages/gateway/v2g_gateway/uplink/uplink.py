@@ -30,6 +30,7 @@ from v2g_gateway.uplink.config import UplinkConfig
 from v2g_gateway.uplink.errors import OutboxError
 from v2g_gateway.uplink.outbox import DroppedSummaries, Outbox
 from v2g_gateway.uplink.ports import ChargerState, ChargerStateSource
+from v2g_gateway.uplink.requests import RequestHandler, SiteRequests
 from v2g_gateway.uplink.summary import SummaryHeader, summarize
 
 __all__ = ["OUTBOX_DROPPED", "SiteUplink", "UplinkStatus"]
@@ -84,7 +85,9 @@ class SiteUplink:
         *,
         wall_clock: Callable[[], dt.datetime] = _utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        requests: RequestHandler | None = None,
     ) -> None:
+        """``requests``: answers the core's requests to this site (activation files)."""
         if not sources:
             raise ValueError("the uplink needs at least one charger state source")
         self.config = config
@@ -93,6 +96,8 @@ class SiteUplink:
         self._monotonic = monotonic
         self._outbox: Outbox | None = None
         self._link: MqttLink | None = None
+        self._request_handler = requests
+        self.requests: SiteRequests | None = None
         self._tasks: asyncio.TaskGroup | None = None
         self._running: list[asyncio.Task[None]] = []
         self._in_flight: dict[int, int] = {}  # mid -> seq
@@ -124,6 +129,10 @@ class SiteUplink:
             loop=asyncio.get_running_loop(),
             queue_size=4 * cfg.max_inflight + 64,
         )
+        if self._request_handler is not None:
+            self.requests = SiteRequests(
+                self._link, region=cfg.region, site=cfg.site, handler=self._request_handler
+            )
         self._link.open()
         self._note_size()
         self._tasks = asyncio.TaskGroup()
@@ -358,6 +367,8 @@ class SiteUplink:
                 self._connected = False
             elif isinstance(event, Acked):
                 self._on_ack(event)
+            if self.requests is not None:
+                self.requests.on_event(event)
             self._fill_window()
 
     def _on_ack(self, ack: Acked) -> None:
