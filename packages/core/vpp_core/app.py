@@ -53,6 +53,7 @@ from vpp_core.fleet import (
 from vpp_core.fleet.dispatch_journal import SqlDispatchJournal
 from vpp_core.fleet.equipment import EquipmentStore
 from vpp_core.fleet.registry import new_password
+from vpp_core.fleet.service_journal import SqlServiceJournal
 from vpp_core.fleet.writer_thread import StoreThread
 from vpp_core.grid_services import GridServices, open_grid_services
 from vpp_core.heap import HeapPolicy
@@ -229,6 +230,7 @@ class _Core:
             registry=self.metrics.registry,
             supervisor=self.supervisor,
             journal=SqlDispatchJournal(self.store.engine, registry=self.metrics.registry),
+            service_journal=SqlServiceJournal(self.store.engine, registry=self.metrics.registry),
         )
 
     async def _refresh_registry(self, csms: CsmsServer) -> None:

@@ -32,6 +32,7 @@ from vpp_core.ingest.metrics import IngestMetrics
 from vpp_core.ingest.store import TelemetrySqlStore, telemetry_engine
 from vpp_core.report_outbox import ReportOutbox
 from vpp_core.report_publisher import ReportPublisher
+from vpp_core.services.journal import ServiceJournal
 from vpp_core.services.manager import FrequencyServices
 from vpp_core.supervision import TaskSupervisor
 
@@ -60,12 +61,13 @@ async def open_grid_services(
     registry: CollectorRegistry,
     supervisor: TaskSupervisor | None = None,
     journal: DispatchJournal | None = None,
+    service_journal: ServiceJournal | None = None,
 ) -> AsyncIterator[GridServices]:
     """Start ingest + report publisher (when ``[ingest]`` is configured), the dispatch runner,
     the frequency services and the API (when ``[api]`` is configured); stop them in reverse
     order. Their tasks run under ``supervisor`` (failures contained and counted). With a
     ``journal`` dispatches are durable: the runner takes back the unfinished ones before the
-    API serves."""
+    API serves; with a ``service_journal`` so are frequency services (``services.durable``)."""
     supervisor = supervisor or TaskSupervisor(registry)
     async with contextlib.AsyncExitStack() as stack:
         ingest, publisher = None, None
@@ -109,6 +111,7 @@ async def open_grid_services(
                 config.dispatch,
                 supervisor=supervisor,
                 in_dispatch=lambda: runner.busy_sessions,
+                journal=service_journal,
             )
         )
         if ingest is not None:

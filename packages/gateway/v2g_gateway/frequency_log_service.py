@@ -91,13 +91,15 @@ class FrequencyLogService:
     async def run(self, channel: ControlChannel) -> None:
         recorder = self._recorder()
         deadline = self._clock()
+        last_s = -math.inf
         try:
             while True:
                 deadline += SAMPLE_PERIOD_S
                 await self._wait_until(deadline)
                 snap = channel.snapshot()
-                if snap.cycles == 0:
-                    continue
+                if snap.cycles == 0 or snap.monotonic_s == last_s:
+                    continue  # no loop period yet, or none since the last sample: no new sample
+                last_s = snap.monotonic_s
                 sample = FrequencySample(
                     snap.monotonic_s, snap.grid_freq_hz, snap.commanded_w, snap.power_w
                 )

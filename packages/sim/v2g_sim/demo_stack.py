@@ -64,6 +64,9 @@ class StackSettings:
     database_url: str | None = None
     #: ``[dispatch] resume_after_restart`` (read each time the core starts).
     resume_after_restart: bool = True
+    #: ``[frequency_log]`` on every gateway, activations ending this long after the last
+    #: excursion (None: no activation log).
+    frequency_log_after_s: float | None = None
 
     @property
     def contact_probe_interval_s(self) -> float:
@@ -378,6 +381,11 @@ class DemoStack:
         await asyncio.to_thread(
             _sim_request, host, "plug-in", device_id=host.device_ids[station_id], ev=ev_args
         )
+
+    async def step_grid(self, freq_hz: float) -> None:
+        """Every site's grid frequency steps to ``freq_hz`` now (no noise), on every host."""
+        for host in self.hosts:
+            await asyncio.to_thread(_sim_request, host, "grid", freq_hz=freq_hz, noise_hz=0.0)
 
     async def plug_out(self, station_id: str) -> None:
         host = self.host_of(station_id)

@@ -144,4 +144,18 @@ summary_interval_s = {settings.summary_interval_s}
 outbox_path = {_q(state_dir / "uplink-outbox.sqlite3")}
 outbox_fsync = false
 reconnect_max_s = 5
+""" + _frequency_log(settings, state_dir)
+
+
+def _frequency_log(settings: StackSettings, state_dir: Path) -> str:
+    """``[frequency_log]`` when the settings ask for it (frequency-response tests): the
+    activation files under the gateway's state directory, ended ``after_s`` past the last
+    excursion (15 min in the field)."""
+    if settings.frequency_log_after_s is None:
+        return ""
+    return f"""
+[frequency_log]
+enabled = true
+directory = {_q(state_dir / "activations")}
+after_s = {settings.frequency_log_after_s}
 """

@@ -29,6 +29,7 @@ from vpp_core.cluster.replica import FleetReplica, NodeWatch
 from vpp_core.config import CoreConfig
 from vpp_core.fleet import FleetState, FleetStore
 from vpp_core.fleet.dispatch_journal import SqlDispatchJournal
+from vpp_core.fleet.service_journal import SqlServiceJournal
 from vpp_core.grid_services import GridServices, open_grid_services
 from vpp_core.supervision import TaskSupervisor
 
@@ -116,6 +117,7 @@ async def _lead_when_elected(
             registry=registry,
             supervisor=supervisor,
             journal=SqlDispatchJournal(store.engine, registry=registry),
+            service_journal=SqlServiceJournal(store.engine, registry=registry),
         ) as grid:
             notifier.notify("STATUS=active coordinator")
             if on_active is not None:

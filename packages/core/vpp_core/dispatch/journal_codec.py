@@ -17,6 +17,8 @@ from vpp_core.dispatch.model import Direction, DispatchRequest, Exclusion, Sessi
 from vpp_core.dispatch.planner import DispatchPlan
 
 __all__ = [
+    "key_from_json",
+    "key_to_json",
     "plan_from_json",
     "plan_to_json",
     "record_from_json",
@@ -88,11 +90,11 @@ def record_from_json(key: SessionKey, data: Json) -> SessionRecord:
     return SessionRecord(key=key, **values)
 
 
-def _key_to_json(key: SessionKey) -> list[Any]:
+def key_to_json(key: SessionKey) -> list[Any]:
     return [key.station_id, key.evse_id, key.transaction_id]
 
 
-def _key_from_json(data: list[Any]) -> SessionKey:
+def key_from_json(data: list[Any]) -> SessionKey:
     return SessionKey(str(data[0]), int(data[1]), str(data[2]))
 
 
@@ -106,11 +108,11 @@ def plan_to_json(plan: DispatchPlan) -> Json:
         "deployable_w": plan.deployable_w,
         "headroom": plan.headroom,
         "duration_s": plan.duration_s,
-        "keys": [_key_to_json(k) for k in plan.keys],
+        "keys": [key_to_json(k) for k in plan.keys],
         "allocation_w": [float(v) for v in plan.allocation_w],
         "shortfall_w": plan.shortfall_w,
         "shortfall_reason": plan.shortfall_reason,
-        "excluded": [[*_key_to_json(e.key), e.reason] for e in plan.excluded],
+        "excluded": [[*key_to_json(e.key), e.reason] for e in plan.excluded],
     }
 
 
@@ -126,9 +128,9 @@ def plan_from_json(data: Json) -> DispatchPlan:
         deployable_w=float(data["deployable_w"]),
         headroom=float(data["headroom"]),
         duration_s=float(data["duration_s"]),
-        keys=tuple(_key_from_json(k) for k in data["keys"]),
+        keys=tuple(key_from_json(k) for k in data["keys"]),
         allocation_w=allocation,
         shortfall_w=float(data["shortfall_w"]),
         shortfall_reason=data["shortfall_reason"],
-        excluded=tuple(Exclusion(_key_from_json(e[:3]), str(e[3])) for e in data["excluded"]),
+        excluded=tuple(Exclusion(key_from_json(e[:3]), str(e[3])) for e in data["excluded"]),
     )

@@ -13,9 +13,8 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,7 +22,6 @@ from vpp_core.dispatch.journal import (
     DispatchHeader,
     JournaledDispatch,
     JournaledSession,
-    JournalError,
     SentProfile,
 )
 from vpp_core.dispatch.journal_codec import (
@@ -37,45 +35,18 @@ from vpp_core.dispatch.journal_codec import (
 from vpp_core.dispatch.ledger import IntervalRecord
 from vpp_core.dispatch.model import SessionKey
 from vpp_core.fleet import schema
+from vpp_core.fleet.journal_sql import SqlJournal
 
 __all__ = ["SqlDispatchJournal"]
 
 _INTERVAL_VALUES = [f.name for f in fields(IntervalRecord) if f.name != "t_start"]
 
 
-class SqlDispatchJournal:
+class SqlDispatchJournal(SqlJournal):
     """Durable dispatch records in ``dispatches``, ``dispatch_sessions``, ``dispatch_intervals``."""
 
     def __init__(self, engine: AsyncEngine, *, registry: CollectorRegistry | None = None) -> None:
-        self._engine = engine
-        self._dialect = engine.dialect.name
-        self._failures = Counter(
-            "vpp_dispatch_journal_failures",
-            "Dispatch journal operations that failed (the database refused or was unreachable)",
-            ["operation"],
-            registry=registry,
-        )
-
-    def _insert(self, table: Any, *, on_conflict: str, keep: tuple[str, ...] = ()) -> Any:
-        """Insert; on a key already there do nothing, or update every column not in ``keep``."""
-        stmt = (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
-        keys = [c.name for c in table.primary_key.columns]
-        if on_conflict == "nothing":
-            return stmt.on_conflict_do_nothing(index_elements=keys)
-        updates = {
-            c.name: stmt.excluded[c.name]
-            for c in table.columns
-            if c.name not in keys and c.name not in keep
-        }
-        return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
-
-    async def _execute(self, operation: str, stmt: Any, rows: list[dict[str, Any]]) -> None:
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(stmt, rows)
-        except Exception as exc:
-            self._failures.labels(operation).inc()
-            raise JournalError(f"dispatch journal: {operation} failed: {exc!r}") from exc
+        super().__init__(engine, "dispatch", registry=registry)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -133,10 +104,7 @@ class SqlDispatchJournal:
                 headers = [_header(r) for r in await conn.execute(query)]
                 return [await _read_dispatch(conn, h) for h in headers]
         except Exception as exc:
-            self._failures.labels(operation).inc()
-            raise JournalError(
-                f"dispatch journal: reading {operation} dispatches failed: {exc!r}"
-            ) from exc
+            raise self._failed(operation, f"reading {operation} dispatches failed", exc) from exc
 
 
 def _session_row(dispatch_id: str, s: JournaledSession, *, updated_at: datetime) -> dict[str, Any]:

@@ -380,6 +380,28 @@ def _v7(conn: Connection) -> None:
     _add_columns(conn, dispatches, ("replans",))
 
 
+# -- migration 8: durable frequency services (vpp_core.fleet.service_journal) ---------------
+
+#: One row per frequency service: its request and everything else it holds as JSON
+#: (``vpp_core.services.journal_codec``: plan, the stations' answers, events, the report's
+#: inputs). ``closed`` once it is over (read back on every start: the open ones are resumed).
+frequency_services = Table(
+    "frequency_services",
+    metadata,
+    Column("service_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("closed", Boolean, nullable=False, index=True),
+    Column("request", JSON, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False, index=True),
+)
+
+
+def _v8(conn: Connection) -> None:
+    frequency_services.create(conn)
+
+
 #: (version, what it does, the change) in order; never edit a released entry.
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "stations, live state, sessions, samples, profiles, commands, security events", _v1),
@@ -389,5 +411,6 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "idToken list, station certificates (issued, revoked), device models", _v5),
     (6, "report_outbox: dispatch reports not yet acknowledged by the MQTT broker", _v6),
     (7, "dispatches: the re-plan times (a restarted core's reports mark them)", _v7),
+    (8, "frequency_services: durable frequency services and their reports' inputs", _v8),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]

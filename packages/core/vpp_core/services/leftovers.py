@@ -1,13 +1,15 @@
 """Clearing the service profiles an earlier core left on the stations.
 
-Services live in the core's memory: after a restart (a kill -9 included) the stations may
-still hold an earlier core's LocalFrequency profiles (which discharge on a frequency dip)
-until ``validTo``, untracked. So, as each station comes back after this core starts (boot or
-reconnect: its sessions turn connected, seen as the dispatch journal's sweep sees them,
-``vpp_core.dispatch.recovery``), the service profile id of each of its sessions' EVSEs is
-cleared by id, once, unless a live service holds that session (its profile, same id, is then
-this core's own). A TxProfile ends with its transaction, so an EVSE without a session holds
-none to clear; nor does a 2.0.1 station (LocalFrequency is 2.1 only). A session being
+After a restart (a kill -9 included) the stations may still hold an earlier core's
+LocalFrequency profiles (which discharge on a frequency dip) until ``validTo``: of services
+this core resumed (their sessions are live: left alone), and of services it did not (closed
+``interrupted``), or that the journal could not name. So, as each station comes back after
+this core starts (boot or reconnect: its sessions turn connected, seen as the dispatch
+journal's sweep sees them, ``vpp_core.dispatch.recovery``), the service profile id of each of
+its sessions' EVSEs is cleared by id, once, unless a live service holds that session (its
+profile, same id, is then this core's own). A TxProfile ends with its transaction, so an
+EVSE without a session holds none to clear; nor does a 2.0.1 station (LocalFrequency is 2.1
+only). A session being
 cleared is claimed (the services' ``busy``) so no new service plans it while the clear is in
 flight. A clear that fails is retried each round while the station stays connected (logged
 once per EVSE); an answer ``Unknown`` (nothing there) is as good as ``Accepted``.

@@ -11,8 +11,9 @@ it has read the station's profiles (``vpp_core.dispatch.conflicts``: another id 
 level excludes the session). Each service's
 life is one task of this component's TaskGroup, run under the core's TaskSupervisor: a
 failure is contained, logged once and counted, and the service is marked ``failed``.
-Services are not resumed after a restart: the profiles an earlier core left are cleared as
-the stations come back (``vpp_core.services.leftovers``).
+Services are journaled and taken back after a restart (``services.durable``); the profiles
+an earlier core left on sessions no resumed service holds are cleared as the stations come
+back (``vpp_core.services.leftovers``).
 """
 
 from __future__ import annotations
@@ -22,32 +23,27 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import Self
 
 from vpp_core.dispatch.clock import DispatchClock
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.fanout import fan_out
-from vpp_core.dispatch.model import Direction, SessionKey
+from vpp_core.dispatch.model import SessionKey
 from vpp_core.dispatch.ports import CommandResult, FleetView, StationCommands
 from vpp_core.dispatch.profiles import ProfileSpec
-from vpp_core.services.activations import StationActivation, activation_of
+from vpp_core.services.activations import activation_of
 from vpp_core.services.afrr_relay import AfrrRelay
-from vpp_core.services.allocation import ServicePlan, SessionShare, deliverable_w, plan_service
+from vpp_core.services.allocation import SessionShare, deliverable_w, plan_service
 from vpp_core.services.dropouts import lost_shares
+from vpp_core.services.durable import ServiceRecorder, take_back
 from vpp_core.services.errors import ServiceNotFoundError
+from vpp_core.services.held import HeldService, ServiceStatus
+from vpp_core.services.journal import ServiceJournal
 from vpp_core.services.leftovers import LeftoverProfiles
 from vpp_core.services.products import ServiceRequest
 from vpp_core.services.profiles import service_profile
-from vpp_core.services.report import (
-    ActivationResponse,
-    CapacityLedger,
-    ShareLog,
-    fleet_activations,
-)
 from vpp_core.supervision import TaskSupervisor
 
 __all__ = ["SERVICE_PROFILE_OFFSET", "FrequencyServices", "HeldService", "ServiceStatus"]
@@ -56,59 +52,6 @@ log = logging.getLogger(__name__)
 #: Keeps the services' profile ids apart from the dispatches' (``profile_id_base + evseId``).
 SERVICE_PROFILE_OFFSET = 1_000_000
 _Call = Callable[[], Awaitable[CommandResult]]
-
-
-class ServiceStatus(StrEnum):
-    SENDING = "sending"
-    HOLDING = "holding"
-    ENDED = "ended"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-
-@dataclass
-class HeldService:
-    """A service and what happened to it; ``sent``/``cleared``: the station's answer per
-    session (``Accepted``, ``Rejected: reason``, ``error: ...``)."""
-
-    service_id: str
-    request: ServiceRequest
-    plan: ServicePlan
-    status: ServiceStatus = ServiceStatus.SENDING
-    sent: dict[SessionKey, str] = field(default_factory=dict)
-    cleared: dict[SessionKey, str] = field(default_factory=dict)
-    #: Sessions that lost their share (and why); the re-plan leaves them out.
-    dropped: dict[SessionKey, str] = field(default_factory=dict)
-    events: list[str] = field(default_factory=list)
-    #: The report's inputs: capacity per settlement interval, the shares the stations
-    #: accepted over time, the activations their gateways reported (``services.report``).
-    capacity: CapacityLedger = field(init=False)
-    share_log: ShareLog = field(default_factory=ShareLog)
-    activations: list[StationActivation] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.capacity = CapacityLedger(self.request)
-
-    @property
-    def open(self) -> bool:
-        return self.status in (ServiceStatus.SENDING, ServiceStatus.HOLDING)
-
-    @property
-    def holding(self) -> tuple[SessionShare, ...]:
-        """The shares whose profile the station accepted."""
-        return tuple(s for s in self.plan.shares if self.sent.get(s.key) == "Accepted")
-
-    def holding_w(self) -> dict[str, float]:
-        """Per direction, the accepted shares' sum (W)."""
-        shares = self.holding
-        return {
-            Direction.DISCHARGE.value: sum(s.discharge_w for s in shares),
-            Direction.CHARGE.value: sum(s.charge_w for s in shares),
-        }
-
-    def responses(self) -> list[ActivationResponse]:
-        """Each fleet activation, judged against the curves (``services.report``)."""
-        return fleet_activations(self.activations, self.share_log, self.request)
 
 
 def _same(a: SessionShare | None, b: SessionShare) -> bool:
@@ -138,9 +81,12 @@ class FrequencyServices:
         *,
         supervisor: TaskSupervisor | None = None,
         in_dispatch: Callable[[], Mapping[SessionKey, str]] = dict,
+        journal: ServiceJournal | None = None,
     ) -> None:
         """``in_dispatch``: sessions held by running dispatches -> dispatch id (their
-        profile sits at the same stackLevel: a service's would replace or fight it)."""
+        profile sits at the same stackLevel: a service's would replace or fight it).
+        ``journal``: services are durable (``services.durable``)."""
+        self._recorder = ServiceRecorder(journal)
         self.clock = clock
         self._in_dispatch = in_dispatch
         self._fleet = fleet
@@ -150,7 +96,7 @@ class FrequencyServices:
         self._services: dict[str, HeldService] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._group = asyncio.TaskGroup()
-        #: Profiles an earlier core left (services are not resumed after a restart).
+        #: Profiles an earlier core left that no resumed service holds.
         self.leftovers = LeftoverProfiles(
             fleet, commands, clock, config, profile_id=self._profile_id, live=self._live
         )
@@ -160,6 +106,7 @@ class FrequencyServices:
 
     async def __aenter__(self) -> Self:
         await self._group.__aenter__()
+        await self._take_back()  # before the sweep: a resumed service's sessions are live
         work = self._supervisor.keep_running("frequency-service-leftovers", self.leftovers.run)
         self._leftovers_task = self._group.create_task(work, name="frequency-service-leftovers")
         return self
@@ -173,6 +120,20 @@ class FrequencyServices:
             self._leftovers_task.cancel()
         await self._group.__aexit__(et, e, tb)
 
+    async def _take_back(self) -> None:
+        now = self.clock.now()
+        for held in await self._recorder.load():
+            self._services[held.service_id] = held
+            if take_back(held, now=now, resume=self._config.resume_after_restart):
+                self._start(held, resumed=True)
+            elif held.status is ServiceStatus.INTERRUPTED:
+                await self._recorder.save(held)
+
+    def _start(self, held: HeldService, *, resumed: bool = False) -> None:
+        hold = self._hold(held, resumed=resumed)
+        work = self._supervisor.contain(f"frequency-service-{held.service_id}", hold)
+        self._tasks[held.service_id] = self._group.create_task(work, name=held.service_id)
+
     # -- what the API calls ---------------------------------------------------------------
 
     def create(self, request: ServiceRequest) -> HeldService:
@@ -185,8 +146,7 @@ class FrequencyServices:
         if plan.shortfall_reason:
             held.events.append(f"capacity not covered: {plan.shortfall_reason}")
         self._services[held.service_id] = held
-        work = self._supervisor.contain(f"frequency-service-{held.service_id}", self._hold(held))
-        self._tasks[held.service_id] = self._group.create_task(work, name=held.service_id)
+        self._start(held)
         return held
 
     def _busy(self, held: HeldService | None = None) -> dict[SessionKey, str]:
@@ -228,6 +188,7 @@ class FrequencyServices:
             r = held.request
             if r.start <= activation.started_at < r.end and station_id in held.share_log.stations():
                 held.activations.append(activation)
+                self._group.create_task(self._recorder.save(held))  # contained: never raises
                 kept = True
         return kept
 
@@ -242,12 +203,16 @@ class FrequencyServices:
             await self._clear(held)
             held.status = ServiceStatus.CANCELLED
             held.events.append("ended early by the operator")
+            await self._recorder.save(held)
         return held
 
     # -- the service's life ---------------------------------------------------------------
 
-    async def _hold(self, held: HeldService) -> None:
+    async def _hold(self, held: HeldService, *, resumed: bool = False) -> None:
         try:
+            if resumed:
+                await self._await_stations(held)
+            await self._recorder.save(held)  # journaled before its profiles are sent
             await self._send(held, held.plan.shares)
             held.status = ServiceStatus.HOLDING
             await self._watch(held)
@@ -256,10 +221,22 @@ class FrequencyServices:
         except Exception:
             await self._clear(held)
             held.status = ServiceStatus.FAILED  # once cleared: the status says it is over
+            await self._recorder.save(held)
             raise
         await self._clear(held)
         held.status = ServiceStatus.ENDED
         held.events.append("window ended: profiles cleared")
+        await self._recorder.save(held)
+
+    async def _await_stations(self, held: HeldService) -> None:
+        """Until every share's session is connected again, at most ``resume_wait_s``."""
+        deadline = self.clock.now() + timedelta(seconds=self._config.resume_wait_s)
+        keys = {s.key for s in held.plan.shares}
+        while (now := self.clock.now()) < deadline:
+            live = {s.key for s in self._fleet.sessions() if s.connected}
+            if keys <= live:
+                return
+            await self.clock.sleep_until(min(deadline, now + timedelta(seconds=0.5)))
 
     def _spec(self, key: SessionKey, request: ServiceRequest) -> ProfileSpec:
         return ProfileSpec(
@@ -287,6 +264,7 @@ class FrequencyServices:
             if lost:
                 await self._replan(held, lost)
             await self.afrr.keep_alive(held)
+            await self._recorder.save(held)
 
     def _sample(self, held: HeldService, now: datetime) -> None:
         """The capacity figures now: planned, accepted, and deliverable from live state."""
