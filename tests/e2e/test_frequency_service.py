@@ -167,7 +167,9 @@ async def test_a_fleet_holding_fcr_answers_a_frequency_step_and_the_core_reports
     assert {r["figure"]: r["met"] for r in activation["requirements"]} == {
         "t50_s": True, "t100_s": True,
     }  # fmt: skip
-    assert 0.9 <= fleet["energy_ratio"] <= 1.02
+    # energy over the series (1 s apart after 5 s: the step back to 50 Hz falls between two
+    # points, which moves either energy by up to half a second of the full response)
+    assert 0.9 <= fleet["energy_ratio"] <= 1.1
     capacity = {r["direction"]: r for r in report["capacity"]}
     assert capacity["discharge"]["held_min_mw"] == pytest.approx(CAPACITY_MW)
     assert capacity["discharge"]["covered"] is True

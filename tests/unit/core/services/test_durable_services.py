@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
-from tests.unit.core.services.test_manager import CONFIG, PROFILE_ID, clock, fcr, fleet
+from tests.unit.core.services.test_manager import CONFIG, PROFILE_ID, fcr
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.services.held import HeldService, ServiceStatus
 from vpp_core.services.journal_codec import (
@@ -28,7 +28,6 @@ from vpp_core.services.journal_codec import (
 from vpp_core.services.manager import FrequencyServices
 from vpp_core.supervision import TaskSupervisor
 
-__all__ = ["clock", "fleet"]  # the fixtures: 3 stations CS0..CS2 on a virtual clock
 STATIONS = ("CS0", "CS1", "CS2")
 
 
