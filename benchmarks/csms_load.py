@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -203,6 +204,7 @@ class RawWebSocket(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._answer: asyncio.Future[bytes] | None = None
+        self.refusal: bytes | None = None  # the HTTP head of a refused handshake
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -224,6 +226,7 @@ class RawWebSocket(asyncio.Protocol):
             head = bytes(self._buffer[:end])
             del self._buffer[: end + 4]
             if not head.startswith(b"HTTP/1.1 101"):
+                self.refusal = head
                 self.opened.set_exception(ConnectionError(head.split(b"\r\n", 1)[0].decode()))
                 return
             self._upgraded = True
@@ -303,6 +306,7 @@ async def _open(url: str, identity: str, tally: Tally) -> RawWebSocket | None:
     return protocol
 
 
+@functools.cache  # one context for all stations: building one loads the CA store (~36 ms)
 def _client_ssl(scheme: str) -> Any:
     if scheme != "wss":
         return None
