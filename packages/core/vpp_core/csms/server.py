@@ -33,6 +33,7 @@ from vpp_core.csms.equipment import Equipment
 from vpp_core.csms.handlers import StationEndpoint, utc_now
 from vpp_core.csms.metrics import CsmsMetrics
 from vpp_core.csms.operations import StationOperations
+from vpp_core.csms.tls_buffers import limit_tls_read_buffer
 from vpp_core.fleet.model import StationEntry
 from vpp_core.fleet.state import FleetState
 from vpp_core.supervision import TaskSupervisor
@@ -63,6 +64,7 @@ def tls_context(config: CsmsConfig) -> ssl.SSLContext | None:
     """The listener's TLS context: server cert, and client-cert verification for profile 3."""
     if config.tls_cert_file is None or config.tls_key_file is None:
         return None
+    limit_tls_read_buffer()  # 16 KiB per connection, not 256 KiB (tls_buffers.py)
     return server_context(
         config.tls_cert_file,
         config.tls_key_file,
