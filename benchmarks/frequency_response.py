@@ -8,8 +8,8 @@ simulator's module model (:class:`~v2g_sim.inprocess.ModelPowerStage`; its lag a
 the ``--module-*`` options). The lease comes from an OCPP 2.1 LocalFrequency TxProfile
 (wire form) through the station's own validation and composite schedule
 (:class:`~v2g_gateway.station.smart_charging.SmartCharging`), renewed every second as the
-station does; the websocket link to a CSMS is not part of this (the core side of frequency
-services does not exist yet). Every gateway's module reads one site grid frequency
+station does; the websocket link to a CSMS is not part of this (the e2e test covers it).
+Every gateway's module reads one site grid frequency
 (:class:`~v2g_sim.grid_frequency.GridFrequency`): 50.00 Hz until the output is steady, then a
 step to ``--step-to-hz`` (default 49.50). Module power is sampled at ``--sample-hz``
 (default 100 Hz) from the step for ``--observe-s`` seconds. Then a 10 Hz trace (+-0.25 Hz
@@ -20,14 +20,29 @@ Printed as JSON: per vehicle and for the fleet, the delay to the first 1 % of th
 curve asks for and the time to 95 % of it, for the controller's command and for the module's
 measured output, against the Dynamic Containment class targets (delay <= 0.5 s, full <= 1 s).
 
+Then FCR (``--fcr-gateways``, default 8; 0 skips it): the core plans an FCR service over EVs
+of mixed battery and SoC (two a few % above the SoC floor) with its own ``plan_service`` (each
+share what the vehicle sustains for 15 min, headroom 0.9), shapes each share's LocalFrequency
+profile with its own ``local_frequency_profile``; the station's validation and composite turn
+it into the lease; the real loop runs it. A step to 49.8 Hz (full activation) is held for
+``--fcr-endurance-s`` (900 s) of simulated time, compressed ``--fcr-speed`` times (default 15:
+every battery capacity divided by 15, so the SoC moves 15 x faster while powers, ramps and
+the loop run in real time: 60 s of wall time; ``--fcr-speed 1`` runs the 15 min). Printed
+under ``fcr``: the fleet's time to 50 % and 100 % (99 %) of the curve value against FCR's
+15 s / 30 s, the response held after full activation, each vehicle's SoC start / end /
+minimum against the law's floor (``soc_min_pct + soc_margin_pct``) and its ramp band, and
+whether every vehicle still delivered its share at the end.
+
     .venv/bin/python benchmarks/frequency_response.py
     .venv/bin/python benchmarks/frequency_response.py --gateways 5 --observe-s 3   # smoke
+    .venv/bin/python benchmarks/frequency_response.py --only-fcr                   # FCR only
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import random
@@ -35,7 +50,7 @@ import socket
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,14 +60,21 @@ from v2g_gateway.control.config import ControlSection
 from v2g_gateway.control.loop import ControlLoop
 from v2g_gateway.station.composite import ActiveTransaction, CompositePeriod
 from v2g_gateway.station.config import StationConfig
+from v2g_gateway.station.frequency_profiles import response_bounds_w
 from v2g_gateway.station.smart_charging import SmartCharging
 from v2g_gateway.station.store import ProfileStore, open_state_db
 from v2g_sim.charger import SimContactor, SimulatedCharger
-from v2g_sim.ev import EvSpec
+from v2g_sim.ev import EvSpec, charging_needs
 from v2g_sim.grid_frequency import GridFrequency
 from v2g_sim.inprocess import AsyncSleeper, ModelPowerStage
 from v2g_sim.modbus_server import RealTimeStepper
 from v2g_sim.module import ModuleSpec, PowerModuleModel
+from vpp_core.dispatch.config import PlannerConfig
+from vpp_core.dispatch.ports import SessionState
+from vpp_core.dispatch.profiles import ProfileSpec
+from vpp_core.services.allocation import plan_service
+from vpp_core.services.products import Product, ServiceRequest
+from vpp_core.services.profiles import local_frequency_profile as local_frequency_profile_of
 
 TARGET_DELAY_S = 0.5
 TARGET_FULL_S = 1.0
@@ -96,8 +118,11 @@ def local_frequency_profile(baseline_w: float) -> dict[str, Any]:
     }
 
 
-def station_period(state_dir: Path, baseline_w: float) -> CompositePeriod:
-    """Install the profile through the station's checks and read its composite period."""
+def station_period(
+    state_dir: Path, baseline_w: float, *, profile: dict[str, Any] | None = None
+) -> CompositePeriod:
+    """Install the profile (default: the DC-like curve's) through the station's checks and
+    read its composite period."""
     config = StationConfig(
         csms_url="ws://127.0.0.1:9/ocpp",
         identity="CS-BENCH",
@@ -108,7 +133,8 @@ def station_period(state_dir: Path, baseline_w: float) -> CompositePeriod:
     db = open_state_db(state_dir)
     try:
         smart = SmartCharging(config, ProfileStore(db), may_discharge=lambda _evse: True)
-        smart.install(1, local_frequency_profile(baseline_w), transactions=TX, now=NOW)
+        wire = profile or local_frequency_profile(baseline_w)
+        smart.install(1, wire, transactions=TX, now=NOW)
         return smart.composite(1, now=NOW, duration_s=60, transaction=TX[1], offline_since=None).at(
             NOW
         )
@@ -133,6 +159,8 @@ class Gateway:
     lease: SetpointLease
     channel: ControlChannel | None = None
     samples: list[tuple[float, float, float]] = field(default_factory=list)  # t, P, command
+    #: (max charge, max discharge) the station hands the loop (EV and profile limits).
+    ev_limits_w: tuple[float, float] = (11000.0, 11000.0)
 
 
 async def run_gateway(gw: Gateway, cfg: ControlSection, stop: asyncio.Event) -> None:
@@ -151,7 +179,8 @@ async def run_gateway(gw: Gateway, cfg: ControlSection, stop: asyncio.Event) -> 
             gw.channel = channel
             task = group.create_task(control.run())
             while not stop.is_set():  # the station's tick: limits, contact, lease
-                channel.set_ev_limits(max_charge_w=11000.0, max_discharge_w=11000.0)
+                charge_w, discharge_w = gw.ev_limits_w
+                channel.set_ev_limits(max_charge_w=charge_w, max_discharge_w=discharge_w)
                 channel.mark_csms_contact()
                 channel.grant_lease(gw.lease)
                 try:
@@ -369,6 +398,207 @@ def report(
     }
 
 
+# --- FCR: 50 % by 15 s, 100 % by 30 s, held 15 min within SoC limits -----------------------
+
+#: FCR fleet: (battery Wh, SoC %) per vehicle, cycled; EV minimum SoC 20 %, 11 kW each way.
+#: Two sit a few % above the floor: their share is cut to what they sustain for 15 min.
+FCR_EVS = (
+    (40_000.0, 27.0),
+    (60_000.0, 50.0),
+    (60_000.0, 25.0),
+    (80_000.0, 45.0),
+    (40_000.0, 35.0),
+    (60_000.0, 70.0),
+)
+FCR_FULL_PCT = 99.0  # "100 %": within 1 % of the curve value (the module's lag is asymptotic)
+
+
+def fcr_evs(n: int) -> list[EvSpec]:
+    evs = []
+    for i in range(n):
+        cap, soc = FCR_EVS[i % len(FCR_EVS)]
+        evs.append(
+            EvSpec(
+                ev_id=f"EV-{i + 1}",
+                battery_capacity_wh=cap,
+                soc_pct=soc,
+                min_soc_pct=20.0,
+                max_charge_w=11_000.0,
+                max_discharge_w=11_000.0,
+                min_discharge_w=0.0,
+                min_charge_w=0.0,
+                departure_in_s=10 * 3600.0,
+            )
+        )
+    return evs
+
+
+def fcr_session(i: int, ev: EvSpec) -> SessionState:
+    """The core's view of ``ev`` after its NotifyEVChargingNeeds (the simulator's needs)."""
+    needs = charging_needs(ev, soc_pct=ev.soc_pct, plugged_at=NOW)
+    return SessionState(
+        station_id=f"CS-{i + 1}", evse_id=1, transaction_id="tx-1", site="site", region="r",
+        started_at=NOW, connected=True, soc_pct=ev.soc_pct, soc_at=NOW,
+        max_discharge_w=needs.max_discharge_w, min_discharge_w=needs.min_discharge_w,
+        max_charge_w=needs.max_charge_w, min_charge_w=needs.min_charge_w,
+        target_soc_pct=needs.target_soc_pct, departure=needs.departure,
+        ev_min_v2x_energy_wh=needs.ev_min_v2x_energy_wh,
+        ev_target_energy_wh=needs.ev_target_energy_wh,
+        battery_capacity_wh=needs.battery_capacity_wh, present_power_w=0.0,
+        energy_import_wh=0.0, energy_export_wh=0.0, last_seen=NOW,
+        ev_max_v2x_energy_wh=needs.ev_max_v2x_energy_wh, min_soc_pct=needs.min_soc_pct,
+        ocpp_version="ocpp2.1", requested_energy_transfer="DC_BPT", needs_at=NOW,
+    )  # fmt: skip
+
+
+def fcr_gateways(
+    args: argparse.Namespace, grid: GridFrequency, spec: ModuleSpec
+) -> tuple[list[Gateway], list[float], dict[str, Any]]:
+    """The core plans an FCR service over the EVs (``plan_service``: shares each vehicle can
+    sustain for 15 min), shapes each share's LocalFrequency profile
+    (``local_frequency_profile``); the station validates it and composes the lease. Each
+    simulated EV's battery is ``--fcr-speed`` times smaller (time compression: SoC moves that
+    much faster, powers are real)."""
+    evs = fcr_evs(args.fcr_gateways)
+    request = ServiceRequest.of(
+        Product.FCR, capacity_w=args.fcr_capacity_w, start=NOW, duration_s=7200.0
+    )
+    plan = plan_service(
+        [fcr_session(i, ev) for i, ev in enumerate(evs)], request, config=PlannerConfig()
+    )
+    gateways, shares = [], []
+    for share in plan.shares:
+        i = int(share.key.station_id.removeprefix("CS-")) - 1
+        profile_spec = ProfileSpec(
+            profile_id=19, transaction_id="tx-1", stack_level=50,
+            valid_from=NOW - timedelta(minutes=1), valid_to=NOW + timedelta(hours=2),
+            max_offline_duration_s=30, kind="Absolute", legacy_negative_limit=False,
+            ocpp_version="ocpp2.1",
+        )  # fmt: skip
+        profile = local_frequency_profile_of(profile_spec, request, share)
+        with tempfile.TemporaryDirectory() as tmp:
+            period = station_period(Path(tmp), 0.0, profile=profile)
+        assert period.freq_curve is not None
+        ev = evs[i]
+        limits = response_bounds_w(
+            period, period.freq_curve, charge_w=ev.max_charge_w, discharge_w=ev.max_discharge_w
+        )
+        charger = SimulatedCharger.create(i + 1, seed=i + 1, spec=spec, grid=grid)
+        small = replace(ev, battery_capacity_wh=ev.battery_capacity_wh / args.fcr_speed)
+        charger.model.plug_in(small)
+        lease = SetpointLease(period.setpoint_w or 0.0, 30.0, period.freq_curve)
+        gateways.append(Gateway(charger, lease, ev_limits_w=limits))
+        shares.append(share.discharge_w)
+    planned = {
+        "capacity_requested_w": args.fcr_capacity_w,
+        "committed_w": {d.direction.value: round(d.committed_w, 1) for d in plan.directions},
+        "feasible": plan.feasible,
+        "message": plan.shortfall_reason or "capacity covered",
+    }
+    return gateways, shares, planned
+
+
+async def run_fcr(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = ControlSection(period_s=1.0 / args.loop_hz, freq_ramp_w_per_s=args.freq_ramp_w_per_s)
+    spec = ModuleSpec(lag_tau_s=args.module_lag_tau_s, ramp_w_per_s=args.module_ramp_w_per_s)
+    grid = GridFrequency(nominal_hz=50.0)
+    gateways, shares, planned = fcr_gateways(args, grid, spec)
+    models = [gw.charger.model for gw in gateways]
+    stop = asyncio.Event()
+    held_s = args.fcr_endurance_s / args.fcr_speed
+    async with asyncio.TaskGroup() as group:
+        stepper = group.create_task(RealTimeStepper(models, tick_s=0.01).run())
+        runners = [group.create_task(run_gateway(gw, cfg, stop)) for gw in gateways]
+        await wait_steady(gateways, 0.0, timeout_s=60.0)
+        socs: list[list[float]] = [[] for _ in gateways]
+        t0 = time.monotonic()
+        for model in models:
+            model.grid = grid.step(at_s=model.now_s, to_hz=args.fcr_step_to_hz)
+        soc_task = group.create_task(sample_socs(models, socs, t0, held_s))
+        await sample(gateways, t0, held_s, args.fcr_sample_hz)
+        await soc_task
+        stop.set()
+        await asyncio.gather(*runners)
+        stepper.cancel()
+    return fcr_report(args, gateways, shares, socs, cfg, planned)
+
+
+async def sample_socs(
+    models: list[PowerModuleModel], socs: list[list[float]], t0: float, seconds: float
+) -> None:
+    while time.monotonic() - t0 <= seconds:
+        for model, out in zip(models, socs, strict=True):
+            out.append(model.soc_pct if model.soc_pct is not None else math.nan)
+        await asyncio.sleep(0.1)
+
+
+def fcr_report(
+    args: argparse.Namespace,
+    gateways: list[Gateway],
+    shares: list[float],
+    socs: list[list[float]],
+    cfg: ControlSection,
+    planned: dict[str, Any],
+) -> dict[str, Any]:
+    curve_pct = min(1.0, (50.0 - args.fcr_step_to_hz) / 0.2)  # FCR: full at 200 mHz
+    goal_w = -sum(shares) * curve_pct
+    k_max = min(len(gw.samples) for gw in gateways)
+    fleet = [
+        (gateways[0].samples[k][0], sum(gw.samples[k][1] for gw in gateways)) for k in range(k_max)
+    ]
+    half, full = (
+        first_time(fleet, 0.0, goal_w, 0.5),
+        first_time(fleet, 0.0, goal_w, FCR_FULL_PCT / 100),
+    )
+    after = [w / goal_w * 100.0 for t, w in fleet if full is not None and t >= full]
+    energy_wh = (
+        sum((t1 - t0) * w0 for (t0, w0), (t1, _) in itertools.pairwise(fleet))
+        / 3600.0
+        * args.fcr_speed
+    )
+    floor_pct = cfg.soc_min_pct + cfg.soc_margin_pct
+    vehicles = [
+        {
+            "share_w": round(share, 1),
+            "soc_start_pct": round(soc[0], 2),
+            "soc_end_pct": round(soc[-1], 2),
+            "soc_min_pct": round(min(soc), 2),
+            "held_to_end": gw.samples[k_max - 1][1] <= -0.99 * share * curve_pct,
+        }
+        for gw, share, soc in zip(gateways, shares, socs, strict=True)
+    ]
+    return {
+        "scenario": f"FCR service planned by the core over {len(gateways)} EVs, "
+        f"a step 50.00 -> {args.fcr_step_to_hz} Hz held {args.fcr_endurance_s:g} s",
+        "time_compression": {
+            "speed": args.fcr_speed,
+            "how": "every battery capacity divided by speed: SoC moves speed x faster; "
+            "powers, ramps, the loop and the 15/30 s figures are real time",
+            "real_seconds_held": round(args.fcr_endurance_s / args.fcr_speed, 1),
+        },
+        "plan": planned,
+        "fleet_target_w": round(goal_w, 1),
+        "time_to_50pct_s": None if half is None else round(half, 3),
+        "time_to_100pct_s": None if full is None else round(full, 3),
+        "full_means_pct": FCR_FULL_PCT,
+        "held_after_full_pct_of_target": {
+            "min": round(min(after), 2) if after else None,
+            "median": round(statistics.median(after), 2) if after else None,
+        },
+        "energy_delivered_wh_uncompressed": round(energy_wh, 1),
+        "energy_target_wh": round(goal_w * args.fcr_endurance_s / 3600.0, 1),
+        "soc_floor_pct": floor_pct,
+        "soc_ramp_band_top_pct": floor_pct + cfg.soc_ramp_band_pct,
+        "vehicles": vehicles,
+        "targets": {
+            "50pct_by_15s_met": half is not None and half <= 15.0,
+            "100pct_by_30s_met": full is not None and full <= 30.0,
+            "held_15min_met": all(v["held_to_end"] for v in vehicles),
+            "within_soc_limits_met": all(v["soc_min_pct"] > floor_pct for v in vehicles),
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateways", type=int, default=50)
@@ -381,8 +611,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--observe-s", type=float, default=5.0)
     parser.add_argument("--sample-hz", type=float, default=100.0)
     parser.add_argument("--trace-s", type=float, default=30.0, help="0: no trace phase")
+    parser.add_argument("--fcr-gateways", type=int, default=8, help="0: no FCR phase")
+    parser.add_argument("--fcr-capacity-w", type=float, default=60_000.0)
+    parser.add_argument("--fcr-step-to-hz", type=float, default=49.8)
+    parser.add_argument("--fcr-endurance-s", type=float, default=900.0)
+    parser.add_argument("--fcr-speed", type=float, default=15.0, help="time compression")
+    parser.add_argument("--fcr-sample-hz", type=float, default=20.0)
+    parser.add_argument("--only-fcr", action="store_true", help="skip the step and trace")
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    result = {} if args.only_fcr else asyncio.run(run(args))
+    if args.fcr_gateways > 0:
+        result["fcr"] = asyncio.run(run_fcr(args))
+    print(json.dumps(result, indent=2))
     return 0
 
 
