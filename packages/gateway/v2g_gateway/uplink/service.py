@@ -149,11 +149,12 @@ class UplinkService:
         self._charger_id = charger_id or config.site
         self._limits = limits
         self._reports: asyncio.Queue[SiteReport] = asyncio.Queue(maxsize=REPORT_QUEUE_SIZE)
-        self._requests: RequestHandler | None = None
+        #: Answers the core's requests to this site (activation files), when set.
+        self.request_handler: RequestHandler | None = None
 
     def serve_requests(self, handler: RequestHandler) -> None:
         """Answer the core's requests to this site with ``handler`` (activation files)."""
-        self._requests = handler
+        self.request_handler = handler
 
     def report(
         self, code: str, *, severity: EventSeverity, detail: Mapping[str, DetailValue]
@@ -169,7 +170,9 @@ class UplinkService:
         events = channel.subscribe_events()
         source = ControlSnapshotSource(channel, charger_id=self._charger_id, limits=self._limits)
         async with (
-            SiteUplink(self.config, {self._charger_id: source}, requests=self._requests) as uplink,
+            SiteUplink(
+                self.config, {self._charger_id: source}, requests=self.request_handler
+            ) as uplink,
             asyncio.TaskGroup() as group,
         ):
             group.create_task(self._forward_reports(uplink), name="uplink-reports")

@@ -1,6 +1,7 @@
 """Events from other supervisor services reach the core like the control loop's: the
 frequency log's finished activation becomes a FREQUENCY_ACTIVATION event with its summary in
-the uplink's outbox (nothing listens at the broker address: the outbox keeps it)."""
+the uplink's outbox (nothing listens at the broker address: the outbox keeps it), and the
+daemon's wiring serves that activation's file on request."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from tests.conftest import TestPki
 from tests.doubles.waiting import eventually
 from tests.unit.gateway.uplink.test_drop_report import rows, unreachable_uplink
+from v2g_common.telemetry.activation_files import FilePart, join_parts
 from v2g_gateway.config import GatewayConfig
 from v2g_gateway.control.channel import ControlEvent
 from v2g_gateway.control.wire import NO_SNAPSHOT, ControlSnapshot
@@ -54,3 +56,9 @@ async def test_a_finished_activation_is_an_event_with_its_summary(
     assert detail["min_freq_hz"] == 49.6
     assert str(detail["file"]).startswith("activation-")
     assert (tmp_path / str(detail["file"])).exists()
+    # The daemon's wiring: the uplink answers requests for that file.
+    handler = uplink.request_handler
+    assert handler is not None
+    parts = [FilePart.model_validate_json(p) for p in handler(b'{"request_id": "w"}')]
+    assert [(p.status, p.file) for p in parts] == [("ok", detail["file"])]
+    assert join_parts(parts) == (tmp_path / str(detail["file"])).read_text()
