@@ -5,13 +5,15 @@ out of the EVs) for a response, as the edge measured it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from vpp_core.api.schemas import ErrorOut
-from vpp_core.api.services import PREFIX, ServiceRequestOut, get_held
+from vpp_core.api.services import PREFIX, AfrrSetpointOut, ServiceRequestOut, get_held
+from vpp_core.services.afrr import AfrrSetpoint
 from vpp_core.services.manager import FrequencyServices, HeldService
 from vpp_core.services.report import (
     ActivationResponse,
@@ -33,6 +35,12 @@ ACTIVATION_SOURCE = (
     "frequency and measured power, thinned to 0.1 s for 5 s, 1 s to 60 s, 10 s to 20 min; "
     "expected = the share's curve at the station's measured frequency; delivered = measured "
     "power minus its mean over the 10 s before; times to 1/50/95/99 % of the peak expected"
+)
+AFRR_SOURCE = (
+    "one row per operator setpoint relayed as AFRRSignal: requested (signed MW, negative = "
+    "discharge); delivered = the holding sessions' metered power (their last MeterValues) "
+    "when the next setpoint arrived or the service ended, null while in force; stale rows "
+    "are the core's own signal 0 after the operator's stream stopped"
 )
 
 
@@ -126,9 +134,12 @@ class ServiceReportOut(BaseModel):
     capacity: list[CapacityIntervalOut]
     activation_source: str
     activations: list[ActivationOut]
+    afrr_source: str | None = None
+    #: aFRR: every setpoint kept (up to 10,000, ~11 h), requested vs delivered.
+    afrr_setpoints: list[AfrrSetpointOut] = []
 
     @classmethod
-    def of(cls, held: HeldService) -> ServiceReportOut:
+    def of(cls, held: HeldService, setpoints: Sequence[AfrrSetpoint] = ()) -> ServiceReportOut:
         return cls(
             id=held.service_id, status=held.status.value,
             request=ServiceRequestOut.of(held.request),
@@ -137,6 +148,8 @@ class ServiceReportOut(BaseModel):
                       for d in i.contracted_w],
             activation_source=ACTIVATION_SOURCE,
             activations=[ActivationOut.of(a) for a in held.responses()],
+            afrr_source=None if held.request.spec.local_frequency else AFRR_SOURCE,
+            afrr_setpoints=[AfrrSetpointOut.of(p) for p in setpoints],
         )  # fmt: skip
 
 
@@ -151,6 +164,7 @@ def service_report_router(services: FrequencyServices) -> APIRouter:
     async def service_report(service_id: str) -> ServiceReportOut:
         """Capacity held per settlement interval and, per activation, the fleet's response
         against the curve (the sample set of every figure is stated in the report)."""
-        return ServiceReportOut.of(get_held(services, service_id))
+        held = get_held(services, service_id)
+        return ServiceReportOut.of(held, services.afrr.setpoints(service_id))
 
     return router

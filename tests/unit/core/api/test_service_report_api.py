@@ -103,3 +103,27 @@ async def test_the_report_gives_capacity_per_interval_and_each_activation(api: A
 async def test_an_unknown_service_is_404_and_the_report_needs_the_token(api: Api) -> None:
     assert (await api.client.get("/api/v1/services/fs-x/report", headers=AUTH)).status_code == 404
     assert (await api.client.get("/api/v1/services/fs-x/report")).status_code == 401
+
+
+async def test_an_afrr_report_lists_every_setpoint_requested_vs_delivered(api: Api) -> None:
+    body = {"product": "afrr", "capacity_mw": 0.01, "duration_s": 600}
+    created = (await api.client.post("/api/v1/services", json=body, headers=AUTH)).json()
+    await until(lambda: len(api.fleet.calls("set")) == 2, timeout_s=20)
+    url = f"/api/v1/services/{created['id']}"
+    for power_mw in (0.004, 0.008):
+        answer = await api.client.post(
+            f"{url}/afrr-setpoints", json={"power_mw": power_mw}, headers=AUTH
+        )
+        assert answer.status_code == 201, answer.text
+    report = (await api.client.get(f"{url}/report", headers=AUTH)).json()
+    assert "requested (signed MW" in report["afrr_source"]
+    rows = report["afrr_setpoints"]
+    assert [(r["requested_mw"], r["signal"]) for r in rows] == [(-0.004, -4000), (-0.008, -8000)]
+    assert rows[0]["delivered_mw"] == pytest.approx(
+        sum(s.present_power_w for s in api.fleet.sessions()) / 1e6
+    )
+    assert rows[1]["delivered_mw"] is None  # in force
+    fcr = {"product": "fcr", "capacity_mw": 0.01, "duration_s": 600}
+    other = (await api.client.post("/api/v1/services", json=fcr, headers=AUTH)).json()
+    fcr_report = await api.client.get(f"/api/v1/services/{other['id']}/report", headers=AUTH)
+    assert (fcr_report.json()["afrr_source"], fcr_report.json()["afrr_setpoints"]) == (None, [])
