@@ -34,6 +34,11 @@ class CsmsConfig(ConfigSection):
     #: slower (TCP back-pressure on that station only). ``burst`` messages pass at once.
     max_messages_per_s: float = Field(default=50.0, gt=0)
     message_burst: int = Field(default=200, ge=1)
+    #: Connections the kernel queues until the core accepts them (capped by the kernel's
+    #: net.core.somaxconn). asyncio's 100 overflowed in reconnect storms: dropped SYNs are
+    #: retried by the station's TCP after 1, 2, 4 s, past its open timeout
+    #: (docs/admission.md).
+    listen_backlog: int = Field(default=4096, ge=1, le=65535)
     #: Opening handshake (TCP + TLS + HTTP upgrade) must finish within this.
     open_timeout_s: float = Field(default=10.0, gt=0)
     #: Websocket pings (0 disables); a peer that misses the pong for ping_timeout_s is closed.

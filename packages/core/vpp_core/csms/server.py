@@ -159,6 +159,7 @@ class CsmsServer:
                 ping_timeout=c.ping_timeout_s,
                 close_timeout=2.0,
                 logger=self._ws_log,
+                backlog=c.listen_backlog,  # to loop.create_server
             )
         )
         tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
