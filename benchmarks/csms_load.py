@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vpp_core.fleet import FleetStore, StationEntry, hash_password  # noqa: E402
+from vpp_core.fleet.registry import legacy_scrypt_hash  # noqa: E402
 
 PASSWORD = "benchmark-password-0001"
 ANSWER_TIMEOUT_S = 10.0
@@ -80,10 +81,12 @@ def _identity(i: int) -> str:
 # -- the core process ---------------------------------------------------------------------
 
 
-async def _provision(url: str, count: int, *, profile: int) -> None:
+async def _provision(url: str, count: int, *, profile: int, old_scheme: bool = False) -> None:
+    """Register the stations; ``old_scheme``: scrypt at log2 N 4, which a core from before
+    the fast scheme (``--core-src``) verifies too, as cheaply as that core's benchmark did."""
     store = await FleetStore.open(url)
     try:
-        hashed = hash_password(PASSWORD)
+        hashed = legacy_scrypt_hash(PASSWORD, log2_n=4) if old_scheme else hash_password(PASSWORD)
         entries = [
             StationEntry(_identity(i), profile, True, "bench", "bench", hashed)
             for i in range(count)
@@ -132,7 +135,13 @@ port = {metrics_port}
     return config
 
 
-def _start_core(config: Path) -> subprocess.Popen[bytes]:
+def _start_core(config: Path, core_src: Path | None = None) -> subprocess.Popen[bytes]:
+    """``vpp-core run`` pinned to CPU 0; from another checkout's ``packages/`` with
+    ``core_src`` (a before/after on the same machine)."""
+    env = dict(os.environ)
+    if core_src is not None:
+        packages = core_src / "packages"
+        env["PYTHONPATH"] = os.pathsep.join(str(packages / p) for p in ("core", "common"))
     core = subprocess.Popen(
         [
             sys.executable,
@@ -140,11 +149,11 @@ def _start_core(config: Path) -> subprocess.Popen[bytes]:
             "vpp_core.app",
             "--config",
             str(config),
-            "--log-level",
-            "WARNING",
+            "--log-level=WARNING",
             "run",
         ],
-        cwd=ROOT,
+        cwd=core_src or ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -478,8 +487,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         metrics_port = _free_port()
         config = _write_config(work, args, port, metrics_port)
         db_url = args.database_url or f"sqlite:///{work / 'fleet.db'}"
-        await _provision(db_url, args.closed_loop or args.stations, profile=2 if args.tls else 1)
-        core_proc = _start_core(config)
+        await _provision(
+            db_url,
+            args.closed_loop or args.stations,
+            profile=2 if args.tls else 1,
+            old_scheme=args.core_src is not None,
+        )
+        core_proc = _start_core(config, args.core_src)
         try:
             await _wait_listening(port, core_proc)
             scheme = "wss" if args.tls else "ws"
@@ -495,6 +509,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 core_proc.kill()
     result["gc_tuning"] = args.gc_thresholds if args.gc_tuning else "python defaults, no freeze"
     result["tls"] = args.tls
+    result["core_src"] = str(args.core_src) if args.core_src else "this checkout"
     result["database"] = "postgresql" if args.database_url else "sqlite"
     result["fd_limit"] = fd_limit
     result["targets"] = {
@@ -531,6 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gc-thresholds", default="50000,20,100", help="gen0,gen1,gen2 (tuned)")
     parser.add_argument(
         "--database-url", default=None, help="postgresql://... (default: temp SQLite)"
+    )
+    parser.add_argument(
+        "--core-src", type=Path, default=None, help="run the core from this checkout's packages/"
     )
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(_run(args)), indent=2))

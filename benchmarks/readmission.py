@@ -50,6 +50,7 @@ from benchmarks.csms_load import (  # noqa: E402
     _free_port,
     _percentile,
     _raise_fd_limit,
+    _start_core,
 )
 from v2g_common.pki import provision  # noqa: E402
 from v2g_gateway.station.link import backoff_s  # noqa: E402
@@ -112,29 +113,15 @@ port = {metrics_port}
     return config
 
 
-def _start_core(config: Path, core_src: Path | None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    if core_src is not None:
-        packages = core_src / "packages"
-        env["PYTHONPATH"] = os.pathsep.join(str(packages / p) for p in ("core", "common"))
-    core = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vpp_core.app",
-            "--config",
-            str(config),
-            "--log-level=WARNING",
-            "run",
-        ],
-        cwd=core_src or ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    with contextlib.suppress(OSError, AttributeError):
-        os.sched_setaffinity(core.pid, {0})
-    return core
+def _listen_overflows() -> int:
+    """The kernel's count of connections dropped because an accept queue was full (the whole
+    machine's: /proc/net/netstat TcpExt ListenOverflows)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(row.get("ListenOverflows", 0))
+    return 0
 
 
 class Refused(Exception):
@@ -255,6 +242,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         await _provision(
             f"sqlite:///{work / 'fleet.db'}", args.stations, old_scheme=args.old_scheme
         )
+        overflows = _listen_overflows()
         swarm = Swarm(t0=time.monotonic())
         core = _start_core(config, args.core_src)
         me, proc = psutil.Process(), psutil.Process(core.pid)
@@ -266,6 +254,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*stations)
             core_cpu, rss = proc.cpu_times(), proc.memory_info().rss
             client_cpu = me.cpu_times()
+            overflows = _listen_overflows() - overflows
         finally:
             for ws in swarm.sockets:
                 if ws.transport is not None:
@@ -288,6 +277,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "core_rss_mb": round(rss / 2**20, 1),
         "stations_process_cpu_s": round(client_cpu.user + client_cpu.system, 1),
         "open_timeout_s": args.open_timeout,
+        "listen_overflows_machine_wide": overflows,
         "fd_limit": fd_limit,
         "load_average": os.getloadavg(),
         "target": "10,000 stations re-admitted within 60 s on one core",
