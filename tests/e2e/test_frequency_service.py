@@ -25,9 +25,9 @@ import httpx
 import pytest
 
 from tests.e2e.observe import wait_fleet
+from tests.e2e.services import POLL_S, create_service, ev, wait_holding
 from v2g_sim.demo_ready import wait_ready
 from v2g_sim.demo_stack import DemoStack, StackSettings, vpp_profiles_left
-from v2g_sim.ev import EvSpec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -36,47 +36,6 @@ CAPACITY_MW = 0.1
 STEP_HZ = 49.8  # FCR full activation (200 mHz): every share delivered in full, discharging
 STACK_LEVEL = 50
 AFTER_S = 5.0
-POLL_S = 0.25
-
-
-def ev(station_id: str) -> EvSpec:
-    """Bidirectional, 60 kWh at 60 %, 10 kW each way: 20 of them sustain the 0.1 MW share
-    (5 kW each) for FCR's 15 min with room."""
-    return EvSpec(
-        ev_id=f"EV-{station_id}", soc_pct=60.0, target_soc_pct=None, departure_in_s=None,
-        max_discharge_w=10_000.0, max_charge_w=10_000.0,
-    )  # fmt: skip
-
-
-async def _create(api: httpx.AsyncClient) -> str:
-    """A 0.1 MW FCR service on the whole fleet. A core just started clears the service
-    profile an earlier core may have left on each EVSE as its station comes back, and claims
-    the session meanwhile: a service planned then leaves it out, so try again (bounded)."""
-    body = {"product": "fcr", "capacity_mw": CAPACITY_MW, "duration_s": 600}
-    async with asyncio.timeout(20):
-        while True:
-            created = await api.post("/services", json=body)
-            assert created.status_code == 201, created.text
-            service: dict[str, Any] = created.json()
-            if service["plan"]["feasible"]:
-                return str(service["id"])
-            await api.delete(f"/services/{service['id']}")
-            await asyncio.sleep(1.0)
-
-
-async def _holding(api: httpx.AsyncClient, service_id: str) -> dict[str, Any]:
-    """The service once every share's profile is accepted (the stations' answers)."""
-    body: dict[str, Any] = {}
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                body = (await api.get(f"/services/{service_id}")).json()
-                held = body["holding_mw"]["discharge"]
-                if body["status"] == "holding" and held >= CAPACITY_MW - 1e-9:
-                    return body
-                await asyncio.sleep(POLL_S)
-    except TimeoutError:
-        raise AssertionError(f"service never held in full: {body}") from None
 
 
 async def _reported(api: httpx.AsyncClient, service_id: str, timeout_s: float) -> dict[str, Any]:
@@ -109,8 +68,8 @@ async def test_a_fleet_holding_fcr_answers_a_frequency_step_and_the_core_reports
             await stack.plug_in(sid, ev(sid))
         async with stack.api() as api:
             await wait_ready(api, settings.station_ids, timeout_s=60)
-            service_id = await _create(api)
-            service = await _holding(api, service_id)
+            service_id = await create_service(api, CAPACITY_MW)
+            service = await wait_holding(api, service_id, CAPACITY_MW)
             shares = {s["station_id"]: s["discharge_w"] for s in service["shares"]}
             assert set(shares) == set(settings.station_ids)
             await asyncio.sleep(10.5)  # the gateways' ring buffers fill at 50 Hz
