@@ -5,51 +5,17 @@ judged against their shares' curves; 404 and the bearer guard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
 import pytest
 
-from tests.unit.core.api.test_api import AUTH, TOKEN
-from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
+from tests.unit.core.api.test_api import AUTH
+from tests.unit.core.api.test_services_api import Api, api
+from tests.unit.core.dispatch.scripted_fleet import until
 from v2g_common.telemetry.activation import encode_series
-from v2g_sim.ev import EvSpec
-from vpp_core.api import create_api
-from vpp_core.api.service_report import service_report_router
-from vpp_core.api.services import services_router
-from vpp_core.dispatch.config import DispatchConfig
-from vpp_core.dispatch.runner import DispatchRunner
-from vpp_core.dispatch.service import DispatchService
-from vpp_core.services.manager import FrequencyServices, ServiceStatus
+from vpp_core.services.manager import ServiceStatus
 
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    fleet: ScriptedFleet
-    clock: VirtualClock
-    services: FrequencyServices
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[Api]:
-    clock = VirtualClock(auto=False)
-    fleet = ScriptedFleet(clock)
-    for i in range(2):  # 2 x 10 kW discharge / 11 kW charge, 60 kWh at 70 %
-        fleet.add(f"CS{i}", EvSpec(soc_pct=70.0, min_discharge_w=0.0, min_charge_w=0.0))
-    config = DispatchConfig()
-    async with (
-        DispatchRunner(fleet, fleet, clock, config) as runner,
-        FrequencyServices(fleet, fleet, clock, config) as services,
-    ):
-        await until(lambda: {("CS0", 1), ("CS1", 1)} <= services.leftovers.done, timeout_s=20)
-        routers = [services_router(services), service_report_router(services)]
-        app = create_api(DispatchService(runner), bearer_token=TOKEN, routers=routers)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://vpp") as client:
-            yield Api(client, fleet, clock, services)
+__all__ = ["api"]  # the fixture: two sessions, the services and report routes
 
 
 def step_detail(api: Api, *, after_s: float, delivered: float) -> dict[str, object]:

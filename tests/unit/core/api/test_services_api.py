@@ -14,6 +14,7 @@ from tests.unit.core.api.test_api import AUTH, TOKEN
 from tests.unit.core.dispatch.scripted_fleet import ScriptedFleet, VirtualClock, until
 from v2g_sim.ev import EvSpec
 from vpp_core.api import create_api
+from vpp_core.api.service_report import service_report_router
 from vpp_core.api.services import services_router
 from vpp_core.dispatch.config import DispatchConfig
 from vpp_core.dispatch.runner import DispatchRunner
@@ -26,6 +27,7 @@ class Api:
     client: httpx.AsyncClient
     fleet: ScriptedFleet
     clock: VirtualClock
+    services: FrequencyServices
 
 
 @pytest.fixture
@@ -42,12 +44,11 @@ async def api() -> AsyncIterator[Api]:
         # the first-connection clears of a just-started core claim the sessions meanwhile
         await until(lambda: {("CS0", 1), ("CS1", 1)} <= services.leftovers.done, timeout_s=20)
         fleet.log.clear()
-        app = create_api(
-            DispatchService(runner), bearer_token=TOKEN, routers=[services_router(services)]
-        )
+        routers = [services_router(services), service_report_router(services)]
+        app = create_api(DispatchService(runner), bearer_token=TOKEN, routers=routers)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://vpp") as client:
-            yield Api(client, fleet, clock)
+            yield Api(client, fleet, clock, services)
 
 
 async def test_every_services_route_needs_the_token(api: Api) -> None:
