@@ -91,6 +91,11 @@ def _decimal(value: Any) -> float | None:
 
 def _build_controller_class() -> type[Any]:
     from iso15118.evcc.controller.simulator import SimEVController
+    from iso15118.shared.messages.datatypes import (
+        PhysicalValue,
+        PVEVEnergyCapacity,
+        PVEVMaxPowerLimit,
+    )
     from iso15118.shared.messages.enums import Protocol
     from iso15118.shared.messages.iso15118_20.ac import (
         ACChargeParameterDiscoveryReqParams,
@@ -121,7 +126,19 @@ def _build_controller_class() -> type[Any]:
         def __init__(self, library_config: Any, settings: EvccSettings) -> None:
             super().__init__(library_config)
             self.settings, self.view = settings, EvView()
+            self._declare_v2(settings)
             self._refresh()
+
+        def _declare_v2(self, s: EvccSettings) -> None:
+            """The ISO 15118-2 / DIN charge parameters (the library's sim has its own)."""
+            power = PhysicalValue.get_exponent_value_repr(s.max_charge_w)
+            capacity = PhysicalValue.get_exponent_value_repr(s.battery_capacity_wh)
+            self.dc_ev_charge_params.dc_max_power_limit = PVEVMaxPowerLimit(
+                multiplier=power[0], value=power[1], unit="W"
+            )
+            self.dc_ev_charge_params.dc_energy_capacity = PVEVEnergyCapacity(
+                multiplier=capacity[0], value=capacity[1], unit="Wh"
+            )
 
         # --- the battery (the simulator's) ------------------------------------------
         def _refresh(self) -> None:
@@ -134,6 +151,7 @@ def _build_controller_class() -> type[Any]:
             self.view.present_w = float(status.get("power_w") or 0.0)
             if status.get("soc_pct") is not None:
                 self.view.soc_pct = float(status["soc_pct"])
+                self._soc = round(self.view.soc_pct)  # what the library's -2/DIN status sends
             self.write_status()
 
         def write_status(self) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,8 @@ def _build_controller_class() -> type[Any]:
         async def send_rated_limits(self) -> None:
             protocol = self.get_selected_protocol()
             if protocol is not None and not protocol.name.startswith("ISO_15118_20"):
-                self._send_params(protocol.name, "charge-only", None)
+                dc = self.evse_data_context.current_type == "DC"
+                self._send_params(protocol.name, "charge-only", None, dc=dc)
 
         async def get_schedule_exchange_params(
             self, selected_energy_service: Any, control_mode: Any, schedule_exchange_req: Any
@@ -145,12 +147,19 @@ def _build_controller_class() -> type[Any]:
             protocol = self.get_selected_protocol()
             self._service = selected_energy_service.service.name
             self._control_mode = ControlMode(control_mode).name.capitalize()
-            self._send_params(protocol.name, self._service, self._control_mode)
+            dc = self._service.startswith("DC")
+            self._send_params(protocol.name, self._service, self._control_mode, dc=dc)
             return result
 
-        def _send_params(self, protocol: str, service: str, control_mode: str | None) -> None:
-            ev = self.ev_data_context
-            self._params = _ev_params(ev, self._evcc_id, protocol, service, control_mode)
+        def _send_params(
+            self, protocol: str, service: str, control_mode: str | None, *, dc: bool
+        ) -> None:
+            limits = self.ev_data_context.rated_limits
+            self._params = _ev_params(
+                self.ev_data_context,
+                limits.dc_limits if dc else limits.ac_limits,
+                EvIdentity(self._evcc_id, protocol, service, control_mode),
+            )
             self._channel.send(self._params)
 
         async def send_display_params(self) -> None:
@@ -241,18 +250,23 @@ def _dynamic_first(parameter_set: Any) -> tuple[int, int]:
     return (0 if values.get("ControlMode") == 2 else 1, values.get("MobilityNeedsMode", 9))
 
 
-def _ev_params(
-    ev: Any, evcc_id: str, protocol: str, service: str, control_mode: str | None
-) -> EvParams:
+@dataclass(frozen=True, slots=True)
+class EvIdentity:
+    """Who the EV is and what it negotiated."""
+
+    evcc_id: str
+    protocol: str
+    service: str
+    control_mode: str | None
+
+
+def _ev_params(ev: Any, limits: Any, who: EvIdentity) -> EvParams:
     """The EV's declared limits (rated: ChargeParameterDiscovery) and needs."""
-    limits = ev.rated_limits.dc_limits if service.startswith("DC") else ev.rated_limits.ac_limits
-    if service == "charge-only":
-        limits = ev.rated_limits.dc_limits if ev.current_type == "DC" else ev.rated_limits.ac_limits
     return EvParams(
-        evcc_id=evcc_id,
-        protocol=protocol,
-        service=service,
-        control_mode=control_mode,
+        evcc_id=who.evcc_id,
+        protocol=who.protocol,
+        service=who.service,
+        control_mode=who.control_mode,
         max_charge_w=float(limits.max_charge_power or 0.0),
         min_charge_w=float(limits.min_charge_power or 0.0),
         max_discharge_w=float(getattr(limits, "max_discharge_power", None) or 0.0),
