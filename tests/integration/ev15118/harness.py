@@ -23,6 +23,9 @@ from tests.integration.gateway.daemon.daemon_harness import (
     gateway_config,
     running_sim,
 )
+from tests.integration.gateway.daemon.test_daemon_ocpp_reset import (
+    station_section as daemon_station_section,
+)
 from tests.support.ev_netns import EvCable, ev_cable
 from v2g_sim.ev import EvSpec
 from v2g_sim.ev15118 import evcc_command, evcc_settings, write_evcc_config
@@ -60,15 +63,10 @@ class Iso15118Bench:
 
 
 def station_section(url: str, state_dir: Path, current: str) -> dict[str, Any]:
+    """The daemon tests' station, sampling every second, idle until the VPP's setpoint,
+    with one EVSE of ``current`` ("DC"/"AC") rated 11 kW."""
     return {
-        "csms_url": url,
-        "identity": "CS-0001",
-        "security_profile": 1,
-        "password": PASSWORD,
-        "state_dir": str(state_dir),
-        "control_tick_s": 0.1,
-        "lease_valid_for_s": 1.0,
-        "contact_probe_interval_s": 1.0,
+        **daemon_station_section(url, state_dir),
         "sampled_data_interval_s": 1.0,
         "default_charge_w": 0.0,
         "evses": [{"id": 1, "current_type": current, "max_power_w": 11000.0}],

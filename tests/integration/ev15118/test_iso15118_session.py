@@ -15,7 +15,7 @@ import pytest
 
 from tests.doubles.raw_csms import RawCsms
 from tests.doubles.waiting import eventually
-from tests.integration.ev15118.harness import ISO_PYTHON, RAMP_W_PER_S, iso15118_bench
+from tests.integration.ev15118.harness import ISO_PYTHON, iso15118_bench
 from tests.support.ev_netns import netns_unavailable
 from v2g_sim.ev import EvSpec
 
@@ -114,11 +114,18 @@ async def test_dc_bpt_session_needs_setpoint_and_soc(tmp_path: Path) -> None:
         assert answer["status"] == "Accepted"
         await eventually(lambda: bench.ev().get("target_w") == -7000.0, timeout_s=10)
         target_s = time.monotonic() - sent_at
-        # the EV's present power follows within the ramp (2.3 s at 3 kW/s) plus the module's
-        # lag and a few charge loops
-        await eventually(lambda: bench.ev().get("present_w", 0.0) <= -6900.0, timeout_s=10)
+        # the EV's present power follows the ramp (3 kW/s: 2.3 s) to -7 kW; how long it takes
+        # on an idle machine is benchmarks/iso15118_timings.py's figure, not a test's
+        seen: list[float] = []
+
+        def followed() -> bool:
+            seen.append(float(bench.ev().get("present_w", 0.0)))
+            return seen[-1] <= -6900.0
+
+        await eventually(followed, timeout_s=30)
         follow_s = time.monotonic() - sent_at
-        assert follow_s < 7000.0 / RAMP_W_PER_S + 5.0, follow_s
+        assert any(-6500.0 < w < -500.0 for w in seen), "the EV's power ramps, never steps"
+        assert min(seen) >= -7000.0 * 1.02, "never beyond the setpoint"
         print(f"setpoint -> EV target {target_s:.2f} s, EV present power at -7 kW {follow_s:.2f} s")
 
         # SoC in MeterValues is the EV's (ISO 15118 reports whole percent; the power stage
@@ -142,7 +149,7 @@ async def _discharging(bench: Any, setpoint_w: float = -7000.0) -> str:
         timeout_s=30.0,
     )
     assert answer["status"] == "Accepted"
-    await eventually(lambda: bench.ev().get("present_w", 0.0) <= setpoint_w * 0.95, timeout_s=15)
+    await eventually(lambda: bench.ev().get("present_w", 0.0) <= setpoint_w * 0.95, timeout_s=30)
     return tx_id
 
 
