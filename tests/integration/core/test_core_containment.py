@@ -171,9 +171,13 @@ async def test_a_failure_in_each_background_task_is_contained_and_counted(
             core.csms.station("CS-0001", password=PASSWORD) as station,
             httpx.AsyncClient(base_url=core.api, headers=auth, timeout=10) as http,
         ):
-            # a dispatch whose task fails (the injection), then one that runs
+            # a dispatch whose task fails (the injection) is refused, not promised; later
+            # ones run
             body = {"power_mw": 0.01, "direction": "discharge", "duration_s": 1}
-            assert (await http.post("/api/v1/dispatches", json=body)).status_code == 201
+            refused = await http.post("/api/v1/dispatches", json=body)
+            assert refused.status_code == 503, refused.text
+            assert "its task failed" in refused.json()["detail"]
+            assert refused.headers["retry-after"] == "5"
 
             async def all_counted() -> bool:
                 return await core.failures() == dict.fromkeys(INJECTED, 1.0)
@@ -204,6 +208,7 @@ async def test_a_failure_in_each_background_task_is_contained_and_counted(
             await eventually_async(ingested)
             # the report publisher gets its PUBACKs again: a second dispatch's report is out
             created = await http.post("/api/v1/dispatches", json=body)
+            assert created.status_code == 201, created.text
             dispatch_id = created.json()["id"]
             topic, payload = await asyncio.to_thread(reports.get, timeout=30)
             assert topic == f"vpp/v1/dispatch/{dispatch_id}/report"

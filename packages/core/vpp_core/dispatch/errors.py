@@ -39,17 +39,9 @@ class DispatchNotFoundError(DispatchError):
 
 
 class DispatchNotRecordedError(DispatchError):
-    """The dispatch journal could not record a new dispatch: it is not accepted (a dispatch
-    the core would forget in a crash must not be promised to the operator)."""
+    """A new dispatch was not recorded (the journal failed, or its task died first): it is not
+    accepted (a dispatch the core would forget, or never run, must not be promised)."""
 
-    def __init__(self, dispatch_id: str, waited_s: float | None) -> None:
+    def __init__(self, dispatch_id: str, cause: str) -> None:
         self.dispatch_id = dispatch_id
-        cause = (
-            "the journal refused the write"
-            if waited_s is None
-            else f"no answer from the journal in {waited_s:g} s"
-        )
-        super().__init__(
-            f"dispatch not accepted: the dispatch journal could not record it ({cause}); "
-            "nothing was sent"
-        )
+        super().__init__(f"dispatch not accepted: {cause}; nothing was sent")

@@ -140,10 +140,27 @@ class DispatchRunner:
             progress.mark_recorded(True)
         self._runs[dispatch_id] = progress
         self._tg.create_task(
-            self.supervisor.contain("dispatch", self._execute(progress)),
+            self.supervisor.contain("dispatch", self._settled(self._execute(progress), progress)),
             name=f"dispatch-{dispatch_id}",
         )
         return progress
+
+    @staticmethod
+    async def _settled(work: Awaitable[None], progress: DispatchProgress) -> None:
+        """Run a dispatch's task; if it dies (the supervisor contains and counts that), the
+        dispatch is failed and done, and a caller waiting for it to be recorded is told no
+        (the API refuses it instead of promising a dispatch that will never run)."""
+        try:
+            await work
+        except Exception as exc:
+            if progress.status.active:
+                progress.status = DispatchStatus.FAILED
+                progress.events.append(f"failed: its task died: {exc!r}")
+            raise
+        finally:
+            if not progress.recorded.is_set():
+                progress.mark_recorded(False)
+            progress.done.set()
 
     def progress(self, dispatch_id: str) -> DispatchProgress:
         try:

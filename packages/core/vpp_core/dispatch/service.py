@@ -154,17 +154,20 @@ class DispatchService:
         )
 
     async def _until_recorded(self, progress: DispatchProgress) -> None:
-        waited: float | None = None
+        cause = "the dispatch journal could not record it"
         try:
             await asyncio.wait_for(progress.recorded.wait(), RECORD_WAIT_S)
         except TimeoutError:
-            waited = RECORD_WAIT_S
+            cause = f"no answer from the dispatch journal in {RECORD_WAIT_S:g} s"
         if progress.recorded_ok:
             return
-        progress.events.append("refused: the dispatch journal could not record it")
+        if progress.status is DispatchStatus.FAILED:
+            cause = "its task failed before it was recorded (see the core's log)"
+        else:
+            progress.events.append(f"refused: {cause}")
         self.runner.cancel(progress.dispatch_id)
         await progress.done.wait()
-        raise DispatchNotRecordedError(progress.dispatch_id, waited)
+        raise DispatchNotRecordedError(progress.dispatch_id, cause)
 
     def uncertainty_pct(self) -> float:
         """Expected tracking error: the configured prior, or the median relative RMSE of the

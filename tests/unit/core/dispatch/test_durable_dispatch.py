@@ -237,3 +237,20 @@ async def test_an_ended_dispatch_is_served_again_after_a_restart(
     none_kept = DispatchConfig(reports_kept_after_restart=0)
     async with DispatchRunner(fleet, fleet, clock, none_kept, journal=journal) as runner:
         assert runner.all_progress() == []
+
+
+async def test_a_dispatch_whose_task_dies_is_refused_and_failed_not_left_scheduled(
+    fleet: ScriptedFleet, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def dies(self: DispatchRunner, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(DispatchRunner, "_execute", dies)
+    fleet.add("CS1", ev())
+    async with DispatchRunner(fleet, fleet, clock, DispatchConfig(), journal=MemoryJournal()) as r:
+        with pytest.raises(DispatchNotRecordedError, match="its task failed"):
+            await DispatchService(r, new_id=lambda: "d1").create(REQUEST)
+        p = r.progress("d1")
+        assert p.status is DispatchStatus.FAILED
+        assert p.done.is_set()
+    assert fleet.calls("set") == []
