@@ -34,12 +34,13 @@ class CurvePoint:
 
 def _side(request: ServiceRequest, share_w: float, sign: float) -> list[tuple[float, float]]:
     """(offset mHz, W) from the dead-band's edge out to full activation, one direction."""
-    edge, full = request.deadband_mhz, request.full_activation_mhz
+    # The edge on the curve's 0.1 mHz grid, so that a step's two points stay two points.
+    edge, full = round(request.deadband_mhz / _STEP_MHZ) * _STEP_MHZ, request.full_activation_mhz
     out = [(edge, 0.0)]
     shape = request.spec.shape
     if shape == "step":
         return [*out, (edge + _STEP_MHZ, sign * share_w)]
-    if shape == "droop" and edge > 0 and edge + _STEP_MHZ < full:
+    if shape == "droop" and edge > 0 and edge + 2 * _STEP_MHZ <= full:
         out.append((edge + _STEP_MHZ, sign * share_w * (edge + _STEP_MHZ) / full))
     knee = request.spec.knee
     if knee is not None:
