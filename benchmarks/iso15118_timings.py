@@ -4,8 +4,9 @@ Each run is the integration tests' bench (tests/integration/ev15118/harness.py):
 with the EV's end in its own network namespace, the gateway daemon with its SECC process
 (iso15118 0.31.2 in .venv-iso15118), v2g-sim's power module (3 kW/s ramp in the gateway) and
 the simulator's EVCC, and a raw OCPP 2.1 CSMS double. The VPP's -7 kW CentralSetpoint is
-installed as soon as the transaction starts (at plug-in, before the ISO 15118 session is up),
-then changed to -3 kW once the EV discharges. Figures per run:
+installed as soon as the EV's needs arrive (NotifyEVChargingNeeds, sent after the EV's
+ScheduleExchange: the station refuses a discharge before it knows the session is BPT), then
+changed to -3 kW once the EV discharges. Figures per run:
 
 - ``setup_to_charge_loop_s``: the gateway's log, ``ISO 15118 state SessionSetup`` to
   ``ISO 15118 state DCChargeLoop``;
@@ -66,7 +67,7 @@ async def _set(bench: Iso15118Bench, tx_id: str, setpoint_w: float) -> float:
 async def one_run(tmp: Path, tag: str) -> dict[str, float]:
     async with iso15118_bench(tmp, spec=EV, tag=tag) as bench:
         csms = bench.csms
-        await csms.wait_for(lambda c: bool(c.calls("TransactionEvent")), timeout_s=60)
+        await csms.wait_for(lambda c: bool(c.calls("NotifyEVChargingNeeds")), timeout_s=90)
         tx_id = str(csms.calls("TransactionEvent")[0]["transactionInfo"]["transactionId"])
         await _set(bench, tx_id, -7000.0)
         await eventually(lambda: bench.ev().get("present_w", 0.0) <= -6650.0, timeout_s=90)
@@ -87,9 +88,13 @@ async def one_run(tmp: Path, tag: str) -> dict[str, float]:
         }
 
 
-async def main_async(runs: int) -> dict[str, Any]:
+async def main_async(runs: int, keep: Path | None) -> dict[str, Any]:
     results = []
     for i in range(runs):
+        if keep is not None:  # the logs stay for reading
+            (keep / f"run-{i}").mkdir(parents=True)
+            results.append(await one_run(keep / f"run-{i}", tag=f"b{i}"))
+            continue
         with tempfile.TemporaryDirectory(prefix="iso15118-timings-") as tmp:
             results.append(await one_run(Path(tmp), tag=f"b{i}"))
     medians = {key: round(statistics.median(r[key] for r in results), 3) for key in results[0]}
@@ -104,8 +109,9 @@ async def main_async(runs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="keep each run's logs under this new directory")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main_async(args.runs)), indent=2))
+    print(json.dumps(asyncio.run(main_async(args.runs, args.keep)), indent=2))
 
 
 if __name__ == "__main__":

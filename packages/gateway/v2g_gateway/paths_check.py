@@ -111,7 +111,21 @@ def path_problems(config: GatewayConfig) -> list[Problem]:
     """Everything ``config`` names: the devices, the station's and the uplink's certificates
     and keys, and the directories their stores live in."""
     devices = device_problems(config.control_process(), ev_link_kind=config.ev_link.kind)
-    return devices + service_problems(config)
+    return devices + service_problems(config) + ev_link_problems(config)
+
+
+def ev_link_problems(config: GatewayConfig) -> list[Problem]:
+    """``kind = "iso15118"``: the SECC's interpreter, its network interface, and the
+    directory the gateway's socket for it goes in."""
+    if config.ev_link.kind != "iso15118":
+        return []
+    secc = config.ev_link.iso15118
+    problems = readable_file("ev_link.iso15118.python", secc.python)
+    if not problems and not os.access(secc.python, os.X_OK):
+        problems = [("ev_link.iso15118.python", f"{secc.python} is not executable")]
+    if not Path("/sys/class/net", secc.interface).exists():
+        problems.append(("ev_link.iso15118.interface", f"no network interface {secc.interface}"))
+    return problems + creatable_directory("ev_link.iso15118.socket", secc.socket.parent)
 
 
 def service_problems(config: GatewayConfig) -> list[Problem]:

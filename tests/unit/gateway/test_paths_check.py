@@ -140,6 +140,31 @@ def test_each_bad_path_is_named_by_its_key(
     assert problems[key].startswith(reason.format(tmp=tmp_path))
 
 
+def test_the_iso15118_link_names_its_interpreter_interface_and_socket(
+    tmp_path: Path, tty: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(tmp_path, tty)
+    path.write_text(
+        path.read_text()
+        + f"""
+[ev_link]
+kind = "iso15118"
+[ev_link.iso15118]
+python = "{tmp_path}/venv/bin/python"
+interface = "nope0"
+socket = "{tmp_path}/ca.pem/secc.sock"
+"""
+    )
+    status, problems = _check(path, capsys)
+    assert status == 2
+    assert problems == {
+        "ev_link.iso15118.python": f"{tmp_path}/venv/bin/python does not exist (nor does "
+        f"{tmp_path}/venv/bin)",
+        "ev_link.iso15118.interface": "no network interface nope0",
+        "ev_link.iso15118.socket": f"{tmp_path}/ca.pem is not a directory",
+    }
+
+
 def test_a_readable_calibration_file_and_an_absent_one_both_pass(tmp_path: Path, tty: str) -> None:
     config = load_gateway_config(_config(tmp_path, tty))
     assert path_problems(config) == []  # absent: identity calibration
