@@ -16,14 +16,22 @@ frequencies) and follows the droop from there; Dynamic Containment rises from 0 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from vpp_core.services.products import ServiceRequest
+from vpp_core.services.products import CURVE_RESOLUTION_MHZ, ServiceRequest
 
 __all__ = ["CurvePoint", "share_curve"]
 
 _HZ_DECIMALS = 4  # 0.1 mHz: the curve's frequencies are exact, not 49.800000000001
-_STEP_MHZ = 0.1  # a step in the curve: two points this far apart
+_STEP_MHZ = CURVE_RESOLUTION_MHZ  # a step in the curve: two points this far apart
+
+
+def _outward(mhz: float) -> float:
+    """The dead-band's edge on the curve's grid, rounded outward (a 1.75 mHz dead-band has its
+    0 W edge at 1.8 mHz: rounded inward, or to nearest, the step's two points fell on one
+    frequency and the curve never left 0 W)."""
+    return math.ceil(mhz / CURVE_RESOLUTION_MHZ - 1e-6) * CURVE_RESOLUTION_MHZ
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +42,7 @@ class CurvePoint:
 
 def _side(request: ServiceRequest, share_w: float, sign: float) -> list[tuple[float, float]]:
     """(offset mHz, W) from the dead-band's edge out to full activation, one direction."""
-    # The edge on the curve's 0.1 mHz grid, so that a step's two points stay two points.
-    edge, full = round(request.deadband_mhz / _STEP_MHZ) * _STEP_MHZ, request.full_activation_mhz
+    edge, full = _outward(request.deadband_mhz), request.full_activation_mhz
     out = [(edge, 0.0)]
     shape = request.spec.shape
     if shape == "step":

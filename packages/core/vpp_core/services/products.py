@@ -31,6 +31,8 @@ ServiceDirection = Literal["symmetric", "discharge", "charge"]
 #: dead-band only silences the middle); ``from_deadband`` rising from 0 at the dead-band's
 #: edge (GB Dynamic Containment, through its knee); ``step`` full at once past the activation
 #: level (Nordic FFR, a trigger product; ``full_activation_mhz`` is then not on the curve).
+#: The resolution of a curve's frequencies (``vpp_core.services.curves``): 0.1 mHz.
+CURVE_RESOLUTION_MHZ = 0.1
 CurveShape = Literal["droop", "from_deadband", "step"]
 
 
@@ -156,15 +158,19 @@ def _problems(r: ServiceRequest) -> list[tuple[str, str]]:
         out.append(("start", "must be timezone-aware"))
     if not (math.isfinite(r.deadband_mhz) and r.deadband_mhz >= 0):
         out.append(("deadband_mhz", "must be >= 0"))
+    # two curve points must fit between them: the curve's frequencies are 0.1 mHz apart at least
+    gap = 2 * CURVE_RESOLUTION_MHZ
     knee = r.spec.knee[0] if r.spec.knee else r.deadband_mhz
-    if not (
-        math.isfinite(r.full_activation_mhz) and r.full_activation_mhz > max(knee, r.deadband_mhz)
-    ):
-        out.append(("full_activation_mhz", f"must exceed the dead-band and knee ({knee:g} mHz)"))
+    inner = max(knee, r.deadband_mhz)
+    if not (math.isfinite(r.full_activation_mhz) and r.full_activation_mhz >= inner + gap):
+        why = f"must exceed the dead-band and knee ({inner:g} mHz) by {gap:g} mHz"
+        out.append(("full_activation_mhz", why))
     elif r.full_activation_mhz > 5000:
         out.append(("full_activation_mhz", "must be <= 5000 mHz"))
-    if r.spec.knee and not r.deadband_mhz < r.spec.knee[0]:
-        out.append(("deadband_mhz", f"must be below the product's knee ({r.spec.knee[0]:g} mHz)"))
+    if r.spec.knee and not r.deadband_mhz <= r.spec.knee[0] - gap:
+        out.append(
+            ("deadband_mhz", f"must be {gap:g} below the product's knee ({r.spec.knee[0]:g} mHz)")
+        )
     if r.nominal_hz not in (50.0, 60.0):
         out.append(("nominal_hz", "must be 50 or 60"))
     if not 0 < r.headroom <= 1:

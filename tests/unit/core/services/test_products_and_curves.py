@@ -127,6 +127,40 @@ def test_a_discharge_only_curve_ends_at_the_dead_band() -> None:
     ]
 
 
+@pytest.mark.parametrize("direction", ["symmetric", "discharge", "charge"])
+def test_a_dead_band_off_the_grid_is_rounded_outward_and_the_step_still_reaches_the_share(
+    direction: str,
+) -> None:
+    # hypothesis found it: FFR with a 1.75 mHz dead-band gave a curve of 0 W points only
+    r = ServiceRequest.of(
+        "ffr", capacity_w=1e6, start=T0, duration_s=60.0, direction=direction,  # type: ignore[arg-type]
+        deadband_mhz=1.75, nominal_hz=50.0,
+    )  # fmt: skip
+    curve = share_curve(
+        r, discharge_w=1_000.0 * (r.discharge_w > 0), charge_w=1_000.0 * (r.charge_w > 0)
+    )
+    points = [(p.frequency_hz, p.power_w) for p in curve]
+    low = [(49.9981, -1_000.0), (49.9982, 0.0)]
+    high = [(50.0018, 0.0), (50.0019, 1_000.0)]
+    expected = {"symmetric": low + high, "discharge": low, "charge": high}[direction]
+    assert points == expected
+
+
+@pytest.mark.parametrize(
+    ("product", "changes", "field"),
+    [
+        ("fcr", {"deadband_mhz": 199.95, "full_activation_mhz": 200.0}, "full_activation_mhz"),
+        ("dynamic_containment", {"deadband_mhz": 199.9}, "deadband_mhz"),
+    ],
+)
+def test_points_closer_than_the_curve_resolution_are_refused(
+    product: Product, changes: dict[str, float], field: str
+) -> None:
+    with pytest.raises(InvalidServiceError) as caught:
+        ServiceRequest.of(product, capacity_w=1e6, start=T0, duration_s=60.0, **changes)  # type: ignore[arg-type]
+    assert field in [f for f, _ in caught.value.reasons]
+
+
 def test_no_dead_band_gives_one_nominal_point() -> None:
     curve = share_curve(fcr(deadband_mhz=0.0), discharge_w=1_000.0, charge_w=1_000.0)
     assert [p.frequency_hz for p in curve] == [49.8, 50.0, 50.2]
