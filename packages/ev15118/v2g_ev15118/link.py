@@ -68,6 +68,7 @@ class Iso15118Link:
         )
         self.session = SessionView()
         self._writer: asyncio.StreamWriter | None = None
+        self._connected_once = False
         self._offer: EvseOffer | None = None
 
     # --- EvSession ---------------------------------------------------------------------
@@ -84,6 +85,8 @@ class Iso15118Link:
 
     async def read_charging_needs(self) -> EvChargingNeeds | None:
         if self._writer is None:
+            if not self._connected_once and self.process.exits == 0:
+                return None  # still starting (the JVM warms): no EV session yet, no fault
             raise SeccUnavailable("the SECC process is not connected")
         params = self.session.params
         if params is None:
@@ -117,7 +120,7 @@ class Iso15118Link:
             log.error("a second SECC connection refused")
             writer.close()
             return
-        self._writer = writer
+        self._writer, self._connected_once = writer, True
         log.info("SECC process connected")
         if self._offer is not None:
             writer.write(encode(self._offer))

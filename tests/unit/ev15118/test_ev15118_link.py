@@ -1,0 +1,73 @@
+"""The gateway's ISO 15118 link against a stand-in SECC on its socket: what the SECC says
+becomes needs, SoC and hold; the station's targets reach the SECC as offers; bad lines are
+logged and skipped; a second SECC is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.doubles.waiting import eventually
+from tests.unit.ev15118.test_ev15118_wire_and_mapping import BPT
+from v2g_ev15118.link import Iso15118Link, SeccUnavailable
+from v2g_ev15118.wire import EvPresent, EvseOffer, SessionState, decode, encode
+from v2g_gateway.control.ports import EvseTargets
+from v2g_gateway.devices import Iso15118Section
+
+
+@contextlib.asynccontextmanager
+async def running_link(tmp_path: Path) -> AsyncIterator[Iso15118Link]:
+    # the supervised "SECC" is a process that exits at once: the link restarts it with
+    # back-off while the test plays the SECC on the socket itself
+    section = Iso15118Section(python=Path("/bin/false"), socket=tmp_path / "secc.sock")
+    link = Iso15118Link(section, rated_w=11_000.0)
+    task = asyncio.create_task(link.run())
+    try:
+        await eventually(section.socket.exists, timeout_s=5)
+        yield link
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_link_relays_the_session_both_ways(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_link(tmp_path) as link:
+        assert link.hold() == "SECC process not connected"
+        reader, writer = await asyncio.open_unix_connection(str(tmp_path / "secc.sock"))
+        for message in (SessionState("DCChargeLoop", "ISO_15118_20_DC"), BPT):
+            writer.write(encode(message))
+        writer.write(b'{"v": 1, "type": "bogus"}\n')
+        writer.write(encode(EvPresent(49.0, -6900.0, 400.0)))
+        await eventually(lambda: link.soc_pct() == 49.0, timeout_s=5)
+        needs = await link.read_charging_needs()
+        assert needs is not None
+        assert (needs.max_discharge_w, needs.bidirectional) == (10_000.0, True)
+        assert link.hold() is None
+        assert "bad line from the SECC ignored: unknown message type" in caplog.text
+
+        link.follow(EvseTargets(-7000.0, 11_000.0, 10_000.0, -6900.0, False))
+        line = await asyncio.wait_for(reader.readline(), timeout=5)
+        assert decode(line) == EvseOffer(-7000.0, 11_000.0, 10_000.0, -6900.0, False)
+
+        _, second = await asyncio.open_unix_connection(str(tmp_path / "secc.sock"))
+        await eventually(lambda: "a second SECC connection refused" in caplog.text, timeout_s=5)
+        second.close()
+
+        writer.close()
+        await eventually(lambda: link.hold() == "SECC process not connected", timeout_s=5)
+        with pytest.raises(SeccUnavailable):
+            await link.read_charging_needs()
+        assert link.process.exits >= 1  # /bin/false was restarted, not fatal
+
+
+async def test_no_needs_and_no_fault_while_the_secc_starts(tmp_path: Path) -> None:
+    section = Iso15118Section(python=Path("/bin/false"), socket=tmp_path / "secc.sock")
+    link = Iso15118Link(section, rated_w=11_000.0)
+    assert await link.read_charging_needs() is None
