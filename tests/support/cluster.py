@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import WebSocketException
 
 from tests.integration.core.dispatch.ocpp_station import OcppStation
 from tests.support.core_process import toml_text
@@ -108,9 +108,19 @@ class ReconnectingStation(OcppStation):
         self.answered: Counter[str] = Counter()
         #: When each meter value the CSMS answered was taken, with the answer's time.
         self.meter_answered: list[tuple[datetime, float]] = []
+        #: Round trip of each call (s), and when the last SetChargingProfile arrived.
+        self.latencies_s: list[float] = []
+        self.profile_at: float | None = None
+
+    def _handle(self, action: str, payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        if action == "SetChargingProfile":
+            self.profile_at = time.monotonic()
+        return super()._handle(action, payload)
 
     async def _call(self, action: str, payload: dict[str, Any]) -> Any:
+        sent = time.perf_counter()
         answer = await super()._call(action, payload)
+        self.latencies_s.append(time.perf_counter() - sent)
         self.answered[action] += 1
         if action == "TransactionEvent":
             taken = datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00"))
@@ -121,7 +131,8 @@ class ReconnectingStation(OcppStation):
         self, url: str, *, ready: asyncio.Event, stop: asyncio.Event
     ) -> None:
         while not stop.is_set():
-            with contextlib.suppress(ConnectionClosed, OSError, TimeoutError, ExceptionGroup):
+            # refused, closed by HAProxy with no node up (a failed handshake), or lost
+            with contextlib.suppress(WebSocketException, OSError, TimeoutError, ExceptionGroup):
                 await self._connection(url, ready, stop)
             if not self.reconnect:
                 return
@@ -160,6 +171,7 @@ class ReconnectingStation(OcppStation):
             for fut in self._waiting.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("connection closed"))
+                    fut.exception()  # retrieved: nobody may be waiting any more
             self._waiting.clear()
             if self._ws is not None:
                 await self._ws.close()
@@ -192,6 +204,7 @@ class ClusterStack:
         csms_nodes: int = 2,
         coordinators: int = 2,
         dispatch: Mapping[str, Any] | None = None,
+        meter_every_s: float = 2.0,
     ) -> None:
         self.work = work
         self.database_url = database_url
@@ -213,7 +226,7 @@ class ClusterStack:
             soc_pct=70.0, max_discharge_w=11_000.0, min_discharge_w=1_400.0, departure_in_s=None
         )
         self.stations = {
-            sid: ReconnectingStation(sid, ev, clock, tau_s=1.0, meter_every_s=2.0)
+            sid: ReconnectingStation(sid, ev, clock, tau_s=1.0, meter_every_s=meter_every_s)
             for sid in station_ids
         }
         self._stop = asyncio.Event()
@@ -329,6 +342,20 @@ class ClusterStack:
             )
         async with asyncio.timeout(timeout_s):
             await asyncio.gather(*(r.wait() for r in readies))
+
+    async def wait_csms_healthy(self, *, timeout_s: float) -> None:
+        """Every CSMS node answers its health check with 200."""
+
+        async def healthy(node: CoreRole) -> bool:
+            port = node.sections["cluster"]["health_port"]
+            with contextlib.suppress(httpx.HTTPError):
+                async with httpx.AsyncClient(timeout=1) as http:
+                    return (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+            return False
+
+        async with asyncio.timeout(timeout_s):
+            while not all([await healthy(n) for n in self.csms]):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
 
     async def wait_active(self, *, timeout_s: float, exclude: CoreRole | None = None) -> CoreRole:
         """The coordinator whose lease gauge reads 1 (and whose API answers)."""
