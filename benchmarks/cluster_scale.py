@@ -66,7 +66,11 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _cpu_s(role: CoreRole) -> float:
     assert role.proc is not None
-    times = psutil.Process(role.proc.pid).cpu_times()
+    return _pid_cpu_s(role.proc.pid)
+
+
+def _pid_cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
 
 
@@ -76,15 +80,20 @@ def _rss_kib(role: CoreRole) -> float:
 
 
 async def _window(
-    stack: ClusterStack, duration_s: float, rss_base_kib: list[float]
+    stack: ClusterStack, duration_s: float, rss_base_kib: list[float], nats_pid: int
 ) -> dict[str, Any]:
     """Open-loop load for ``duration_s``: per node messages, CPU, RSS; station latencies."""
     frames0 = [await n.metric(FRAMES) or 0.0 for n in stack.csms]
     cpu0 = [_cpu_s(n) for n in stack.csms]
+    coordinator = stack.coordinators[0]
+    others0 = (_cpu_s(coordinator), _pid_cpu_s(nats_pid))
     marks = {sid: len(st.latencies_s) for sid, st in stack.stations.items()}
     await asyncio.sleep(duration_s)
     frames = [(await n.metric(FRAMES) or 0.0) - f for n, f in zip(stack.csms, frames0, strict=True)]
     cpu = [_cpu_s(n) - c for n, c in zip(stack.csms, cpu0, strict=True)]
+    coordinator_cpu = _cpu_s(coordinator) - others0[0]
+    nats_cpu = _pid_cpu_s(nats_pid) - others0[1]
+    total = sum(frames)
     held = [await n.metric("vpp_csms_connections") or 0.0 for n in stack.csms]
     latencies = [x for sid, st in stack.stations.items() for x in st.latencies_s[marks[sid] :]]
     return {
@@ -99,6 +108,11 @@ async def _window(
             round((_rss_kib(n) - base) / h, 1) if h else None
             for n, base, h in zip(stack.csms, rss_base_kib, held, strict=True)
         ],
+        # the fleet events of those messages: applied by the (active) coordinator, stored
+        # and delivered by nats-server; per message received by the nodes
+        "coordinator_cpu_ms_per_msg": round(1000 * coordinator_cpu / total, 3) if total else None,
+        "nats_cpu_ms_per_msg": round(1000 * nats_cpu / total, 3) if total else None,
+        "coordinator_rss_mib": round(_rss_kib(coordinator) / 1024, 1),
         "calls": len(latencies),
         "p50_ms": round(1000 * statistics.median(latencies), 2) if latencies else None,
         "p99_ms": round(1000 * _percentile(latencies, 0.99), 2),
@@ -172,7 +186,7 @@ async def measure(nodes: int, args: argparse.Namespace, work: Path) -> dict[str,
                 async with stack.api(active) as api:
                     await wait_ready(api, ids, timeout_s=120)
                     _progress("fleet ready; measuring the load window")
-                    load = await _window(stack, args.duration, rss_base_kib)
+                    load = await _window(stack, args.duration, rss_base_kib, nats.pid)
                     _progress("dispatch fan-out")
                     fanout_s = await _fanout(stack, api, args.stations)
                 _progress("re-admission after every node restarted")
