@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,9 @@ class Iso15118Link:
         writer = self._writer
         if writer is not None and writer.transport.get_write_buffer_size() < _MAX_BUFFERED_BYTES:
             writer.write(encode(offer))
+
+    def report_events_to(self, report: Callable[[str, dict[str, str]], None]) -> None:
+        self.session.on_event = report
 
     def soc_pct(self) -> float | None:
         return soc_pct(self.session.present, self.session.params)

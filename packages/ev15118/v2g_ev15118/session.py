@@ -7,7 +7,8 @@ the state machine; the EV link reads needs, SoC and whether energy may flow from
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from v2g_ev15118.mapping import charge_only_reason
 from v2g_ev15118.wire import (
@@ -40,6 +41,8 @@ class SessionView:
     code: str | None = None
     paused: bool = False
     discharged: bool = False
+    #: Told of each event code a session ends with (the uplink's report, via the daemon).
+    on_event: Callable[[str, dict[str, str]], None] | None = field(default=None, repr=False)
 
     def apply(self, message: Message) -> None:
         if isinstance(message, SessionState):
@@ -101,5 +104,7 @@ class SessionView:
         if message.code is not None:
             self.code = message.code
             log.warning("%s: session ended in %s (%s)", message.code, message.state, message.reason)
+            if self.on_event is not None:
+                self.on_event(message.code, {"state": message.state, "reason": message.reason})
         else:
             log.info("session ended in %s (%s)", message.state, message.reason)

@@ -28,6 +28,7 @@ from v2g_gateway.adapters import (
 )
 from v2g_gateway.config import GatewayConfig, load_gateway_config
 from v2g_gateway.control.channel import ControlChannel
+from v2g_gateway.control.ports import EvEventSource
 from v2g_gateway.control_host import ControlProcess
 from v2g_gateway.frequency_log_service import FrequencyLogService
 from v2g_gateway.local_lease import LocalLeaseSource
@@ -73,6 +74,7 @@ def build_services(config: GatewayConfig) -> list[SupervisedService]:
         services.append(LocalLeaseSource(config.local_lease))
     station: StationService | None = None
     uplink: UplinkService | None = None
+    ev_link = None
     if config.station is not None:
         from v2g_gateway.station.service import StationService
 
@@ -84,6 +86,8 @@ def build_services(config: GatewayConfig) -> list[SupervisedService]:
 
         uplink = UplinkService(config.uplink, limits=lambda: _charger_limits(station))
         services.append(uplink)
+        if isinstance(ev_link, EvEventSource):
+            ev_link.report_events_to(uplink.report_event)
     if config.frequency_log.enabled:
         services.append(_frequency_log(config, uplink))
     return services

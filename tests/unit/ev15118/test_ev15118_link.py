@@ -14,7 +14,7 @@ import pytest
 from tests.doubles.waiting import eventually
 from tests.unit.ev15118.test_ev15118_wire_and_mapping import BPT
 from v2g_ev15118.link import Iso15118Link, SeccUnavailable
-from v2g_ev15118.wire import EvPresent, EvseOffer, SessionState, decode, encode
+from v2g_ev15118.wire import EvPresent, EvseOffer, SessionEnded, SessionState, decode, encode
 from v2g_gateway.control.ports import EvseTargets
 from v2g_gateway.devices import Iso15118Section
 
@@ -56,6 +56,16 @@ async def test_the_link_relays_the_session_both_ways(
         line = await asyncio.wait_for(reader.readline(), timeout=5)
         assert decode(line) == EvseOffer(-7000.0, 11_000.0, 10_000.0, -6900.0, False)
 
+        events: list[tuple[str, dict[str, str]]] = []
+        link.report_events_to(lambda code, detail: events.append((code, detail)))
+        writer.write(
+            encode(SessionEnded("DCChargeLoop", "TimeoutError occurred", "EV_COMM_TIMEOUT"))
+        )
+        await eventually(lambda: link.hold() == "EV_COMM_TIMEOUT", timeout_s=5)
+        assert events == [
+            ("EV_COMM_TIMEOUT", {"state": "DCChargeLoop", "reason": "TimeoutError occurred"})
+        ]
+
         _, second = await asyncio.open_unix_connection(str(tmp_path / "secc.sock"))
         await eventually(lambda: "a second SECC connection refused" in caplog.text, timeout_s=5)
         second.close()
@@ -71,3 +81,39 @@ async def test_no_needs_and_no_fault_while_the_secc_starts(tmp_path: Path) -> No
     section = Iso15118Section(python=Path("/bin/false"), socket=tmp_path / "secc.sock")
     link = Iso15118Link(section, rated_w=11_000.0)
     assert await link.read_charging_needs() is None
+
+
+def test_the_daemon_hands_the_uplink_to_the_link(tmp_path: Path) -> None:
+    """EV_COMM_TIMEOUT reaches the core as a site event (the uplink's report)."""
+    from v2g_gateway.config import GatewayConfig
+    from v2g_gateway.daemon import build_services
+    from v2g_gateway.uplink.service import UplinkService
+
+    config = GatewayConfig.model_validate(
+        {
+            "local_lease": {"enabled": False},
+            "station": {
+                "csms_url": "ws://127.0.0.1:1/ocpp",
+                "identity": "CS-0001",
+                "security_profile": 1,
+                "password": "x" * 16,
+                "state_dir": str(tmp_path / "state"),
+            },
+            "uplink": {
+                "site": "site-1",
+                "region": "r-1",
+                "broker_host": "127.0.0.1",
+                "ca_file": str(tmp_path / "ca.pem"),
+                "cert_file": str(tmp_path / "c.pem"),
+                "key_file": str(tmp_path / "c.key"),
+                "outbox_path": str(tmp_path / "outbox.sqlite3"),
+            },
+            "ev_link": {"kind": "iso15118", "iso15118": {"socket": str(tmp_path / "s.sock")}},
+        }
+    )
+    services = build_services(config)
+    uplink = next(s for s in services if isinstance(s, UplinkService))
+    station = next(s for s in services if s.name == "station")
+    link = station._ev_link  # type: ignore[attr-defined]
+    assert isinstance(link, Iso15118Link)
+    assert link.session.on_event == uplink.report_event

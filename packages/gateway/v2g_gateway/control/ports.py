@@ -7,6 +7,7 @@ negative out of it (discharge).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -14,6 +15,7 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "Contactor",
     "EvChargingNeeds",
+    "EvEventSource",
     "EvLink",
     "EvSession",
     "EvseTargets",
@@ -150,3 +152,11 @@ class EvSession(Protocol):
         """Why no energy may flow now: an event code (``EV_COMM_TIMEOUT``) or the session's
         state (not yet, or no longer, in its charge loop); None while the EV is in its charge
         loop."""
+
+
+@runtime_checkable
+class EvEventSource(Protocol):
+    """An EV link that raises the shared event codes (``EV_COMM_TIMEOUT``) itself; the daemon
+    hands it the uplink's ``report(code, detail)`` so the core hears of them."""
+
+    def report_events_to(self, report: Callable[[str, dict[str, str]], None]) -> None: ...

@@ -166,6 +166,11 @@ class UplinkService:
         except asyncio.QueueFull:
             log.warning("uplink: report %s dropped, %d waiting", code, self._reports.qsize())
 
+    def report_event(self, code: str, detail: dict[str, str]) -> None:
+        """A shared event code raised outside the control loop (the EV link's
+        ``EV_COMM_TIMEOUT``), at that code's severity."""
+        self.report(code, severity=severity_of(EventCode(code)), detail=detail)
+
     async def run(self, channel: SnapshotChannel) -> None:
         events = channel.subscribe_events()
         source = ControlSnapshotSource(channel, charger_id=self._charger_id, limits=self._limits)
