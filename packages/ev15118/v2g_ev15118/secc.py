@@ -163,13 +163,12 @@ def _build_controller_class() -> type[Any]:
             self._channel.send(self._params)
 
         async def send_display_params(self) -> None:
+            """Each charge loop: the EV's SoC and power (AC: its own EVPresentActivePower; DC:
+            it reports none, so the power the EVSE delivers at the EV's voltage)."""
             ev = self.ev_data_context
             present = ev.present_active_power
-            if present is None and self.evse_data_context.present_current is not None:
-                present = (
-                    ev.present_voltage
-                    and ev.present_voltage * self.evse_data_context.present_current
-                )
+            if present is None:
+                present = self._offer().present_w
             self._channel.send(
                 EvPresent(_number(ev.present_soc), _number(present), _number(ev.present_voltage))
             )
