@@ -22,7 +22,7 @@ import httpx
 from websockets.exceptions import WebSocketException
 
 from tests.integration.core.dispatch.ocpp_station import OcppStation
-from tests.support.core_process import toml_text
+from tests.support.core_process import stop_process, toml_text
 from tests.support.haproxy import HaproxyProcess
 from v2g_sim.broker import free_port, wait_port
 from v2g_sim.ev import EvSpec
@@ -63,14 +63,7 @@ class CoreRole:
         self.proc.send_signal(signal.SIGKILL)
 
     async def stop(self, timeout_s: float = 20.0) -> int | None:
-        if self.proc is None or self.proc.returncode is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.proc.wait(), timeout_s)
-        except TimeoutError:
-            self.proc.kill()
-            return await self.proc.wait()
+        return await stop_process(self.proc, timeout_s)
 
     @property
     def alive(self) -> bool:
@@ -140,17 +133,7 @@ class ReconnectingStation(OcppStation):
                 await asyncio.sleep(0.5)
 
     async def _connection(self, url: str, ready: asyncio.Event, stop: asyncio.Event) -> None:
-        from websockets.asyncio.client import connect
-
-        token = _basic(self.identity)
-        async with connect(
-            f"{url}/{self.identity}",
-            subprotocols=["ocpp2.1"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Basic {token}"},
-            compression=None,
-            open_timeout=10,
-            ping_interval=None,
-        ) as ws:
+        async with self.connect(url, PASSWORD) as ws:
             self._ws = ws
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -183,12 +166,6 @@ class ReconnectingStation(OcppStation):
         )
         if self.plugged:
             await self._tx_event("Updated", "MeterValuePeriodic", self.clock.now())
-
-
-def _basic(identity: str) -> str:
-    import base64
-
-    return base64.b64encode(f"{identity}:{PASSWORD}".encode()).decode()
 
 
 class ClusterStack:

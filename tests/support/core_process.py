@@ -26,7 +26,7 @@ from v2g_sim.broker import free_port
 from vpp_core.csms import CsmsConfig
 from vpp_core.fleet import FleetStore, StationRegistry
 
-__all__ = ["CoreProcess", "StationAccount"]
+__all__ = ["CoreProcess", "StationAccount", "stop_process"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,18 @@ def toml_text(sections: Mapping[str, Mapping[str, Any]]) -> str:
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
+
+
+async def stop_process(proc: asyncio.subprocess.Process | None, timeout_s: float) -> int | None:
+    """SIGTERM, then wait (SIGKILL after ``timeout_s``); the exit status (None: never started)."""
+    if proc is None or proc.returncode is not None:
+        return None if proc is None else proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        return await proc.wait()
 
 
 class CoreProcess:
@@ -177,14 +189,7 @@ class CoreProcess:
 
     async def stop(self, *, timeout_s: float = 20.0) -> int | None:
         """SIGTERM, then wait (SIGKILL after ``timeout_s``); the exit status."""
-        if self.proc is None or self.proc.returncode is not None:
-            return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(self.proc.wait(), timeout_s)
-        except TimeoutError:
-            self.proc.kill()
-            return await self.proc.wait()
+        return await stop_process(self.proc, timeout_s)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -71,15 +71,7 @@ class OcppStation:
     async def run(
         self, url: str, password: str, *, ready: asyncio.Event, stop: asyncio.Event
     ) -> None:
-        token = base64.b64encode(f"{self.identity}:{password}".encode()).decode()
-        async with connect(
-            f"{url}/{self.identity}",
-            subprotocols=["ocpp2.1"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Basic {token}"},
-            compression=None,
-            open_timeout=10,
-            ping_interval=None,
-        ) as ws:
+        async with self.connect(url, password) as ws:
             self._ws = ws
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
@@ -88,6 +80,18 @@ class OcppStation:
                 ready.set()
                 await self._live(stop)
                 reader.cancel()
+
+    def connect(self, url: str, password: str) -> Any:
+        """The station's websocket to ``url``/identity (security profile 1: Basic auth)."""
+        token = base64.b64encode(f"{self.identity}:{password}".encode()).decode()
+        return connect(
+            f"{url}/{self.identity}",
+            subprotocols=["ocpp2.1"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Basic {token}"},
+            compression=None,
+            open_timeout=10,
+            ping_interval=None,
+        )
 
     # --- our CALLs --------------------------------------------------------------------
     async def _call(self, action: str, payload: dict[str, Any]) -> Any:
