@@ -101,6 +101,7 @@ class Iso15118Link:
             targets.max_discharge_w,
             targets.present_w,
             targets.stop,
+            targets.emergency,
         )
         self._offer = offer
         writer = self._writer

@@ -200,6 +200,24 @@ def _build_controller_class() -> type[Any]:
             self._apply_ac_offer()
             return await super().get_ac_charge_loop_params_v20(control_mode, selected_service)
 
+        async def get_evse_status(self) -> Any:
+            """-20: a trip on the charger terminates the EV's session (EVSENotification
+            Terminate, no delay); otherwise no notification."""
+            protocol = self.get_selected_protocol()
+            if not self._offer().emergency or protocol is None:
+                return None
+            if not protocol.name.startswith("ISO_15118_20"):
+                return None
+            from iso15118.shared.messages.iso15118_20.common_types import (
+                EVSENotification,
+                EVSEStatus,
+            )
+
+            log.warning("EVSE emergency stop: EVSENotification Terminate to the EV")
+            return EVSEStatus(
+                notification_max_delay=0, evse_notification=EVSENotification.TERMINATE
+            )
+
         def _offer(self) -> EvseOffer:
             offer = self._channel.offer
             return offer if offer is not None else EvseOffer(0.0, 0.0, 0.0, 0.0, True)

@@ -109,8 +109,9 @@ class SessionEnded:
 class EvseOffer:
     """What the SECC offers the EV next: ``target_w`` is the setpoint in force (signed),
     bounded by ``max_charge_w`` / ``max_discharge_w`` (the control law's and the CSMS's limits
-    for this EV); ``present_w`` what the power stage measures; ``stop`` ends the energy
-    transfer (emergency stop, fail-safe, remote stop, unavailable)."""
+    for this EV); ``present_w`` what the power stage measures; ``stop`` no energy transfer
+    (fail-safe, remote stop, unavailable, outside the charge loop); ``emergency`` a trip (the
+    control loop opened the contactor at once): the SECC tells the EV to terminate."""
 
     kind: ClassVar[str] = "evse_offer"
     target_w: float
@@ -118,6 +119,7 @@ class EvseOffer:
     max_discharge_w: float
     present_w: float
     stop: bool
+    emergency: bool = False
 
 
 Message = SessionState | EvParams | EvPresent | EvStopRequest | SessionEnded | EvseOffer

@@ -239,3 +239,18 @@ async def test_unplug_mid_discharge_ends_the_transaction_with_the_final_register
         assert samples["Energy.Active.Export.Register"] > 0.0
         assert samples["Energy.Active.Export.Register"] == pytest.approx(exported, abs=5.0)
         assert not bench.sim.status()["contactor_closed"]
+
+
+async def test_an_emergency_stop_opens_at_once_and_terminates_the_evs_session(
+    tmp_path: Path,
+) -> None:
+    async with iso15118_bench(tmp_path, spec=EV, tag=_tag()) as bench:
+        await _discharging(bench)
+        bench.sim.request("fault", kind="ground_fault")  # the charger's RCD trips
+        await eventually(lambda: not bench.sim.status()["contactor_closed"], timeout_s=5)
+        await eventually(
+            lambda: "EVSENotification Terminate to the EV" in bench.daemon.log(), timeout_s=15
+        )
+        await eventually(lambda: "session ended in" in bench.daemon.log(), timeout_s=30)
+        assert "GROUND_FAULT" in bench.daemon.log()
+        assert bench.sim.status()["setpoint_w"] == 0.0

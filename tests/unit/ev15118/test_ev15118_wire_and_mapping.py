@@ -67,6 +67,7 @@ def offer(target_w: float, *, charge_w: float = 11_000.0, discharge_w: float = 1
         EvStopRequest("pause"),
         SessionEnded("DCChargeLoop", "TimeoutError", "EV_COMM_TIMEOUT"),
         offer(-7000.0),
+        EvseOffer(0.0, 11_000.0, 10_000.0, 0.0, stop=True, emergency=True),
     ],
 )
 def test_every_message_round_trips_as_one_line(message: object) -> None:

@@ -126,13 +126,15 @@ class EvseTargets:
     """What the station wants of the EV this tick: ``target_w`` the setpoint in force
     (signed), within ``max_charge_w`` / ``max_discharge_w`` (the limits the control loop got,
     magnitudes); ``present_w`` what the power stage measures; ``stop`` no energy transfer
-    (not allowed to deliver, tripped, fail-safe)."""
+    (not allowed to deliver, tripped, fail-safe); ``emergency`` a trip (the contactor opened at
+    once)."""
 
     target_w: float
     max_charge_w: float
     max_discharge_w: float
     present_w: float
     stop: bool
+    emergency: bool = False
 
 
 @runtime_checkable

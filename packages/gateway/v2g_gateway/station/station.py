@@ -404,8 +404,9 @@ class ChargingStation:
         session = self._ev_links.get(evse_id)
         if not isinstance(session, EvSession):
             return
-        stop = targets.stop or view.fail_safe or view.trip_code is not None
-        session.follow(dataclasses.replace(targets, stop=stop))
+        tripped = view.trip_code is not None
+        stop = targets.stop or view.fail_safe or tripped
+        session.follow(dataclasses.replace(targets, stop=stop, emergency=tripped))
         control.hold_for_ev(session.hold() is not None)
 
     def _ev_held(self, evse_id: int) -> bool:
