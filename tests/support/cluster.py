@@ -261,17 +261,14 @@ class ClusterStack:
 
     async def __aenter__(self) -> ClusterStack:
         await self._register()
-        for node in self.csms:
-            await node.start()
+        for role in [*self.csms, *self.coordinators]:  # all at once: they find each other
+            await role.start()
         for node in self.csms:
             await asyncio.to_thread(
-                wait_port, "127.0.0.1", node.sections["cluster"]["health_port"], timeout_s=30
+                wait_port, "127.0.0.1", node.sections["cluster"]["health_port"], timeout_s=60
             )
         self.haproxy.start()
-        await self.coordinators[0].start()
-        await self.wait_active(timeout_s=30)
-        for coordinator in self.coordinators[1:]:
-            await coordinator.start()
+        await self.wait_active(timeout_s=60)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -163,6 +163,7 @@ def test_the_core_loads_no_gateway_simulator_or_ca(tmp_path: Path) -> None:
     (record,) = run_script(tmp_path, "vpp-core", "--help")
     assert record.loaded(["vpp_core.dispatch.planner", "vpp_core.csms", "vpp_core.app"])
     assert record.loaded(["v2g_gateway", *SIMULATOR, *CERTIFICATE_AUTHORITY, "gpiod"]) == []
+    assert record.loaded(["nats"]) == []  # the bus client: cluster roles only (docs/cluster.md)
 
 
 def test_the_simulator_loads_no_core(tmp_path: Path) -> None:

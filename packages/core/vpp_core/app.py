@@ -35,7 +35,6 @@ from v2g_common.config import ConfigError, exit_on_config_error, load_config
 from v2g_common.redaction import redact_credentials
 from v2g_common.sdnotify import SystemdNotifier
 from vpp_core.cluster.config import cluster_problems
-from vpp_core.cluster.coordinator import run_coordinator
 from vpp_core.cluster.wiring import NodeSide, csms_node_side, new_fleet, node_services
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsError, CsmsMetrics, CsmsServer
@@ -79,6 +78,8 @@ async def run_core(
     node or a coordinator (``vpp_core.cluster``)."""
     stop = stop or _stop_on_signals()
     if config.cluster.role == "coordinator":
+        from vpp_core.cluster.coordinator import run_coordinator  # nats-py: cluster roles only
+
         return await run_coordinator(config, stop=stop)
     async with contextlib.AsyncExitStack() as stack:
         node = None

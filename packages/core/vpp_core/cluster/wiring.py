@@ -1,5 +1,6 @@
 """What ``vpp_core.app`` adds to the CSMS half of the core when it runs as a cluster's CSMS
-node: the bus, the publishing fleet and the node's services."""
+node: the bus, the publishing fleet and the node's services. An embedded core imports this
+module but never loads nats-py."""
 
 from __future__ import annotations
 
@@ -8,18 +9,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
 from vpp_core.cluster.bus import BusError
 from vpp_core.cluster.config import ClusterConfig
 from vpp_core.cluster.events import PublishingFleet
-from vpp_core.cluster.nats_bus import NatsBus
 from vpp_core.cluster.node import NodeEvents, node_agent
 from vpp_core.config import CoreConfig
 from vpp_core.fleet.state import FleetState
 from vpp_core.supervision import TaskSupervisor
+
+if TYPE_CHECKING:
+    from vpp_core.cluster.nats_bus import NatsBus
 
 __all__ = ["NodeSide", "csms_node_side", "new_fleet", "node_services"]
 
@@ -40,6 +43,8 @@ class NodeSide:
 async def csms_node_side(config: ClusterConfig) -> AsyncIterator[NodeSide]:
     """Connect to NATS; at the end store what the outbox still holds (the disconnects of the
     node's closing connections), for at most a few seconds."""
+    from vpp_core.cluster.nats_bus import NatsBus  # nats-py is loaded by cluster roles only
+
     assert config.nats_url
     assert config.node_id
     registry = CollectorRegistry()
