@@ -260,6 +260,8 @@ class RawWebSocket(asyncio.Protocol):
             del buf[: offset + length]
             if opcode == 0x9 and self.transport is not None:  # ping -> pong
                 self.transport.write(_header(0x8A, len(payload)) + payload)
+            elif opcode in (0x1, 0x2) and payload.startswith(b"[2"):
+                continue  # a CALL from the core (a survey, a trigger): not our answer; unanswered
             elif opcode in (0x1, 0x2) and self._answer is not None and not self._answer.done():
                 self._answer.set_result(payload)
 
