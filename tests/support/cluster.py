@@ -261,14 +261,18 @@ class ClusterStack:
 
     async def __aenter__(self) -> ClusterStack:
         await self._register()
-        for role in [*self.csms, *self.coordinators]:  # all at once: they find each other
-            await role.start()
-        for node in self.csms:
-            await asyncio.to_thread(
-                wait_port, "127.0.0.1", node.sections["cluster"]["health_port"], timeout_s=60
-            )
-        self.haproxy.start()
-        await self.wait_active(timeout_s=60)
+        try:
+            for role in [*self.csms, *self.coordinators]:  # all at once: they find each other
+                await role.start()
+            for node in self.csms:
+                await asyncio.to_thread(
+                    wait_port, "127.0.0.1", node.sections["cluster"]["health_port"], timeout_s=60
+                )
+            self.haproxy.start()
+            await self.wait_active(timeout_s=60)
+        except BaseException:
+            await self.__aexit__()  # no process outlives a failed start
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
