@@ -34,6 +34,7 @@ from prometheus_client import start_http_server
 from v2g_common.config import ConfigError, exit_on_config_error, load_config
 from v2g_common.redaction import redact_credentials
 from v2g_common.sdnotify import SystemdNotifier
+from vpp_core.cluster.bus import BusError
 from vpp_core.cluster.config import cluster_problems
 from vpp_core.cluster.wiring import NodeSide, csms_node_side, new_fleet, node_services
 from vpp_core.config import CoreConfig
@@ -446,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(config, args)
     except SigningCaUnusable as exc:  # configured, unreadable: exit 2, not restarted
         exit_on_config_error(ConfigError(str(args.config), [(exc.keys, exc.reason)]))
-    except (FleetError, CsmsError) as exc:
+    except (FleetError, CsmsError, BusError) as exc:
         print(f"vpp-core: {exc}", file=sys.stderr)
         return 1
 

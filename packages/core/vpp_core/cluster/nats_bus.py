@@ -64,8 +64,16 @@ class _Subscription:
 class NatsBus:
     """``async with NatsBus(url, name=node_id, stream_max_age_s=...) as bus``."""
 
-    def __init__(self, url: str, *, name: str, stream_max_age_s: float = 86_400.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        stream_max_age_s: float = 86_400.0,
+        start_timeout_s: float = 15.0,
+    ) -> None:
         self.url = url
+        self.start_timeout_s = start_timeout_s
         self.name = name
         self.stream_max_age_s = stream_max_age_s
         self._nc: Client | None = None
@@ -87,18 +95,35 @@ class NatsBus:
         return self._nc is not None and self._nc.is_connected
 
     async def __aenter__(self) -> NatsBus:
+        """Connect and make sure the stream exists; a server that does not answer within
+        ``start_timeout_s``: :class:`BusError` naming the setting and the URL."""
+        try:
+            async with asyncio.timeout(self.start_timeout_s):  # nats-py would retry forever
+                await self._connect()
+                await self._ensure_stream()
+        except TimeoutError as exc:
+            await self.__aexit__()
+            raise BusError(
+                f"cluster.nats_url {self.url}: no NATS server with JetStream answered"
+                f" within {self.start_timeout_s:g} s"
+            ) from exc
+        except (OSError, nats.errors.Error) as exc:
+            await self.__aexit__()
+            raise BusError(f"cluster.nats_url {self.url}: cannot connect: {exc!r}") from exc
+        return self
+
+    async def _connect(self) -> None:
         self._nc = await nats.connect(
             self.url,
             name=self.name,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             connect_timeout=5,
+            allow_reconnect=True,
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
-        await self._ensure_stream()
-        return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._nc is not None:

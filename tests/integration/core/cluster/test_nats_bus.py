@@ -11,7 +11,8 @@ import pytest
 
 from tests.doubles.waiting import eventually, eventually_async
 from tests.support.nats_server import NatsServer
-from vpp_core.cluster.bus import NoResponder, station_subject
+from v2g_sim.broker import free_port
+from vpp_core.cluster.bus import BusError, NoResponder, station_subject
 from vpp_core.cluster.events import FleetEvent
 from vpp_core.cluster.nats_bus import NatsBus
 
@@ -96,3 +97,9 @@ async def test_a_station_request_nobody_serves_fails_at_once(
     await served.stop()
     with pytest.raises(NoResponder):
         await coordinator.request(station_subject("CS-9"), b"{}", timeout_s=10)
+
+
+async def test_a_server_that_does_not_answer_at_start_is_named() -> None:
+    with pytest.raises(BusError, match=r"cluster.nats_url nats://127.0.0.1:\d+: no NATS server"):
+        async with NatsBus(f"nats://127.0.0.1:{free_port()}", name="n", start_timeout_s=1.0):
+            pass
