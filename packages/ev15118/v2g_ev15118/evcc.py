@@ -51,6 +51,9 @@ class EvccSettings:
     service: str = "DC_BPT"
     protocols: list[str] = field(default_factory=lambda: ["ISO_15118_20_DC"])
     use_tls: bool = False
+    #: the library's PKI_PATH: iso15118_2/certs/v2gRootCACert.pem, the V2G root it trusts
+    #: (``provision-pki iso15118`` writes one in iso15118/evcc/)
+    pki_dir: str | None = None
     charge_loop_delay_s: float = 0.2
 
 
@@ -390,6 +393,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = EvccSettings(**json.loads(args.config.read_text()))
     os.environ.update(NETWORK_INTERFACE=settings.interface, MESSAGE_LOG_JSON="false")
+    if settings.pki_dir is not None:
+        os.environ["PKI_PATH"] = settings.pki_dir.rstrip("/") + "/"
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     asyncio.run(_run(settings))
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from v2g_ev15118.channel import GatewayChannel
 from v2g_ev15118.mapping import dc_dynamic_limits, evse_target_w
+from v2g_ev15118.tls import TlsUnavailableError, watch_tls
 from v2g_ev15118.wire import (
     EvParams,
     EvPresent,
@@ -329,6 +330,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    try:
+        watch_tls(enforce=args.enforce_tls, pki_dir=args.pki_dir)
+    except TlsUnavailableError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None
     try:
         asyncio.run(_serve(args))
     except asyncio.CancelledError:

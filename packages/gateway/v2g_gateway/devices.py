@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from v2g_common.config import ConfigSection
 from v2g_gateway.adapters import EvLinkKind, PowerSensorKind
@@ -65,6 +65,15 @@ class Iso15118Section(ConfigSection):
     pki_dir: Path | None = None
     restart_backoff_s: float = Field(default=1.0, gt=0)
     restart_backoff_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_has_certificates(self) -> Iso15118Section:
+        if self.enforce_tls and self.pki_dir is None:
+            raise ValueError(
+                "ev_link.iso15118.enforce_tls needs ev_link.iso15118.pki_dir (the SECC's "
+                "certificates: provision-pki iso15118, iso15118/secc/<identity>)"
+            )
+        return self
 
 
 class EvLinkSection(ConfigSection):

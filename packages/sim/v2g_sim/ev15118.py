@@ -41,9 +41,11 @@ def evcc_settings(
     status_file: Path,
     current: str = "DC",
     protocols: tuple[str, ...] = ("ISO_15118_20_DC",),
-    use_tls: bool = False,
+    pki_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """The EVCC's settings (``v2g_ev15118.evcc.EvccSettings`` as JSON) for ``spec``."""
+    """The EVCC's settings (``v2g_ev15118.evcc.EvccSettings`` as JSON) for ``spec``. With
+    ``pki_dir`` (``provision-pki iso15118``'s ``iso15118/evcc``: the V2G root it trusts) the
+    EV asks for TLS and insists on it."""
     if current not in ("AC", "DC"):
         raise ValueError(f"current must be 'AC' or 'DC', not {current!r}")
     service = f"{current}_BPT" if spec.bidirectional else current
@@ -56,7 +58,8 @@ def evcc_settings(
         "ev_id": spec.ev_id,
         "service": service,
         "protocols": list(protocols),
-        "use_tls": use_tls,
+        "use_tls": pki_dir is not None,
+        "pki_dir": None if pki_dir is None else str(pki_dir),
         **{name: values[name] for name in _SPEC_FIELDS},
     }
 

@@ -115,9 +115,14 @@ async def iso15118_bench(
     tag: str,
     secc_protocols: tuple[str, ...] | None = None,
     sequence_timeout_s: float = 60.0,
+    secc_pki_dir: Path | None = None,
+    evcc_pki_dir: Path | None = None,
 ) -> AsyncIterator[Iso15118Bench]:
     """Everything started; the EV plugged in with ``spec`` and its EVCC talking.
-    ``protocols`` are the EV's, ``secc_protocols`` the charger's (default: the EV's)."""
+    ``protocols`` are the EV's, ``secc_protocols`` the charger's (default: the EV's).
+    ``secc_pki_dir``: the charger enforces TLS with these certificates; ``evcc_pki_dir``: the
+    EV insists on TLS and trusts the V2G root there (``provision-pki iso15118``)."""
+    tls = {} if secc_pki_dir is None else {"enforce_tls": True, "pki_dir": str(secc_pki_dir)}
     with contextlib.ExitStack() as stack:
         cable = stack.enter_context(ev_cable(tag))
         sim = stack.enter_context(running_sim(tmp_path / "sim.sock"))
@@ -140,11 +145,20 @@ async def iso15118_bench(
                         "protocols": list(secc_protocols or protocols),
                         "evse_id": "DE*V2G*E0001*1",
                         "sequence_timeout_s": sequence_timeout_s,
+                        **tls,
                     },
                 },
             )
             daemon = start(config)
             evcc, status, evcc_log = stack.enter_context(
-                _evcc(tmp_path, sim, cable, spec, current=current, protocols=protocols)
+                _evcc(
+                    tmp_path,
+                    sim,
+                    cable,
+                    spec,
+                    current=current,
+                    protocols=protocols,
+                    pki_dir=evcc_pki_dir,
+                )
             )
             yield Iso15118Bench(csms, sim, daemon, cable, status, evcc, evcc_log)

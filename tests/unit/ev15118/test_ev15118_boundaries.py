@@ -13,7 +13,7 @@ from tests.unit.test_import_boundaries import ROOT, imported_modules
 
 PACKAGE = ROOT / "ev15118" / "v2g_ev15118"
 #: Modules of the SECC/EVCC processes (.venv-iso15118).
-STACK_SIDE = ("secc", "evcc", "codec", "channel", "wire", "mapping")
+STACK_SIDE = ("secc", "evcc", "codec", "channel", "wire", "mapping", "tls")
 #: Imported by both sides.
 SHARED = ("wire", "mapping")
 

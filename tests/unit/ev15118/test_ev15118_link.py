@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.doubles.waiting import eventually
 from tests.unit.ev15118.test_ev15118_wire_and_mapping import BPT
@@ -117,3 +118,10 @@ def test_the_daemon_hands_the_uplink_to_the_link(tmp_path: Path) -> None:
     link = station._ev_link  # type: ignore[attr-defined]
     assert isinstance(link, Iso15118Link)
     assert link.session.on_event == uplink.report_event
+
+
+def test_enforced_tls_without_certificates_is_a_config_error_naming_the_keys() -> None:
+    with pytest.raises(ValidationError, match=r"enforce_tls needs ev_link\.iso15118\.pki_dir"):
+        Iso15118Section(enforce_tls=True)
+    section = Iso15118Section(enforce_tls=True, pki_dir=Path("/etc/v2g-gateway/pki/secc"))
+    assert section.pki_dir == Path("/etc/v2g-gateway/pki/secc")

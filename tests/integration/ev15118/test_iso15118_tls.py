@@ -1,0 +1,74 @@
+"""Issue 17, TLS for ISO 15118-20: the charger enforces TLS with the certificates
+``provision-pki iso15118`` issued (V2G root, CPO Sub-CA 1 and 2, the SECC's leaf). An EV that
+trusts that V2G root gets a DC_BPT session that discharges; one that trusts another root never
+reaches the charge loop, and the gateway's log says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.doubles.waiting import eventually
+from tests.integration.ev15118.harness import iso15118_bench
+from tests.integration.ev15118.test_iso15118_session import (
+    EV,
+    SESSION_TIMEOUT_S,
+    _discharging,
+    _tag,
+    pytestmark,
+)
+from v2g_common.pki.iso15118 import Iso15118Layout, provision_iso15118
+
+__all__ = ["pytestmark"]
+
+#: the station identity of the daemon harness (tests/doubles/station_setup.py)
+CHARGER = "CS-0001"
+TLS_SERVER_LINE = "TLS server started"
+
+
+def _pki(root: Path) -> Iso15118Layout:
+    return provision_iso15118(root, [CHARGER])
+
+
+async def test_a_dc_bpt_session_over_enforced_tls_discharges(tmp_path: Path) -> None:
+    pki = _pki(tmp_path / "pki")
+    async with iso15118_bench(
+        tmp_path,
+        spec=EV,
+        tag=_tag(),
+        secc_pki_dir=pki.secc_dir(CHARGER),
+        evcc_pki_dir=pki.evcc_dir,
+    ) as bench:
+        await _discharging(bench)
+        log = bench.daemon.log()
+        assert TLS_SERVER_LINE in log
+        assert "TLS handshake with the EV failed" not in log
+        assert bench.sim.status()["power_w"] <= -7000.0 * 0.95
+
+
+async def test_an_ev_that_does_not_trust_the_chargers_root_never_charges(
+    tmp_path: Path,
+) -> None:
+    pki = _pki(tmp_path / "pki")
+    stranger = provision_iso15118(tmp_path / "other-pki", [CHARGER])
+    async with iso15118_bench(
+        tmp_path,
+        spec=EV,
+        tag=_tag(),
+        secc_pki_dir=pki.secc_dir(CHARGER),
+        evcc_pki_dir=stranger.evcc_dir,
+    ) as bench:
+        # the EV retries SDP (5 cycles): two refused handshakes, then no session at all
+        def refusals() -> int:
+            return bench.daemon.log().count("TLS handshake with the EV failed")
+
+        await eventually(lambda: refusals() >= 2, timeout_s=SESSION_TIMEOUT_S)
+        log = bench.daemon.log()
+        assert TLS_SERVER_LINE in log
+        assert "tlsv1 alert unknown ca" in log.lower() or "unknown_ca" in log.lower()
+        assert "ChargeLoop" not in log
+        assert bench.ev().get("state") != "ChargeLoop"
+        assert bench.csms.calls("NotifyEVChargingNeeds") == []
+        assert not bench.sim.status()["contactor_closed"]
+        assert bench.sim.status()["power_w"] == pytest.approx(0.0, abs=1.0)
