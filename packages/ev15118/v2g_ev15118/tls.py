@@ -18,48 +18,56 @@ from typing import Any
 __all__ = ["TlsUnavailableError", "watch_tls"]
 
 log = logging.getLogger("v2g_ev15118.secc")
+#: where asyncio's TLS protocol learns that a handshake ended (a private method)
+_HANDSHAKE_HOOK = "_on_handshake_complete"
 
 
 class TlsUnavailableError(Exception):
     """TLS is enforced but the SECC's certificates do not load."""
 
 
-class _WatchedHandshake(ssl.SSLObject):
-    """The TLS object asyncio drives (``SSLContext.sslobject_class``): logs a handshake the
-    EV or we refuse, once per connection."""
+def _describe(handshake_exc: BaseException | type[BaseException]) -> str:
+    if handshake_exc is ConnectionResetError or isinstance(handshake_exc, ConnectionResetError):
+        # what an EVCC that rejects our certificate does: it closes without an alert
+        return "the EV closed the connection during the handshake"
+    if isinstance(handshake_exc, ssl.SSLError):
+        return str(handshake_exc.reason or handshake_exc)
+    return repr(handshake_exc)
 
-    def do_handshake(self) -> None:
-        try:
-            super().do_handshake()
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            raise
-        except ssl.SSLError as exc:
+
+def _log_refused_handshakes() -> None:
+    """asyncio reports a server-side handshake failure only in debug mode: log each one.
+    ``SSLProtocol._on_handshake_complete`` is where asyncio learns of it, an alert or the
+    peer's EOF alike (CPython 3.11-3.13); on a Python without it the process says so."""
+    from asyncio import sslproto
+
+    library = getattr(sslproto.SSLProtocol, _HANDSHAKE_HOOK, None)
+    if library is None:
+        log.warning("this Python's asyncio hides failed TLS handshakes: they are not logged")
+        return
+
+    def on_handshake_complete(protocol: Any, handshake_exc: Any) -> Any:
+        if handshake_exc is not None and getattr(protocol, "_server_side", False):
             log.warning(
                 "TLS handshake with the EV failed: %s (an EV that does not trust this "
                 "charger's V2G root, or no common cipher); no session",
-                exc.reason or exc,
+                _describe(handshake_exc),
             )
-            raise
+        return library(protocol, handshake_exc)
+
+    setattr(sslproto.SSLProtocol, _HANDSHAKE_HOOK, on_handshake_complete)
 
 
 def watch_tls(*, enforce: bool, pki_dir: Path | None) -> None:
-    """Make every server context the library creates log failed handshakes; when ``enforce``,
-    raise :class:`TlsUnavailableError` unless the SECC's certificates load now."""
-    from iso15118.secc.transport import tcp_server
+    """Log every failed server-side TLS handshake; when ``enforce``, raise
+    :class:`TlsUnavailableError` unless the SECC's certificates load now."""
+    from iso15118.shared.security import get_ssl_context
     from iso15118.shared.settings import load_shared_settings
 
     load_shared_settings()
-    library_context = tcp_server.get_ssl_context
-
-    def watched_context(server_side: bool) -> Any:
-        context = library_context(server_side)
-        if context is not None:
-            context.sslobject_class = _WatchedHandshake
-        return context
-
-    if enforce and library_context(True) is None:
+    if enforce and get_ssl_context(True) is None:
         raise TlsUnavailableError(
             f"TLS is enforced but the SECC's certificates under {pki_dir} do not load "
             "(issue them with provision-pki iso15118; [ev_link.iso15118] pki_dir)"
         )
-    tcp_server.get_ssl_context = watched_context
+    _log_refused_handshakes()
