@@ -224,9 +224,13 @@ async def test_a_restarted_core_clears_an_earlier_cores_service_profile_not_a_li
         await _wait(lambda: ("FS-21b", 1) in fresh.leftovers.done, 10.0)
         await returning.__aenter__()
         await _wait(lambda: returning.profiles == {}, 10.0)
+        # the core counts the clear when its answer arrives, after the station has dropped
+        # the profile (on a loaded machine the answer can miss the call's timeout: the
+        # sweep's retry is then answered Unknown, which counts too)
+        await _wait(lambda: fresh.leftovers.cleared >= 1, 30.0)
+        assert fresh.leftovers.cleared == 1, "one profile, counted once"
 
-        assert clears(returning) == [{"charging_profile_id": PROFILE_ID}]
-        assert fresh.leftovers.cleared == 1
+        assert clears(returning)[0] == {"charging_profile_id": PROFILE_ID}
         assert clears(live) == [], "a live service's profile is not cleared"
         assert live.profiles == {PROFILE_ID: profiles_sent(live)[-1]}
         await fresh.end(kept.service_id)
