@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ import httpx
 import pytest
 
 from tests.doubles.waiting import eventually_async
-from tests.integration.core.fleet.databases import pg_admin
+from tests.integration.core.fleet.databases import throwaway_pg_database
 from tests.support.cluster import ClusterStack, CoreRole
 from tests.support.nats_server import NatsServer
 from v2g_sim.demo_ready import wait_ready
@@ -50,13 +49,8 @@ POLL_S = 0.25
 
 @pytest.fixture
 def cluster_db(pg_dsn: str) -> Iterator[str]:
-    base = pg_dsn.rsplit("/", 1)[0]
-    name = f"cluster_{uuid.uuid4().hex[:12]}"
-    asyncio.run(pg_admin(pg_dsn, f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(pg_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with throwaway_pg_database(pg_dsn, "cluster") as url:
+        yield url
 
 
 @pytest.fixture
