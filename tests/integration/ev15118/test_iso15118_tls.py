@@ -6,6 +6,7 @@ reaches the charge loop, and the gateway's log says why."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,19 +28,21 @@ CHARGER = "CS-0001"
 TLS_SERVER_LINE = "TLS server started"
 
 
-def _pki(root: Path) -> Iso15118Layout:
-    return provision_iso15118(root, [CHARGER])
-
-
-async def test_a_dc_bpt_session_over_enforced_tls_discharges(tmp_path: Path) -> None:
-    pki = _pki(tmp_path / "pki")
-    async with iso15118_bench(
+def _tls_bench(tmp_path: Path, *, ev_trusts: Iso15118Layout | None = None) -> Any:
+    """The bench with TLS enforced by the charger (certificates from provision-pki); the EV
+    trusts the charger's V2G root, or ``ev_trusts``'s."""
+    pki = provision_iso15118(tmp_path / "pki", [CHARGER])
+    return iso15118_bench(
         tmp_path,
         spec=EV,
         tag=_tag(),
         secc_pki_dir=pki.secc_dir(CHARGER),
-        evcc_pki_dir=pki.evcc_dir,
-    ) as bench:
+        evcc_pki_dir=(ev_trusts or pki).evcc_dir,
+    )
+
+
+async def test_a_dc_bpt_session_over_enforced_tls_discharges(tmp_path: Path) -> None:
+    async with _tls_bench(tmp_path) as bench:
         await _discharging(bench)
         log = bench.daemon.log()
         assert TLS_SERVER_LINE in log
@@ -50,15 +53,8 @@ async def test_a_dc_bpt_session_over_enforced_tls_discharges(tmp_path: Path) -> 
 async def test_an_ev_that_does_not_trust_the_chargers_root_never_charges(
     tmp_path: Path,
 ) -> None:
-    pki = _pki(tmp_path / "pki")
     stranger = provision_iso15118(tmp_path / "other-pki", [CHARGER])
-    async with iso15118_bench(
-        tmp_path,
-        spec=EV,
-        tag=_tag(),
-        secc_pki_dir=pki.secc_dir(CHARGER),
-        evcc_pki_dir=stranger.evcc_dir,
-    ) as bench:
+    async with _tls_bench(tmp_path, ev_trusts=stranger) as bench:
         # the library's EVCC gives up after its TLS connection fails (no retry): one refusal
         await eventually(
             lambda: "TLS handshake with the EV failed" in bench.daemon.log(),
