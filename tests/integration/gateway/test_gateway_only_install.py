@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "install-gateway"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "v2g-vpp"
 VENV = Path("opt/v2g-gateway/.venv")
+ISO_VENV = Path("opt/v2g-gateway/venv-iso15118")
 DAEMON_TESTS = "tests/integration/gateway/daemon"
 NOT_ON_A_CHARGER = {"vpp-core", "v2g-sim", "numpy", "fastapi", "sqlalchemy", "matplotlib",
                     "uvicorn", "cryptography", "rich", "httpx", "pysunspec2", "psutil"}  # fmt: skip
@@ -49,7 +50,8 @@ def _cache_key() -> str:
 
 @pytest.fixture(scope="module")
 def install_roots() -> Iterator[dict[str, Path]]:
-    """``gateway``: install-gateway alone; ``bench``: plus --with-simulated-devices."""
+    """``gateway``: install-gateway alone; ``bench``: plus --with-simulated-devices and
+    --with-iso15118 (the SECC's venv)."""
     base = CACHE / "gateway-install" / _cache_key()
     base.mkdir(parents=True, exist_ok=True)
     roots = {"gateway": base / "gateway", "bench": base / "bench"}
@@ -60,7 +62,7 @@ def install_roots() -> Iterator[dict[str, Path]]:
             # The script keeps an existing gateway.toml (an operator's edits): the cache keeps
             # dependencies, not the config, so the sample is installed fresh on every run.
             (root / "etc/v2g-gateway/gateway.toml").unlink(missing_ok=True)
-            extra = ["--with-simulated-devices"] if name == "bench" else []
+            extra = ["--with-simulated-devices", "--with-iso15118"] if name == "bench" else []
             done = subprocess.run(
                 [str(SCRIPT), "--root", str(root), "--python", sys.executable, *extra],
                 capture_output=True,
@@ -72,9 +74,9 @@ def install_roots() -> Iterator[dict[str, Path]]:
         yield roots
 
 
-def installed(root: Path) -> dict[str, str]:
+def installed(root: Path, venv: Path = VENV) -> dict[str, str]:
     done = subprocess.run(
-        [str(root / VENV / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        [str(root / venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
         capture_output=True,
         text=True,
         check=True,
@@ -99,7 +101,29 @@ def test_the_charger_gets_the_gateway_and_nothing_of_core_or_simulator(
     assert {"v2g-gateway", "v2g-common", "pymodbus", "gpiod", "ocpp", "paho-mqtt"} <= set(packages)
     assert set(packages) & NOT_ON_A_CHARGER == set()
     bench = installed(install_roots["bench"])
-    assert set(bench) - set(packages) == {"v2g-sim"}  # the adapters' code, no dependency
+    # the adapters' code and the ISO 15118 link's entry point, no dependency
+    assert set(bench) - set(packages) == {"v2g-sim", "v2g-ev15118"}
+
+
+def test_with_iso15118_the_secc_gets_its_own_venv(install_roots: dict[str, Path]) -> None:
+    assert not (install_roots["gateway"] / ISO_VENV).exists()
+    secc = installed(install_roots["bench"], ISO_VENV)
+    assert secc["iso15118"] == "0.31.2"
+    assert secc["pydantic"].startswith("1.")
+    assert "v2g-gateway" not in secc
+    assert installed(install_roots["bench"])["pydantic"].startswith("2.")
+    done = subprocess.run(
+        [
+            str(install_roots["bench"] / ISO_VENV / "bin" / "python"),
+            "-c",
+            "import v2g_ev15118.secc",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_installed_tree(install_roots: dict[str, Path]) -> None:
