@@ -17,6 +17,7 @@ from tests.doubles.raw_csms import RawCsms
 from tests.doubles.scripted_control import ScriptedControl, ScriptedEvLink
 from tests.doubles.station_setup import station_config
 from tests.doubles.waiting import eventually
+from tests.integration.gateway.station.test_station_local_frequency import tx_profile_with_period
 from v2g_gateway.station import ChargingStation
 
 pytestmark = pytest.mark.integration
@@ -29,31 +30,8 @@ CURVE = [
 
 
 def central_frequency_profile(tx_id: str, *, mode: str = "CentralFrequency") -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "id": 19,
-        "stackLevel": 50,
-        "chargingProfilePurpose": "TxProfile",
-        "chargingProfileKind": "Absolute",
-        "transactionId": tx_id,
-        "validTo": (now + timedelta(hours=1)).isoformat(),
-        "maxOfflineDuration": 30,
-        "chargingSchedule": [
-            {
-                "id": 19,
-                "startSchedule": (now - timedelta(seconds=5)).isoformat(),
-                "chargingRateUnit": "W",
-                "chargingSchedulePeriod": [
-                    {
-                        "startPeriod": 0,
-                        "operationMode": mode,
-                        "v2xBaseline": 1000,
-                        "v2xSignalWattCurve": CURVE,
-                    }
-                ],
-            }
-        ],
-    }
+    period = {"operationMode": mode, "v2xBaseline": 1000, "v2xSignalWattCurve": CURVE}
+    return tx_profile_with_period(tx_id, period)
 
 
 def afrr(signal: int, *, age_s: float = 0.0) -> dict[str, Any]:

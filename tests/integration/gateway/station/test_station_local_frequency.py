@@ -27,7 +27,9 @@ CURVE = [
 ]
 
 
-def local_frequency_profile(tx_id: str, curve: list[dict[str, Any]]) -> dict[str, Any]:
+def tx_profile_with_period(tx_id: str, period: dict[str, Any]) -> dict[str, Any]:
+    """An hour-long TxProfile at stackLevel 50 whose one schedule period is ``period``
+    (``startPeriod`` 0 and the operation mode's fields)."""
     now = datetime.now(UTC)
     return {
         "id": 19,
@@ -42,17 +44,15 @@ def local_frequency_profile(tx_id: str, curve: list[dict[str, Any]]) -> dict[str
                 "id": 19,
                 "startSchedule": (now - timedelta(seconds=5)).isoformat(),
                 "chargingRateUnit": "W",
-                "chargingSchedulePeriod": [
-                    {
-                        "startPeriod": 0,
-                        "operationMode": "LocalFrequency",
-                        "v2xBaseline": 1000,
-                        "v2xFreqWattCurve": curve,
-                    }
-                ],
+                "chargingSchedulePeriod": [{"startPeriod": 0, **period}],
             }
         ],
     }
+
+
+def local_frequency_profile(tx_id: str, curve: list[dict[str, Any]]) -> dict[str, Any]:
+    period = {"operationMode": "LocalFrequency", "v2xBaseline": 1000, "v2xFreqWattCurve": curve}
+    return tx_profile_with_period(tx_id, period)
 
 
 async def test_local_frequency_over_the_wire(csms: RawCsms, tmp_path: Path) -> None:
