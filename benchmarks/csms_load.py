@@ -523,7 +523,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def option_parser() -> argparse.ArgumentParser:
+    """The options; their defaults are the configuration other benchmarks start the core with
+    (``csms_vs_node.py``)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -552,7 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--core-src", type=Path, default=None, help="run the core from this checkout's packages/"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = option_parser().parse_args(argv)
     print(json.dumps(asyncio.run(_run(args)), indent=2))
     return 0
 
