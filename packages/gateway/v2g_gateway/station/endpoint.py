@@ -49,6 +49,9 @@ class StationServices(Protocol):
     def profiles_changed(self) -> None:
         """Re-evaluate the composite schedule now (do not wait for the next tick)."""
 
+    async def state_durable(self) -> None:
+        """Every state written so far is on disk (before an ``Accepted`` that promises it)."""
+
     def queue_profile_report(self, request_id: int, evse_profiles: list[tuple[int, Any]]) -> None:
         """Send ReportChargingProfiles for ``(evse_id, profiles)`` after this answer."""
 
@@ -92,7 +95,8 @@ class StationEndpoint(ChargingStationEndpoint):
             )
         except ProfileRejected as exc:
             return call_result.SetChargingProfile(status="Rejected", status_info=_rejected(exc))
-        svc.profiles_changed()
+        svc.profiles_changed()  # in force at once; the answer waits until it is on disk
+        await svc.state_durable()
         return call_result.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
@@ -112,6 +116,7 @@ class StationEndpoint(ChargingStationEndpoint):
             stack_level=criteria.get("stack_level"),
         )
         svc.profiles_changed()
+        await svc.state_durable()
         return call_result.ClearChargingProfile(status="Accepted" if removed else "Unknown")
 
     @on("GetChargingProfiles")
@@ -174,6 +179,7 @@ class StationEndpoint(ChargingStationEndpoint):
         except ProfileRejected as exc:
             return call_result.UpdateDynamicSchedule(status="Rejected", status_info=_rejected(exc))
         svc.profiles_changed()
+        await svc.state_durable()
         return call_result.UpdateDynamicSchedule(status="Accepted")
 
     @on("NotifyAllowedEnergyTransfer")
@@ -236,12 +242,13 @@ class StationEndpoint(ChargingStationEndpoint):
         return call_result.GetVariables(get_variable_result=results)
 
     @on("SetVariables")
-    def on_set_variables(
+    async def on_set_variables(
         self, set_variable_data: list[dict[str, Any]], **_: Any
     ) -> call_result.SetVariables:
         self.services.contact()
         _check_items(set_variable_data, "setVariableData")
         results = self.services.management.device_model.set(set_variable_data)
+        await self.services.state_durable()
         return call_result.SetVariables(set_variable_result=results)
 
     @on("GetBaseReport")

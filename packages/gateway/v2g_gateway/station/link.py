@@ -16,7 +16,7 @@ import logging
 import random
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ from v2g_common.ocpp21.messages import call as call21
 from v2g_common.pki import client_context
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.endpoint import StationEndpoint, StationServices
-from v2g_gateway.station.errors import ProfileRejected
+from v2g_gateway.station.errors import ProfileRejected, StationStateError
 from v2g_gateway.station.outbox import TransactionJournal
 from v2g_gateway.station.settings import StationSettings
 
@@ -79,6 +79,12 @@ def retry_after_s(exc: BaseException) -> float | None:
 
 #: Called with the CSMS's answer to a one-off message (for SignCertificate's status).
 OnAnswer = Callable[[Any], None]
+#: How long the sender waits before trying again to make the outbox durable.
+_FLUSH_RETRY_S = 1.0
+
+
+async def _already_durable() -> None:
+    """For an Outgoing without a StateFlusher (tests of the link alone)."""
 
 
 @dataclass
@@ -94,6 +100,9 @@ class Outgoing:
     needs: dict[int, dict[str, Any]] = field(default_factory=dict)
     messages: deque[tuple[Any, OnAnswer | None]] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Makes every commit so far durable (StateFlusher.flushed); awaited before an event
+    #: from the outbox goes out, so the CSMS never sees a seqNo a power cut could take back.
+    durable: Callable[[], Awaitable[None]] = _already_durable
 
     def nudge(self) -> None:
         self.wake.set()
@@ -130,6 +139,8 @@ class CsmsLink:
         self._boot_now = asyncio.Event()
         self._last_exchange_s = 0.0
         self._failures: dict[int, int] = {}
+        self._flush_failing = False
+        self.flush_failures = 0  # flushes of the outbox the disk refused
         self._session_accepted = False
         self._connection: Any = None
         self.subprotocol: str | None = None
@@ -367,7 +378,8 @@ class CsmsLink:
             return True
         event = out.journal.peek()
         if event is not None:
-            await self._send_event(endpoint, event.position, event.payload)
+            if await self._outbox_durable():
+                await self._send_event(endpoint, event.position, event.payload)
             return True
         if out.needs:
             evse_id, request = next(iter(out.needs.items()))
@@ -382,6 +394,22 @@ class CsmsLink:
                 on_answer(answer)
             return True
         return False
+
+    async def _outbox_durable(self) -> bool:
+        """False (after a pause, logged once per episode) while the disk refuses the flush."""
+        try:
+            await self._out.durable()
+        except StationStateError as exc:
+            self.flush_failures += 1
+            if not self._flush_failing:
+                log.error("TransactionEvents held back: the state database is not durable: %s", exc)
+            self._flush_failing = True
+            await asyncio.sleep(_FLUSH_RETRY_S)
+            return False
+        if self._flush_failing:
+            self._flush_failing = False
+            log.info("state database durable again; sending TransactionEvents")
+        return True
 
     async def _exchange_or_drop(self, endpoint: StationEndpoint, request: Any) -> Any:
         """Send a message that is not worth a retry loop: a CALLERROR or a payload the

@@ -328,6 +328,7 @@ class StationManagement:
             return
         log.warning("station reset requested by the CSMS: restarting")
         self._out.journal.put(_NEXT_BOOT_REASON, "RemoteReset")
+        await self._out.durable()
         if self._on_reset is not None:
             await self._on_reset()
             return

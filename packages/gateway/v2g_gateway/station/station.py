@@ -42,6 +42,7 @@ from v2g_gateway.station.composite import (
 )
 from v2g_gateway.station.config import StationConfig
 from v2g_gateway.station.device_model import DeviceModel
+from v2g_gateway.station.durability import StateFlusher
 from v2g_gateway.station.errors import ProfileRejected
 from v2g_gateway.station.frequency_profiles import response_bounds_w
 from v2g_gateway.station.link import CsmsLink, Outgoing
@@ -61,7 +62,12 @@ from v2g_gateway.station.profiles import parse_datetime
 from v2g_gateway.station.remote import RemoteControl
 from v2g_gateway.station.settings import StationSettings
 from v2g_gateway.station.smart_charging import SmartCharging
-from v2g_gateway.station.store import ProfileStore, WrittenVariables, open_state_db
+from v2g_gateway.station.store import (
+    ProfileStore,
+    WrittenVariables,
+    open_state_db,
+    state_db_path,
+)
 from v2g_gateway.station.transactions import EvseTransactions, StartInfo, TickInputs
 from v2g_gateway.station.variables import StationFacts, station_variables
 
@@ -114,6 +120,7 @@ class ChargingStation:
     # --- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> ChargingStation:
         self._db = open_state_db(self.config.state_dir)
+        self.flusher = StateFlusher(state_db_path(self.config.state_dir))
         self.journal = TransactionJournal(self._db)
         self.smart = SmartCharging(
             self.config, ProfileStore(self._db), may_discharge=self._may_discharge
@@ -137,7 +144,7 @@ class ChargingStation:
         # "in the future" (clock set back, no RTC) counts as now.
         elapsed_s = max(0.0, (now - last).total_seconds())
         self._last_contact_s = self._offline_start_s = self._clock.monotonic() - elapsed_s
-        self.outgoing = Outgoing(self.journal)
+        self.outgoing = Outgoing(self.journal, durable=self.flusher.flushed)
         self.link = CsmsLink(
             self.config,
             services=self,
@@ -200,7 +207,10 @@ class ChargingStation:
             for control in self._controls.values():
                 control.grant_lease(SetpointLease(0.0, self.config.lease_valid_for_s))
             self._persist_contact(force=True)
-            self._db.close()
+            try:
+                self.flusher.close()
+            finally:
+                self._db.close()
 
     # --- StationServices ------------------------------------------------------------------
     def now(self) -> datetime:
@@ -252,6 +262,9 @@ class ChargingStation:
 
     def profiles_changed(self) -> None:
         self._poke.set()
+
+    async def state_durable(self) -> None:
+        await self.flusher.flushed()
 
     def queue_profile_report(self, request_id: int, evse_profiles: list[tuple[int, Any]]) -> None:
         for index, (evse_id, profiles) in enumerate(evse_profiles):

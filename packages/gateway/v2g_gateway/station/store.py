@@ -2,8 +2,12 @@
 profiles, the TransactionEvent outbox, running transactions, the last CSMS contact, and the
 device-model values and availability the CSMS set.
 
-Every write commits before the caller goes on (``synchronous=FULL``): a profile the station
-answered ``Accepted`` for, or an event it queued, survives a crash or power cut.
+Every write commits before the caller goes on, so a crash of the process loses nothing. The
+commits do not fsync (``synchronous=NORMAL`` in WAL mode, no automatic checkpoint): they run
+on the supervisor's event loop, where an fsync under I/O load stalled the station for seconds.
+:class:`~v2g_gateway.station.durability.StateFlusher` makes them durable in its own thread,
+and the station awaits it before it answers ``Accepted`` for a profile or sends a queued
+event, so what the CSMS was told survives a power cut too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "WrittenVariables",
     "open_state_db",
     "read_installed_profiles",
+    "state_db_path",
 ]
 
 SCHEMA_VERSION = 1
@@ -54,13 +59,18 @@ _UPDATE_KEYS = (
 )
 
 
+def state_db_path(state_dir: Path) -> Path:
+    return state_dir / "station.sqlite3"
+
+
 def open_state_db(state_dir: Path) -> sqlite3.Connection:
     """Open (creating) ``state_dir/station.sqlite3``; refuse a file from a newer version."""
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
-        db = sqlite3.connect(state_dir / "station.sqlite3", isolation_level=None)
+        db = sqlite3.connect(state_db_path(state_dir), isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=NORMAL")  # durable through StateFlusher, off the loop
+        db.execute("PRAGMA wal_autocheckpoint=0")  # StateFlusher checkpoints, off the loop
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StationStateError(f"state database version {version} is newer than this code")
