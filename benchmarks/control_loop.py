@@ -13,6 +13,18 @@ lateness (histogram, 10 µs bins), p50/p99/max and overruns; printed as JSON.
 ``--hardware sim`` runs the real control process (``v2g_gateway.control_host``) against a
 ``v2g-sim`` on a pty; ``memory`` runs the same ControlLoop with an in-memory power stage,
 isolating the scheduler from the Modbus round trips.
+
+``--case profile-install`` replaces the OCPP load with what the station does around a
+SetChargingProfile, on its real state database: a tick every 0.5 s granting a 2 s lease (the
+station's defaults) and persisting the last contact, and every ``--install-every`` s a
+profile installed and a TransactionEvent queued, answered once ``StateFlusher`` made them
+durable. ``--io-load`` runs a ``dd ... conv=fsync`` writer beside it (started and killed
+here); ``--sync-on-loop`` restores the old ``synchronous=FULL`` (every commit fsyncs on the
+event loop). It adds the supervisor's longest tick gap and the control loop's
+``LEASE_EXPIRED`` count to each run:
+
+    .venv/bin/python benchmarks/control_loop.py --case profile-install --io-load \
+        --hardware memory --rates 10 --duration 20 [--sync-on-loop]
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +53,15 @@ from v2g_gateway.config import ControlProcessConfig
 from v2g_gateway.contactor import ContactorSection
 from v2g_gateway.control.channel import ControlChannel, SetpointLease
 from v2g_gateway.control.config import ControlSection
+from v2g_gateway.control.events import EventCode
 from v2g_gateway.control.ports import StageMeasurement, StageRatings
 from v2g_gateway.control_host import ControlProcess
 from v2g_gateway.devices import SimulatorSection
 from v2g_gateway.hw.config import PowerModuleSection
+from v2g_gateway.station.durability import StateFlusher
+from v2g_gateway.station.outbox import TransactionJournal
+from v2g_gateway.station.profiles import parse_profile
+from v2g_gateway.station.store import ProfileStore, open_state_db, state_db_path
 
 TARGET_P99_US_AT_10HZ = 2000.0
 
@@ -84,6 +102,124 @@ async def lease_source(channel: ControlChannel, stop: asyncio.Event) -> None:
         channel.grant_lease(SetpointLease(-3000.0, 3.0))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+# --- the station's writes around a SetChargingProfile ----------------------------------------
+_TICK_S, _LEASE_S = 0.5, 2.0  # the station's control_tick_s and lease_valid_for_s defaults
+
+
+def _profile_wire(setpoint_w: float) -> dict[str, Any]:
+    return {
+        "id": 50,
+        "stack_level": 50,
+        "charging_profile_purpose": "TxProfile",
+        "charging_profile_kind": "Absolute",
+        "transaction_id": "tx-1",
+        "charging_schedule": [
+            {
+                "id": 50,
+                "start_schedule": "2026-01-01T00:00:00+00:00",
+                "charging_rate_unit": "W",
+                "charging_schedule_period": [
+                    {"start_period": 0, "operation_mode": "CentralSetpoint", "setpoint": setpoint_w}
+                ],
+            }
+        ],
+    }
+
+
+class StationWrites:
+    """The station's state database and its writes, on this event loop."""
+
+    def __init__(self, state_dir: Path, *, sync_on_loop: bool) -> None:
+        self.db = open_state_db(state_dir)
+        if sync_on_loop:
+            self.db.execute("PRAGMA synchronous=FULL")
+        self.store = ProfileStore(self.db)
+        self.journal = TransactionJournal(self.db)
+        self.flusher = StateFlusher(state_db_path(state_dir))
+        self.journal.begin(1, "tx-1", datetime.now(UTC))
+        self.max_tick_gap_s = 0.0
+        self.installs = 0
+
+    async def ticks(self, channel: ControlChannel, stop: asyncio.Event) -> None:
+        channel.set_ev_limits(max_charge_w=11000.0, max_discharge_w=11000.0)
+        last = time.monotonic()
+        while not stop.is_set():
+            channel.mark_csms_contact()
+            channel.grant_lease(SetpointLease(-3000.0, _LEASE_S))
+            self.journal.put("last_csms_contact", datetime.now(UTC).isoformat())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_TICK_S)
+            now = time.monotonic()
+            self.max_tick_gap_s = max(self.max_tick_gap_s, now - last)
+            last = now
+
+    async def installs_every(self, every_s: float, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            wire = _profile_wire(-3000.0 - self.installs % 2 * 500.0)
+            profile = parse_profile(wire, evse_id=1, received_at=datetime.now(UTC))
+            self.store.install(profile, wire)
+            self.journal.enqueue(
+                1, {"event_type": "Updated", "trigger_reason": "ChargingRateChanged"}
+            )
+            await self.flusher.flushed()  # the Accepted waits for this
+            self.installs += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every_s)
+
+    def close(self) -> None:
+        self.flusher.close()
+        self.db.close()
+
+
+@contextlib.contextmanager
+def io_load(tmp: Path, enabled: bool) -> Iterator[None]:
+    """A writer that keeps the disk's queue full of data to sync."""
+    if not enabled:
+        yield
+        return
+    target = tmp / "io-load"
+    script = f"while :; do dd if=/dev/zero of={target} bs=1M count=512 conv=fsync status=none; done"
+    process = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, 9)
+        process.wait()
+        target.unlink(missing_ok=True)
+
+
+async def count_lease_lapses(channel: ControlChannel, counts: dict[str, int]) -> None:
+    events = channel.subscribe_events()
+    while True:
+        event = await events.get()
+        if event.code == EventCode.LEASE_EXPIRED:
+            counts["lease_expired"] += 1
+
+
+async def station_case(
+    args: argparse.Namespace, channel: ControlChannel, tmp: Path, stop: asyncio.Event
+) -> dict[str, Any]:
+    writes = StationWrites(tmp / f"state-{time.monotonic_ns()}", sync_on_loop=args.sync_on_loop)
+    counts = {"lease_expired": 0}
+    try:
+        with io_load(tmp, args.io_load):
+            async with asyncio.TaskGroup() as group:
+                lapses = group.create_task(count_lease_lapses(channel, counts))
+                group.create_task(writes.ticks(channel, stop))
+                group.create_task(writes.installs_every(args.install_every, stop))
+                await asyncio.sleep(args.duration)
+                stop.set()
+                await asyncio.sleep(0.3)  # the loop's last events arrive
+                lapses.cancel()
+    finally:
+        writes.close()
+    return {
+        "profile_installs": writes.installs,
+        "max_station_tick_gap_s": round(writes.max_tick_gap_s, 3),
+        "lease_expired": counts["lease_expired"],
+    }
 
 
 # --- control process variants --------------------------------------------------------------
@@ -205,15 +341,15 @@ async def measure(
     async with ControlChannel(sock) as channel:
         await channel.wait_snapshot(lambda s: s.cycles > 0, timeout_s=30)
         stop = asyncio.Event()
-        async with asyncio.TaskGroup() as group:
-            load = group.create_task(ocpp_load(channel, rate=args.ocpp_rate, stop=stop))
-            group.create_task(lease_source(channel, stop))
-            started = time.monotonic()
-            first = channel.snapshot()
-            await asyncio.sleep(args.duration)
+        first = channel.snapshot()
+        started = time.monotonic()
+        if args.case == "profile-install":
+            case = await station_case(args, channel, tmp, stop)
             last = channel.snapshot()
-            stop.set()
-        elapsed = time.monotonic() - started
+        else:
+            case = await ocpp_case(args, channel, stop)
+            last = channel.snapshot()
+            case["ocpp_msgs_per_s"] = round(case["ocpp_messages"] / (time.monotonic() - started), 1)
         channel.request_stop()
         await asyncio.wait_for(process.wait(), timeout=30)
     return {
@@ -225,10 +361,20 @@ async def measure(
             "max": round(last.lateness_max_us, 1),
         },
         "overruns": last.overruns,
-        "ocpp_messages": load.result(),
-        "ocpp_msgs_per_s": round(load.result() / elapsed, 1),
+        **case,
         "commanded_w_at_end": last.commanded_w,
     }
+
+
+async def ocpp_case(
+    args: argparse.Namespace, channel: ControlChannel, stop: asyncio.Event
+) -> dict[str, Any]:
+    async with asyncio.TaskGroup() as group:
+        load = group.create_task(ocpp_load(channel, rate=args.ocpp_rate, stop=stop))
+        group.create_task(lease_source(channel, stop))
+        await asyncio.sleep(args.duration)
+        stop.set()
+    return {"ocpp_messages": load.result()}
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,6 +388,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ten = next((r for r in results if r["rate_hz"] == 10.0), None)
     return {
         "benchmark": "control_loop_lateness",
+        "case": args.case,
+        "io_load": args.io_load,
+        "sync_on_loop": args.sync_on_loop,
+        "load_avg_1min_at_start": args.load_at_start,
         "hardware": args.hardware,
         "realtime_priority": args.realtime_priority,
         "duration_s_per_rate": args.duration,
@@ -271,11 +421,18 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="SCHED_FIFO priority of the control process (sim hardware; 0 = normal)",
     )
+    parser.add_argument("--case", choices=("ocpp", "profile-install"), default="ocpp")
+    parser.add_argument("--install-every", type=float, default=0.3, help="s between profiles")
+    parser.add_argument("--io-load", action="store_true", help="a dd conv=fsync writer beside")
+    parser.add_argument(
+        "--sync-on-loop", action="store_true", help="the old synchronous=FULL state database"
+    )
     parser.add_argument("--child-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-period", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_fd is not None:
         return run_memory_child(args.child_fd, args.child_period)
+    args.load_at_start = os.getloadavg()[0]
     print(json.dumps(asyncio.run(run(args)), indent=2))
     return 0
 
