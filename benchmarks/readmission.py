@@ -93,7 +93,7 @@ async def _provision(url: str, count: int, *, old_scheme: bool) -> None:
         await store.close()
 
 
-def _write_config(work: Path, port: int, metrics_port: int, backlog: int | None) -> Path:
+def _write_config(work: Path, port: int, metrics_port: int, args: argparse.Namespace) -> Path:
     layout = provision(work / "pki")
     config = work / "core.toml"
     config.write_text(
@@ -103,7 +103,8 @@ port = {port}
 tls_cert_file = "{layout.server_cert("csms")}"
 tls_key_file = "{layout.server_key("csms")}"
 ping_interval_s = 0.0
-{f"listen_backlog = {backlog}" if backlog else ""}
+{f"listen_backlog = {args.listen_backlog}" if args.listen_backlog else ""}
+{f"max_opening_connections = {args.max_opening}" if args.max_opening else ""}
 [fleet]
 database_url = "sqlite:///{work / "fleet.db"}"
 [metrics]
@@ -238,7 +239,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="readmission-") as tmp:
         work = Path(tmp)
         port, metrics_port = _free_port(), _free_port()
-        config = _write_config(work, port, metrics_port, args.listen_backlog)
+        config = _write_config(work, port, metrics_port, args)
         await _provision(
             f"sqlite:///{work / 'fleet.db'}", args.stations, old_scheme=args.old_scheme
         )
@@ -277,6 +278,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "core_rss_mb": round(rss / 2**20, 1),
         "stations_process_cpu_s": round(client_cpu.user + client_cpu.system, 1),
         "open_timeout_s": args.open_timeout,
+        "max_opening_connections": args.max_opening or "core default",
         "listen_overflows_machine_wide": overflows,
         "fd_limit": fd_limit,
         "load_average": os.getloadavg(),
@@ -300,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--listen-backlog", type=int, default=None, help="[csms] listen_backlog (default: core's)"
+    )
+    parser.add_argument(
+        "--max-opening",
+        type=int,
+        default=None,
+        help="[csms] max_opening_connections (default: core's)",
     )
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(_run(args)), indent=2))

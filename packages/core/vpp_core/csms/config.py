@@ -39,6 +39,11 @@ class CsmsConfig(ConfigSection):
     #: retried by the station's TCP after 1, 2, 4 s, past its open timeout
     #: (docs/admission.md).
     listen_backlog: int = Field(default=4096, ge=1, le=65535)
+    #: Connections in their opening phase (accepted, TLS, HTTP upgrade, until the handshake
+    #: is decided); more are closed at accept, before any TLS work, so a reconnect storm
+    #: never makes the core work on openings the stations time out (csms/opening.py,
+    #: docs/admission.md).
+    max_opening_connections: int = Field(default=500, ge=1, le=100_000)
     #: Opening handshake (TCP + TLS + HTTP upgrade) must finish within this.
     open_timeout_s: float = Field(default=10.0, gt=0)
     #: Websocket pings (0 disables); a peer that misses the pong for ping_timeout_s is closed.

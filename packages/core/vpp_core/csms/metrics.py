@@ -30,6 +30,16 @@ class CsmsMetrics:
         self.refusals = Counter(
             "vpp_csms_handshake_refusals", "Refused handshakes", ["status"], registry=r
         )
+        self.opening_refusals = Counter(
+            "vpp_csms_opening_refusals",
+            "Connections closed at accept: max_opening_connections were opening",
+            registry=r,
+        )
+        self.opening_connections = Gauge(
+            "vpp_csms_opening_connections",
+            "Connections in their opening phase (TLS, HTTP upgrade)",
+            registry=r,
+        )
         self.password_rehashes = Counter(
             "vpp_csms_password_rehashes",
             "Old-scheme password hashes rewritten at login, by result",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from v2g_common.config import load_config
+from v2g_common.config import ConfigError, load_config, parse_config
 from vpp_core.config import CoreConfig
 from vpp_core.csms import CsmsConfig
 
@@ -61,3 +61,10 @@ def test_sample_config_loads_and_lists_every_key() -> None:
 def test_bad_csms_settings_refused(values: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         CsmsConfig.model_validate(values)
+
+
+@pytest.mark.parametrize("value", [0, -5, "many"])
+def test_a_bad_opening_bound_names_its_key(value: object) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_config(CoreConfig, {"csms": {"max_opening_connections": value}}, source="core.toml")
+    assert refused.value.problems[0][0] == "csms.max_opening_connections"
