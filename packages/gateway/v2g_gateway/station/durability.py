@@ -98,12 +98,21 @@ class StateFlusher:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """PASSIVE: never waits for the loop's writer; what it cannot copy now goes next time."""
+        """PASSIVE: never waits for the loop's writer; what it cannot copy now goes next time.
+
+        Once every frame is copied, the next write starts the WAL again from the front and
+        syncs its new header: a write of ours, here, so that it is not the loop's (a loop
+        write landing between the two still pays that one sync)."""
         try:
             if self._checkpointer is None:
                 self._checkpointer = sqlite3.connect(self._db_path, isolation_level=None)
                 self._checkpointer.execute("PRAGMA synchronous=FULL")
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy, frames, copied = self._checkpointer.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).fetchone()
+            if busy == 0 and frames == copied:
+                version = self._checkpointer.execute("PRAGMA user_version").fetchone()[0]
+                self._checkpointer.execute(f"PRAGMA user_version={int(version)}")
         except sqlite3.Error as exc:
             log.warning("state database checkpoint failed (retried at the next flush): %s", exc)
 

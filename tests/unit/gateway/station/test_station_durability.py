@@ -51,7 +51,8 @@ def mark(name):
 async def main(state_dir):
     db = open_state_db(state_dir)
     store, journal = ProfileStore(db), TransactionJournal(db)
-    flusher = StateFlusher(state_db_path(state_dir))
+    # checkpoints every few writes: the WAL restarts after them must not sync on the loop
+    flusher = StateFlusher(state_db_path(state_dir), checkpoint_bytes=32 * 1024)
     now = datetime.now(UTC)
     journal.begin(1, "tx-1", now)
     await flusher.flushed()
