@@ -41,12 +41,12 @@ class StateFlusher:
         self,
         db_path: Path,
         *,
-        fsync: Callable[[int], None] = os.fsync,
+        fsync: Callable[[int], None] | None = None,
         checkpoint_bytes: int = CHECKPOINT_BYTES,
     ) -> None:
         self._db_path = db_path
         self._wal_path = Path(f"{db_path}-wal")
-        self._fsync = fsync
+        self._fsync = fsync  # None: os.fsync
         self._checkpoint_bytes = checkpoint_bytes
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="station-state-flush")
         self._checkpointer: sqlite3.Connection | None = None  # used in that thread only
@@ -88,7 +88,7 @@ class StateFlusher:
         except OSError as exc:
             raise StationStateError(f"cannot open {self._wal_path} to flush it: {exc}") from exc
         try:
-            self._fsync(fd)
+            (self._fsync or os.fsync)(fd)
             size = os.fstat(fd).st_size
         except OSError as exc:
             raise StationStateError(f"cannot flush {self._wal_path}: {exc}") from exc
