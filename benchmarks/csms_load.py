@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -160,6 +161,22 @@ def _start_core(config: Path, core_src: Path | None = None) -> subprocess.Popen[
     with contextlib.suppress(OSError, AttributeError):
         os.sched_setaffinity(core.pid, {0})
     return core
+
+
+def drain_stderr(core: subprocess.Popen[bytes]) -> list[str]:
+    """Read the core's stderr to its end in a thread, into the list returned. Once the pipe is
+    full (64 KiB: a few hundred WARNING lines, e.g. one per station at 10,000 stations) the
+    core's next log call blocks its event loop, and the run measures the pipe."""
+    lines: list[str] = []
+    assert core.stderr is not None
+    stream = core.stderr
+
+    def read() -> None:
+        for line in stream:
+            lines.append(line.decode(errors="replace").rstrip())
+
+    threading.Thread(target=read, name="core-stderr", daemon=True).start()
+    return lines
 
 
 async def _wait_listening(port: int, core: subprocess.Popen[bytes]) -> None:
@@ -498,11 +515,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         core_proc = _start_core(config, args.core_src)
         try:
             await _wait_listening(port, core_proc)
+            core_log = drain_stderr(core_proc)
             scheme = "wss" if args.tls else "ws"
             result = await _drive(
                 args, f"{scheme}://127.0.0.1:{port}/ocpp", psutil.Process(core_proc.pid)
             )
             result["core_gc_pauses"] = _gc_pauses(metrics_port)
+            result["core_log_lines"] = len(core_log)  # WARNING and up
         finally:
             core_proc.terminate()
             try:

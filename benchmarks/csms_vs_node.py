@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from benchmarks.csms_load import (  # noqa: E402
     _start_core,
     _wait_listening,
     _write_config,
+    drain_stderr,
     option_parser,
 )
 
@@ -88,10 +89,12 @@ class SelfCheckFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class Running:
-    """A server under test: where the stations connect, and its process to sample."""
+    """A server under test: where the stations connect, its process to sample, and what it
+    wrote to stderr (WARNING and up for ours)."""
 
     url: str
     process: psutil.Process
+    stderr: list[str] = field(default_factory=list)
 
 
 def _pinned(cpu: int) -> Callable[[], None]:
@@ -141,7 +144,8 @@ async def _ours(args: argparse.Namespace, stations: int) -> AsyncIterator[Runnin
         core = _start_core(config, args.core_src)
         try:
             await _wait_listening(port, core)
-            yield Running(f"ws://127.0.0.1:{port}/ocpp", psutil.Process(core.pid))
+            process = psutil.Process(core.pid)
+            yield Running(f"ws://127.0.0.1:{port}/ocpp", process, drain_stderr(core))
         finally:
             _stop(core)
 
@@ -276,6 +280,8 @@ async def _drive(server: Running, *options: str) -> dict[str, Any]:
         "cpu_us_per_msg": round(1e6 * window.cpu_s / max(result["messages"], 1), 1),
         "rss_mb": round(window.rss_end / 2**20, 1),
         "rss_peak_mb": round(window.rss_peak / 2**20, 1),
+        "stderr_lines": len(server.stderr),
+        "stderr_first": server.stderr[:3],
     }
     return result
 
