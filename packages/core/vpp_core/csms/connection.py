@@ -13,11 +13,15 @@ the CPU for its whole backlog.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from websockets.asyncio.connection import Connection
 from websockets.protocol import State
+
+from vpp_core.csms.direct_send import send_text
 
 __all__ = ["ThrottledConnection"]
 
@@ -43,8 +47,11 @@ class ThrottledConnection:
         self._clock = clock
         self._last_s = clock()
         self._on_frame = on_frame
-        #: Sending is not budgeted: the connection's own ``send``, without a wrapper to await.
-        self.send: Callable[[str], Awaitable[None]] = ws.send
+        #: Sending is not budgeted: straight to the connection (websockets' own ``send`` but
+        #: for the open connection's common case, see :mod:`vpp_core.csms.direct_send`).
+        self.send: Callable[[str], Awaitable[None]] = (
+            functools.partial(send_text, ws) if isinstance(ws, Connection) else ws.send
+        )
 
     @property
     def subprotocol(self) -> str | None:
