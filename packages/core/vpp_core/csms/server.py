@@ -229,7 +229,7 @@ class CsmsServer:
             ws,
             rate_per_s=c.max_messages_per_s,
             burst=c.message_burst,
-            on_frame=self.metrics.frames.inc,
+            on_frame=self.metrics.count_frame,
         )
         peer = _peer_certificate(ws)
         endpoint = StationEndpoint(
