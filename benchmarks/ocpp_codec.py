@@ -13,7 +13,8 @@ Paths measured in one run:
 * ``library_sync_validation``: the same with ``ocpp.messages.ASYNC_VALIDATION = False``.
 
 ``stages_cpu_us`` splits one CALL into stages, among them the validation with and without
-the 32-bit bounds on every integer (issue 13), compiled alike. Prints one JSON object.
+the 32-bit bounds on every integer (issue 13), compiled alike, and the one used: the
+jsonschema-rs pre-check in front of it (``v2g_common.ocpp21.precheck``). Prints one JSON object.
 ``--profile`` adds the top functions (cProfile, by own time) of the
 adapter's inline path and of the library's path.
 
@@ -287,14 +288,14 @@ def stages(action: str, count: int, rounds: int) -> dict[str, float]:
         "validate: fastjsonschema, schema as shipped": cpu_us(
             lambda: shipped(frame.payload), count, rounds
         ),
-        "validate: fastjsonschema, refs inlined + enums as patterns (used)": cpu_us(
-            lambda: prepared(frame.payload), count, rounds
-        ),
-        "validate: the same without the 32-bit integer bounds": cpu_us(
+        "validate: fastjsonschema, refs inlined + enums as formats, no 32-bit bounds": cpu_us(
             lambda: unbounded(frame.payload), count, rounds
         ),
-        "validate: the same with the 32-bit integer bounds": cpu_us(
+        "validate: the same with the 32-bit integer bounds (the full validator)": cpu_us(
             lambda: bounded(frame.payload), count, rounds
+        ),
+        "validate: jsonschema-rs pre-check, the full validator if it refuses (used)": cpu_us(
+            lambda: prepared(frame.payload), count, rounds
         ),
         "keys camel->snake": cpu_us(lambda: payload_from_wire(frame.payload, shape), count, rounds),
         "encode + validate CALLRESULT": cpu_us(

@@ -30,6 +30,10 @@ Two validators exist per schema: *outgoing* checks ``date-time`` strictly (RFC 3
 offset, what we must send); *incoming* accepts a timestamp without an offset, as some deployed
 stations send, but still rejects a string that is no timestamp at all. Everything else is the
 schema as shipped.
+
+Each validator is fronted by a jsonschema-rs check of the same schema that may only accept
+(:mod:`v2g_common.ocpp21.precheck`): a valid payload costs ≈ 1/4 of the time, and whatever it
+does not accept is decided, and its error built, by the fastjsonschema validator as before.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Any
 
 import fastjsonschema
 import ocpp
+from fastjsonschema.draft06 import CodeGeneratorDraft06
 from ocpp.v21 import call as v21_call
 from ocpp.v21 import call_result as v21_call_result
 from ocpp.v21 import datatypes as v21_datatypes
@@ -58,6 +63,7 @@ from v2g_common.ocpp21.errors import (
     TypeConstraintViolation,
     UnsupportedSubprotocol,
 )
+from v2g_common.ocpp21.precheck import prechecked
 
 __all__ = [
     "SUBPROTOCOLS",
@@ -80,6 +86,9 @@ _LENIENT_DATE_TIME = (
     r"^\d{4}-[01]\d-[0-3]\d[tT ][0-2]\d:[0-5]\d:[0-6]\d(?:\.\d+)?"
     r"(?:[zZ]|[+-][0-2]\d:?[0-5]\d)?\Z"
 )
+
+#: What fastjsonschema checks an outgoing ``date-time`` with (the schemas are draft-06).
+_STRICT_DATE_TIME: str = CodeGeneratorDraft06.FORMAT_REGEXS["date-time"]
 
 # fastjsonschema's rule name -> the OCPP-J code a peer should get for it.
 _CODE_FOR_RULE: dict[str, type[OcppError]] = {
@@ -278,13 +287,19 @@ class SchemaCatalogue:
         key = (schema_name, outgoing)
         validator = self._validators.get(key)
         if validator is None:
-            schema, enum_checks = prepare_for_compiling(self.schemas[schema_name])
-            formats: dict[str, Any] = dict(enum_checks)
-            if not outgoing:
-                formats["date-time"] = _LENIENT_DATE_TIME
-            validator = fastjsonschema.compile(schema, use_default=False, formats=formats)
-            self._validators[key] = validator
+            validator = self._validators[key] = self._compile(schema_name, outgoing=outgoing)
         return validator
+
+    def _compile(self, schema_name: str, *, outgoing: bool) -> Validator:
+        shipped = self.schemas[schema_name]
+        schema, enum_checks = prepare_for_compiling(shipped)
+        formats: dict[str, Any] = dict(enum_checks)
+        if not outgoing:
+            formats["date-time"] = _LENIENT_DATE_TIME
+        full = fastjsonschema.compile(schema, use_default=False, formats=formats)
+        same_checks = bound_integers(inline_refs(shipped, shipped.get("definitions", {})))
+        date_time = _STRICT_DATE_TIME if outgoing else _LENIENT_DATE_TIME
+        return prechecked(full, same_checks, date_time)
 
     def warm_up(self, schema_names: Iterable[str], *, outgoing: bool) -> None:
         """Compile validators ahead of time so the first message pays nothing extra."""

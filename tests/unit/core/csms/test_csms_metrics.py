@@ -43,9 +43,7 @@ def _reference_exposition() -> list[str]:
 def _without_created(exposition: bytes) -> list[str]:
     """Sample lines, sorted; ``*_created`` (creation timestamps) left out."""
     lines = exposition.decode().splitlines()
-    return sorted(
-        line for line in lines if "_created" not in line and line.startswith("vpp_csms_")
-    )
+    return sorted(line for line in lines if "_created" not in line and line.startswith("vpp_csms_"))
 
 
 def test_message_series_scrape_like_prometheus_client() -> None:
