@@ -12,6 +12,7 @@ core listened), percentiles, attempts by outcome, the core's CPU and RSS.
 
     .venv/bin/python benchmarks/readmission.py --stations 10000
     .venv/bin/python benchmarks/readmission.py --stations 10000 --old-scheme
+    .venv/bin/python benchmarks/readmission.py --stations 10000 --busy-core-cpu 1
     .venv/bin/python benchmarks/readmission.py --stations 10000 --old-scheme \\
         --core-src /tmp/main-46611c7 --deadline 300     # main before this change
 
@@ -231,6 +232,14 @@ def _summary(swarm: Swarm, args: argparse.Namespace, listening_s: float) -> dict
     }
 
 
+def _busy_loop_on_core_cpu() -> subprocess.Popen[bytes]:
+    """A process spinning on CPU 0, the core's: other work on a loaded machine, on purpose."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(spinner.pid, {0})
+    return spinner
+
+
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     fd_limit = _raise_fd_limit()
     limit_tls_read_buffer()  # the stations' side too: 256 KiB zero-filled per attempt otherwise
@@ -244,6 +253,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             f"sqlite:///{work / 'fleet.db'}", args.stations, old_scheme=args.old_scheme
         )
         overflows = _listen_overflows()
+        busy = [_busy_loop_on_core_cpu() for _ in range(args.busy_core_cpu)]
         swarm = Swarm(t0=time.monotonic())
         core = _start_core(config, args.core_src)
         me, proc = psutil.Process(), psutil.Process(core.pid)
@@ -260,6 +270,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             for ws in swarm.sockets:
                 if ws.transport is not None:
                     ws.transport.abort()
+            for process in busy:
+                process.kill()
             core.terminate()
             try:
                 core.wait(timeout=30)
@@ -279,6 +291,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "stations_process_cpu_s": round(client_cpu.user + client_cpu.system, 1),
         "open_timeout_s": args.open_timeout,
         "max_opening_connections": args.max_opening or "core default",
+        "busy_processes_on_core_cpu": args.busy_core_cpu,
         "listen_overflows_machine_wide": overflows,
         "fd_limit": fd_limit,
         "load_average": os.getloadavg(),
@@ -308,6 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="[csms] max_opening_connections (default: core's)",
+    )
+    parser.add_argument(
+        "--busy-core-cpu",
+        type=int,
+        default=0,
+        help="processes spinning on the core's CPU during the run (a loaded machine)",
     )
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(_run(args)), indent=2))

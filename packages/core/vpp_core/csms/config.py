@@ -43,7 +43,7 @@ class CsmsConfig(ConfigSection):
     #: is decided); more are closed at accept, before any TLS work, so a reconnect storm
     #: never makes the core work on openings the stations time out (csms/opening.py,
     #: docs/admission.md).
-    max_opening_connections: int = Field(default=500, ge=1, le=100_000)
+    max_opening_connections: int = Field(default=2000, ge=1, le=100_000)
     #: Opening handshake (TCP + TLS + HTTP upgrade) must finish within this.
     open_timeout_s: float = Field(default=10.0, gt=0)
     #: Websocket pings (0 disables); a peer that misses the pong for ping_timeout_s is closed.
