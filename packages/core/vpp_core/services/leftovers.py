@@ -9,10 +9,10 @@ journal's sweep sees them, ``vpp_core.dispatch.recovery``), the service profile 
 its sessions' EVSEs is cleared by id, once, unless a live service holds that session (its
 profile, same id, is then this core's own). A TxProfile ends with its transaction, so an
 EVSE without a session holds none to clear; nor does a 2.0.1 station (LocalFrequency is 2.1
-only). A session being
-cleared is claimed (the services' ``busy``) so no new service plans it while the clear is in
-flight. A clear that fails is retried each round while the station stays connected (logged
-once per EVSE); an answer ``Unknown`` (nothing there) is as good as ``Accepted``.
+only). A session being cleared is claimed (the services' ``busy``) so no new service plans
+it while the clear is in flight. A clear that fails is retried each round while the station
+stays connected; an EVSE is logged once, in one line per round for all that newly failed. An
+answer ``Unknown`` (nothing there) is as good as ``Accepted``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ __all__ = ["LeftoverProfiles"]
 
 log = logging.getLogger(__name__)
 _Evse = tuple[str, int]
+#: How many failing EVSEs a warning names (the rest are counted).
+_SHOWN = 3
 
 
 class LeftoverProfiles:
@@ -90,17 +92,31 @@ class LeftoverProfiles:
 
     def _note(self, results: dict[SessionKey, CommandResult | Exception]) -> None:
         cleared = 0
+        failed: list[tuple[SessionKey, CommandResult | Exception]] = []
         for key, result in results.items():
             evse = (key.station_id, key.evse_id)
             if isinstance(result, CommandResult) and result.status in CLEARED:
                 self.done.add(evse)
+                self._failing.discard(evse)
                 cleared += result.status == "Accepted"
             elif evse not in self._failing:  # retried next round while connected
                 self._failing.add(evse)
-                log.warning(
-                    "service profile %d on %s/%d not cleared after a restart (retrying): %r",
-                    self._profile_id(key), key.station_id, key.evse_id, result,
-                )  # fmt: skip
+                failed.append((key, result))
         self.cleared += cleared
+        if failed:
+            self._log_failed(failed)
         if cleared:
             log.warning("cleared %d frequency-service profiles left by an earlier core", cleared)
+
+    def _log_failed(self, failed: list[tuple[SessionKey, CommandResult | Exception]]) -> None:
+        """One line per round, not one per EVSE: after a restart of a core with thousands of
+        stations that do not answer, a line each would flood the journal."""
+        shown = ", ".join(
+            f"{key.station_id}/{key.evse_id} ({result!r})" for key, result in failed[:_SHOWN]
+        )
+        more = f" and {len(failed) - _SHOWN} more" if len(failed) > _SHOWN else ""
+        log.warning(
+            "service profile not cleared after a restart on %d EVSE(s), retrying each round"
+            " while connected (%d failing in all): %s%s",
+            len(failed), len(self._failing), shown, more,
+        )  # fmt: skip

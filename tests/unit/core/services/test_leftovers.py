@@ -82,3 +82,23 @@ async def test_a_failing_sweep_is_contained_counted_and_started_again(
     logged = [r for r in caplog.records if TASK in r.getMessage()]
     assert len(logged) == 1
     assert "fleet view broken" in logged[0].getMessage()
+
+
+async def test_many_failing_clears_make_one_line_per_round_not_one_per_evse(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock(auto=False)
+    fleet = ScriptedFleet(clock)
+    for i in range(6):
+        fleet.add(f"CS{i}", EvSpec(soc_pct=70.0, min_discharge_w=0.0, min_charge_w=0.0))
+        fleet.stations[f"CS{i}"].fail = TimeoutError("no answer")
+    supervisor = TaskSupervisor(CollectorRegistry())
+    async with FrequencyServices(fleet, fleet, clock, CONFIG, supervisor=supervisor) as services:
+        await until(lambda: all(len(clears_to(fleet, f"CS{i}")) == 1 for i in range(6)))
+        await clock.advance(1.0)
+        await until(lambda: all(len(clears_to(fleet, f"CS{i}")) == 2 for i in range(6)))
+        assert not services.leftovers.done
+    failures = [r.getMessage() for r in caplog.records if "not cleared" in r.getMessage()]
+    assert len(failures) == 1, failures
+    assert "on 6 EVSE(s)" in failures[0], failures[0]
+    assert "and 3 more" in failures[0], failures[0]
